@@ -1,0 +1,37 @@
+//! # insightpulse-core
+//!
+//! The I/O-free heart of InsightPulse Core: typed ids, the [`Context`] every
+//! call carries, the one [`Error`] enum, validated value types, the
+//! repository traits of every module and the pure rules they share
+//! (permission evaluation, token hashing, password hashing).
+//!
+//! Nothing here knows about SQL. Backends (`insightpulse-postgres`, the
+//! in-memory backend of `insightpulse-testing`) implement the traits and must
+//! behave identically; the conformance suite in `insightpulse-testing` is the
+//! specification they are both checked against.
+//!
+//! Module map (the same names are used in every crate):
+//!
+//! | module | what it guards |
+//! |---|---|
+//! | [`tenancy`] | tenants, users, memberships, invitations, teams, RBAC, SSO, API keys |
+//! | [`projects`] | projects and their environments |
+
+pub mod clock;
+pub mod context;
+pub mod error;
+pub mod ids;
+pub mod projects;
+pub mod repos;
+pub mod tenancy;
+pub mod values;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::{ApiKeyPrincipal, Context, Principal, PrincipalKind, RequestMeta};
+pub use error::{Error, Result, TokenRejection};
+pub use ids::*;
+pub use repos::Repos;
+pub use values::{Email, Name, PermissionCode, Slug, TimeZone};
+
+/// Re-exported so host apps use the same secret types the SDK returns.
+pub use secrecy::{ExposeSecret, SecretString};

@@ -1,0 +1,179 @@
+//! One-time secrets handed to clients: API keys and invitation tokens.
+//!
+//! Rule: the plaintext exists only in the value returned to the caller. A
+//! token looks like `ipk_<lookup>_<secret>`: the 16-character lookup part
+//! (80 random bits) finds the row, the 52-character secret (256 random bits)
+//! proves possession. Only the lookup prefix and an HMAC-SHA256 of the whole
+//! token under a server-side pepper are stored, and the comparison is
+//! constant-time. A fast keyed hash is right here (unlike passwords): the
+//! secrets are high-entropy, so there is nothing to brute-force, and
+//! verification sits on every request's hot path.
+
+use crate::error::TokenRejection;
+use data_encoding::BASE32_DNSSEC;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::SecretString;
+use sha2::Sha256;
+
+const LOOKUP_BYTES: usize = 10;
+const SECRET_BYTES: usize = 32;
+const LOOKUP_LEN: usize = 16;
+const SECRET_LEN: usize = 52;
+
+/// The kind of token, which fixes its textual prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `ipk_…`
+    ApiKey,
+    /// `ipinv_…`
+    Invitation,
+}
+
+impl TokenKind {
+    fn tag(self) -> &'static str {
+        match self {
+            Self::ApiKey => "ipk",
+            Self::Invitation => "ipinv",
+        }
+    }
+}
+
+/// Hashes tokens with HMAC-SHA256 under a server-side pepper.
+#[derive(Clone)]
+pub struct TokenHasher {
+    pepper: std::sync::Arc<secrecy::SecretSlice<u8>>,
+}
+
+impl std::fmt::Debug for TokenHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHasher(..)")
+    }
+}
+
+/// The environment variable [`TokenHasher::from_env`] reads.
+pub const PEPPER_ENV: &str = "INSIGHTPULSE_TOKEN_PEPPER";
+
+impl TokenHasher {
+    /// A hasher keyed with `pepper` (at least 32 bytes recommended). Every
+    /// process sharing a database must use the same pepper.
+    pub fn new(pepper: impl Into<Vec<u8>>) -> Self {
+        Self {
+            pepper: std::sync::Arc::new(secrecy::SecretSlice::from(pepper.into())),
+        }
+    }
+
+    /// Keyed by `INSIGHTPULSE_TOKEN_PEPPER`, or by a fixed development pepper
+    /// (with a warning on stderr) when it is unset.
+    pub fn from_env() -> Self {
+        match std::env::var(PEPPER_ENV) {
+            Ok(p) if !p.is_empty() => Self::new(p.into_bytes()),
+            _ => {
+                eprintln!("insightpulse: {PEPPER_ENV} is not set; using the development pepper (do not use in production)");
+                Self::new(b"insightpulse-development-pepper-not-for-production".to_vec())
+            }
+        }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        use secrecy::ExposeSecret;
+        <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret()).expect("HMAC takes any key length")
+    }
+
+    /// The keyed hash of a whole token.
+    pub fn hash(&self, token: &str) -> Vec<u8> {
+        let mut mac = self.mac();
+        mac.update(token.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Constant-time comparison of `token` against a stored hash.
+    pub fn matches(&self, token: &str, stored: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(token.as_bytes());
+        mac.verify_slice(stored).is_ok()
+    }
+}
+
+/// A freshly issued token.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The public lookup prefix, including the kind tag (`ipk_…`).
+    pub prefix: String,
+    /// The whole plaintext token.
+    pub token: SecretString,
+    /// Its keyed hash, the only thing to store besides the prefix.
+    pub hash: Vec<u8>,
+}
+
+/// Issues a new random token of `kind`.
+pub fn issue(kind: TokenKind, hasher: &TokenHasher) -> IssuedToken {
+    let mut rng = rand::rngs::OsRng;
+    let mut lookup = [0u8; LOOKUP_BYTES];
+    let mut secret = [0u8; SECRET_BYTES];
+    rng.fill_bytes(&mut lookup);
+    rng.fill_bytes(&mut secret);
+    let prefix = format!("{}_{}", kind.tag(), BASE32_DNSSEC.encode(&lookup));
+    let token = format!("{prefix}_{}", BASE32_DNSSEC.encode(&secret));
+    let hash = hasher.hash(&token);
+    IssuedToken {
+        prefix,
+        token: SecretString::from(token),
+        hash,
+    }
+}
+
+/// The lookup prefix of a presented token, or `Malformed`.
+///
+/// ```
+/// use insightpulse_core::tenancy::tokens::{issue, prefix_of, TokenHasher, TokenKind};
+/// use insightpulse_core::ExposeSecret;
+/// let hasher = TokenHasher::new(b"pepper".to_vec());
+/// let t = issue(TokenKind::ApiKey, &hasher);
+/// assert_eq!(prefix_of(TokenKind::ApiKey, t.token.expose_secret()).unwrap(), t.prefix);
+/// assert!(prefix_of(TokenKind::Invitation, t.token.expose_secret()).is_err());
+/// assert!(hasher.matches(t.token.expose_secret(), &t.hash));
+/// ```
+pub fn prefix_of(kind: TokenKind, presented: &str) -> Result<&str, TokenRejection> {
+    let tag = kind.tag();
+    let well_formed = presented.len() == tag.len() + 1 + LOOKUP_LEN + 1 + SECRET_LEN
+        && presented.starts_with(tag)
+        && presented.as_bytes()[tag.len()] == b'_'
+        && presented.as_bytes()[tag.len() + 1 + LOOKUP_LEN] == b'_'
+        && presented[tag.len() + 1..]
+            .bytes()
+            .all(|b| b == b'_' || b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
+    if well_formed {
+        Ok(&presented[..tag.len() + 1 + LOOKUP_LEN])
+    } else {
+        Err(TokenRejection::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn tokens_are_unique_and_only_their_own_hash_matches() {
+        let h = TokenHasher::new(b"k".to_vec());
+        let a = issue(TokenKind::ApiKey, &h);
+        let b = issue(TokenKind::ApiKey, &h);
+        assert_ne!(a.prefix, b.prefix);
+        assert!(h.matches(a.token.expose_secret(), &a.hash));
+        assert!(!h.matches(b.token.expose_secret(), &a.hash));
+        // another pepper gives another hash
+        assert!(!TokenHasher::new(b"other".to_vec()).matches(a.token.expose_secret(), &a.hash));
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected() {
+        let h = TokenHasher::new(b"k".to_vec());
+        let t = issue(TokenKind::ApiKey, &h);
+        let s = t.token.expose_secret();
+        for bad in ["", "ipk_", &s[..s.len() - 1], &s.to_uppercase(), &s.replacen("ipk", "ipx", 1)] {
+            assert_eq!(prefix_of(TokenKind::ApiKey, bad), Err(TokenRejection::Malformed), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Validated value types. Each can only hold a valid value, so validation
+//! happens once, at the edge, before any I/O — never scattered across
+//! callers or left to a database constraint.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! string_value {
+    ($name:ident) => {
+        impl $name {
+            /// The validated string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<&str> for $name {
+            type Error = Error;
+            fn try_from(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(s: String) -> Result<Self> {
+                Self::parse(&s)
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// A URL-safe identifier: 2–63 characters of `a-z`, `0-9` and single
+/// hyphens, starting with a letter and not ending with a hyphen.
+///
+/// ```
+/// use insightpulse_core::Slug;
+/// assert!(Slug::parse("acme-corp").is_ok());
+/// assert!(Slug::parse("Acme Corp").is_err());
+/// assert!(Slug::parse("-acme").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slug(String);
+
+impl Slug {
+    /// Validates a slug.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &'static str| Err(Error::validation("slug", why));
+        if !(2..=63).contains(&s.len()) {
+            return bad("must be 2 to 63 characters");
+        }
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return bad("may contain only a-z, 0-9 and '-'");
+        }
+        if !s.as_bytes()[0].is_ascii_lowercase() {
+            return bad("must start with a letter");
+        }
+        if s.ends_with('-') || s.contains("--") {
+            return bad("must not end with '-' or contain '--'");
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_value!(Slug);
+
+/// An email address (RFC 5322 syntax), stored lower-cased so lookups and
+/// uniqueness are case-insensitive.
+///
+/// ```
+/// use insightpulse_core::Email;
+/// assert_eq!(Email::parse("Ada@Example.COM").unwrap().as_str(), "ada@example.com");
+/// assert!(Email::parse("not an email").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+impl Email {
+    /// Validates and normalises an email address.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.len() > 254 || !email_address::EmailAddress::is_valid(s) || !s.contains('.') {
+            return Err(Error::validation("email", "not a valid email address"));
+        }
+        Ok(Self(s.to_lowercase()))
+    }
+}
+string_value!(Email);
+
+/// A human-readable name: trimmed, 1–200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(String);
+
+impl Name {
+    /// Validates a name.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.is_empty() || s.chars().count() > 200 {
+            return Err(Error::validation("name", "must be 1 to 200 characters"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Error::validation("name", "must not contain control characters"));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_value!(Name);
+
+/// An IANA time zone name such as `America/New_York`.
+///
+/// ```
+/// use insightpulse_core::TimeZone;
+/// assert!(TimeZone::parse("Europe/Paris").is_ok());
+/// assert!(TimeZone::parse("Mars/Olympus").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeZone(String);
+
+impl TimeZone {
+    /// Validates a time zone against the IANA database.
+    pub fn parse(s: &str) -> Result<Self> {
+        let tz: chrono_tz::Tz = s
+            .parse()
+            .map_err(|_| Error::validation("timezone", "not an IANA time zone"))?;
+        Ok(Self(tz.name().to_owned()))
+    }
+    /// UTC.
+    pub fn utc() -> Self {
+        Self("UTC".to_owned())
+    }
+    /// The zone, for local-time arithmetic.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.0.parse().expect("validated at construction")
+    }
+}
+string_value!(TimeZone);
+
+/// A permission code: dot-separated lower-case segments, e.g.
+/// `dashboard.delete` or `api_key.manage`.
+///
+/// ```
+/// use insightpulse_core::PermissionCode;
+/// assert!(PermissionCode::parse("billing.read").is_ok());
+/// assert!(PermissionCode::parse("billing").is_err());
+/// assert!(PermissionCode::parse("Billing.Read").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PermissionCode(String);
+
+impl PermissionCode {
+    /// Validates a permission code.
+    pub fn parse(s: &str) -> Result<Self> {
+        let segment_ok = |seg: &str| {
+            !seg.is_empty()
+                && seg.as_bytes()[0].is_ascii_lowercase()
+                && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        let segments: Vec<&str> = s.split('.').collect();
+        if s.len() > 100 || segments.len() < 2 || !segments.iter().all(|seg| segment_ok(seg)) {
+            return Err(Error::validation(
+                "permission",
+                "must look like `module.action` (lower-case letters, digits, '_')",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_value!(PermissionCode);
