@@ -1,0 +1,291 @@
+//! Projects & environments on PostgreSQL (core module
+//! [`insightpulse_core::projects`]). Visibility, including an API key's
+//! project and environment scope, is decided by the RLS policies of
+//! `migrations/*_projects.sql`.
+
+use crate::error::{db, not_found};
+use crate::tenancy::{parse, require, traced};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
+use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result, Slug, TenantId};
+use uuid::Uuid;
+
+pub(crate) const COLS: &str = "tenant_id, id, slug, name, description, archived_at, created_at, updated_at";
+const ENV_COLS: &str = "tenant_id, id, project_id, kind::text AS kind, created_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct Row {
+    tenant_id: Uuid,
+    id: Uuid,
+    slug: String,
+    name: String,
+    description: Option<String>,
+    archived_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for Project {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(Project {
+            id: ProjectId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            slug: parse(&r.slug, Slug::parse)?,
+            name: parse(&r.name, Name::parse)?,
+            description: r.description,
+            archived_at: r.archived_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EnvRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    project_id: Uuid,
+    kind: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<EnvRow> for Environment {
+    type Error = Error;
+    fn try_from(r: EnvRow) -> Result<Self> {
+        let kind = match r.kind.as_str() {
+            "development" => EnvironmentKind::Development,
+            "staging" => EnvironmentKind::Staging,
+            "production" => EnvironmentKind::Production,
+            other => return Err(crate::error::corrupt(Error::validation("kind", other.to_owned()))),
+        };
+        Ok(Environment {
+            id: EnvironmentId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            project_id: ProjectId(r.project_id),
+            kind,
+            created_at: r.created_at,
+        })
+    }
+}
+
+async fn project(tx: &mut Tx, tenant: TenantId, id: ProjectId) -> Result<Row> {
+    sqlx::query_as(&format!("SELECT {COLS} FROM projects WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(not_found("project"))
+}
+
+async fn environment(tx: &mut Tx, tenant: TenantId, id: EnvironmentId) -> Result<EnvRow> {
+    sqlx::query_as(&format!("SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(not_found("environment"))
+}
+
+impl PgBackend {
+    /// Sets or clears `archived_at` (idempotently) after the permission check.
+    async fn set_archived(&self, ctx: &Context, id: ProjectId, archived: bool) -> Result<Project> {
+        let tenant = ctx.require_tenant()?;
+        let mut tx = self.begin(ctx).await?;
+        let current = project(&mut tx, tenant, id).await?;
+        require(&mut tx, ctx, tenant, Some("project.update"), Some(id)).await?;
+        if current.archived_at.is_some() == archived {
+            return current.try_into();
+        }
+        let now = self.clock.now();
+        let row: Row = sqlx::query_as(&format!(
+            "UPDATE projects SET archived_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+        ))
+        .bind(tenant.0)
+        .bind(id.0)
+        .bind(archived.then_some(now))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.try_into()
+    }
+}
+
+#[async_trait]
+impl ProjectRepo for PgBackend {
+    async fn create_project(&self, ctx: &Context, new: NewProject) -> Result<Project> {
+        traced!(ctx, "projects.create_project", {
+            if new.description.as_ref().is_some_and(|d| d.chars().count() > 2000) {
+                return Err(Error::validation("description", "must be at most 2000 characters"));
+            }
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("project.create"), None).await?;
+            let row: Row = sqlx::query_as(&format!(
+                "INSERT INTO projects (tenant_id, slug, name, description, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(new.slug.as_str())
+            .bind(new.name.as_str())
+            .bind(&new.description)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn get_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
+        traced!(ctx, "projects.get_project", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let row = project(&mut tx, tenant, id).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn list_projects(&self, ctx: &Context, include_archived: bool) -> Result<Vec<Project>> {
+        traced!(ctx, "projects.list_projects", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<Row> = sqlx::query_as(&format!(
+                "SELECT {COLS} FROM projects WHERE tenant_id = $1 AND ($2 OR archived_at IS NULL)
+                  ORDER BY slug COLLATE \"C\""
+            ))
+            .bind(tenant.0)
+            .bind(include_archived)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Project::try_from).collect()
+        })
+    }
+
+    async fn rename_project(&self, ctx: &Context, id: ProjectId, name: Name) -> Result<Project> {
+        traced!(ctx, "projects.rename_project", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let current = project(&mut tx, tenant, id).await?;
+            require(&mut tx, ctx, tenant, Some("project.update"), Some(id)).await?;
+            if current.archived_at.is_some() {
+                return Err(Error::invalid_state("project", "archived projects cannot be renamed"));
+            }
+            let row: Row = sqlx::query_as(&format!(
+                "UPDATE projects SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(name.as_str())
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn archive_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
+        traced!(ctx, "projects.archive_project", { self.set_archived(ctx, id, true).await })
+    }
+
+    async fn unarchive_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
+        traced!(ctx, "projects.unarchive_project", { self.set_archived(ctx, id, false).await })
+    }
+
+    async fn delete_project(&self, ctx: &Context, id: ProjectId) -> Result<()> {
+        traced!(ctx, "projects.delete_project", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            project(&mut tx, tenant, id).await?;
+            require(&mut tx, ctx, tenant, Some("project.delete"), Some(id)).await?;
+            // Environments, project grants and scoped keys go with it (ON DELETE CASCADE).
+            sqlx::query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn create_environment(&self, ctx: &Context, id: ProjectId, kind: EnvironmentKind) -> Result<Environment> {
+        traced!(ctx, "projects.create_environment", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let current = project(&mut tx, tenant, id).await?;
+            require(&mut tx, ctx, tenant, Some("environment.manage"), Some(id)).await?;
+            if current.archived_at.is_some() {
+                return Err(Error::invalid_state("project", "archived projects get no new environments"));
+            }
+            let row: EnvRow = sqlx::query_as(&format!(
+                "INSERT INTO environments (tenant_id, project_id, kind, created_at)
+                 VALUES ($1, $2, $3::environment_kind, $4) RETURNING {ENV_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(kind.as_str())
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn get_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<Environment> {
+        traced!(ctx, "projects.get_environment", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let row = environment(&mut tx, tenant, id).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn list_environments(&self, ctx: &Context, id: ProjectId) -> Result<Vec<Environment>> {
+        traced!(ctx, "projects.list_environments", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            project(&mut tx, tenant, id).await?;
+            let rows: Vec<EnvRow> = sqlx::query_as(&format!(
+                "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND project_id = $2 ORDER BY kind"
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Environment::try_from).collect()
+        })
+    }
+
+    async fn delete_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<()> {
+        traced!(ctx, "projects.delete_environment", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let env = environment(&mut tx, tenant, id).await?;
+            require(&mut tx, ctx, tenant, Some("environment.manage"), Some(ProjectId(env.project_id))).await?;
+            sqlx::query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+}

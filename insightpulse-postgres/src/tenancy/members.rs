@@ -1,0 +1,434 @@
+//! `MemberRepo` on PostgreSQL: memberships and invitations.
+//!
+//! Accepting an invitation runs as the service role: the invitee is not a
+//! member yet, so no tenant policy could let them in; the token is the
+//! credential, checked here before anything is written.
+
+use super::{first_missing, is_owner, parse, require, traced};
+use crate::error::{db, not_found};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use insightpulse_core::tenancy::tokens::{self, TokenKind};
+use insightpulse_core::tenancy::{
+    Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation, RoleScope,
+};
+use insightpulse_core::{
+    Context, Email, Error, ExposeSecret, InvitationId, Result, RoleId, SecretString, TenantId, TokenRejection,
+    UserId,
+};
+use uuid::Uuid;
+
+const MEMBER_COLS: &str = "tenant_id, user_id, is_owner, status::text AS status, created_at";
+const INVITATION_COLS: &str =
+    "tenant_id, id, email, role_id, invited_by, expires_at, accepted_at, revoked_at, created_at";
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    tenant_id: Uuid,
+    user_id: Uuid,
+    is_owner: bool,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<MemberRow> for Membership {
+    type Error = Error;
+    fn try_from(r: MemberRow) -> Result<Self> {
+        Ok(Membership {
+            tenant_id: TenantId(r.tenant_id),
+            user_id: UserId(r.user_id),
+            is_owner: r.is_owner,
+            status: match r.status.as_str() {
+                "active" => MembershipStatus::Active,
+                "suspended" => MembershipStatus::Suspended,
+                other => return Err(crate::error::corrupt(Error::validation("status", other.to_owned()))),
+            },
+            created_at: r.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InvitationRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    email: String,
+    role_id: Option<Uuid>,
+    invited_by: Option<Uuid>,
+    expires_at: DateTime<Utc>,
+    accepted_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<InvitationRow> for Invitation {
+    type Error = Error;
+    fn try_from(r: InvitationRow) -> Result<Self> {
+        Ok(Invitation {
+            id: InvitationId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            email: parse(&r.email, Email::parse)?,
+            role_id: r.role_id.map(RoleId),
+            invited_by: r.invited_by.map(UserId),
+            expires_at: r.expires_at,
+            accepted_at: r.accepted_at,
+            revoked_at: r.revoked_at,
+            created_at: r.created_at,
+        })
+    }
+}
+
+async fn membership(tx: &mut Tx, tenant: TenantId, user: UserId, lock: bool) -> Result<MemberRow> {
+    sqlx::query_as(&format!(
+        "SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 AND user_id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    ))
+    .bind(tenant.0)
+    .bind(user.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("member"))
+}
+
+/// The owner rules shared by suspend, reactivate and remove: acting on an
+/// owner needs an owner, and the last active owner must stay.
+async fn check_owner_rules(
+    tx: &mut Tx,
+    ctx: &Context,
+    tenant: TenantId,
+    target: &MemberRow,
+    keeps_target_active: bool,
+) -> Result<()> {
+    if !target.is_owner {
+        return Ok(());
+    }
+    if !is_owner(tx, ctx, tenant).await? {
+        return Err(Error::denied("tenant owner"));
+    }
+    if !keeps_target_active && target.status == "active" {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM org_memberships
+              WHERE tenant_id = $1 AND user_id <> $2 AND is_owner AND status = 'active'",
+        )
+        .bind(tenant.0)
+        .bind(target.user_id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        if others == 0 {
+            return Err(Error::invalid_state("member", "the last active owner must stay"));
+        }
+    }
+    Ok(())
+}
+
+/// Permissions of a role visible in `tenant` (built-in or the tenant's own),
+/// with its scope; `NotFound` otherwise.
+pub(crate) async fn role_permissions(tx: &mut Tx, tenant: TenantId, role: RoleId) -> Result<(RoleScope, Vec<String>)> {
+    let (scope, perms): (String, Vec<String>) = sqlx::query_as(
+        "SELECT r.scope::text,
+                array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+                       WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\")
+           FROM roles r WHERE r.id = $1 AND (r.tenant_id IS NULL OR r.tenant_id = $2)",
+    )
+    .bind(role.0)
+    .bind(tenant.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("role"))?;
+    Ok((super::rbac::scope_of(&scope)?, perms))
+}
+
+impl PgBackend {
+    async fn set_status(&self, ctx: &Context, user: UserId, status: MembershipStatus) -> Result<Membership> {
+        let tenant = ctx.require_tenant()?;
+        let mut tx = self.begin(ctx).await?;
+        require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
+        let target = membership(&mut tx, tenant, user, true).await?;
+        check_owner_rules(&mut tx, ctx, tenant, &target, status == MembershipStatus::Active).await?;
+        let row: MemberRow = sqlx::query_as(&format!(
+            "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
+              WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
+        ))
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(status.as_str())
+        .bind(self.clock.now())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        row.try_into()
+    }
+}
+
+#[async_trait]
+impl MemberRepo for PgBackend {
+    async fn list_members(&self, ctx: &Context) -> Result<Vec<Membership>> {
+        traced!(ctx, "members.list_members", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<MemberRow> = sqlx::query_as(&format!(
+                "SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"
+            ))
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Membership::try_from).collect()
+        })
+    }
+
+    async fn get_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
+        traced!(ctx, "members.get_member", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let row = membership(&mut tx, tenant, user, false).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn invite(&self, ctx: &Context, new: NewInvitation) -> Result<IssuedInvitation> {
+        traced!(ctx, "members.invite", {
+            if new.valid_for < Duration::minutes(1) || new.valid_for > Duration::days(30) {
+                return Err(Error::validation("valid_for", "must be between 1 minute and 30 days"));
+            }
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
+            let already: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM org_memberships m JOIN users u ON u.id = m.user_id
+                                 WHERE m.tenant_id = $1 AND u.email = $2)",
+            )
+            .bind(tenant.0)
+            .bind(new.email.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if already {
+                return Err(Error::conflict("member", format!("email={}", new.email)));
+            }
+            if let Some(role) = new.role_id {
+                let (scope, perms) = role_permissions(&mut tx, tenant, role).await?;
+                if !scope.allows_grant(None) {
+                    return Err(Error::validation("role", "a project role cannot be granted tenant-wide"));
+                }
+                require(&mut tx, ctx, tenant, Some("role.assign"), None).await?;
+                if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, None).await? {
+                    return Err(Error::denied(missing));
+                }
+            }
+            let now = self.clock.now();
+            let token = tokens::issue(TokenKind::Invitation, &self.hasher);
+            let row: InvitationRow = sqlx::query_as(&format!(
+                "INSERT INTO invitations (tenant_id, email, role_id, token_prefix, token_hash, invited_by, expires_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {INVITATION_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(new.email.as_str())
+            .bind(new.role_id.map(|r| r.0))
+            .bind(&token.prefix)
+            .bind(&token.hash)
+            .bind(ctx.user_id().map(|u| u.0))
+            .bind(now + new.valid_for)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(IssuedInvitation {
+                invitation: row.try_into()?,
+                token: token.token,
+            })
+        })
+    }
+
+    async fn list_invitations(&self, ctx: &Context) -> Result<Vec<Invitation>> {
+        traced!(ctx, "members.list_invitations", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
+            let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
+                "SELECT {INVITATION_COLS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"
+            ))
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Invitation::try_from).collect()
+        })
+    }
+
+    async fn revoke_invitation(&self, ctx: &Context, id: InvitationId) -> Result<()> {
+        traced!(ctx, "members.revoke_invitation", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
+            let (accepted, revoked): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
+                "SELECT accepted_at, revoked_at FROM invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("invitation"))?;
+            if accepted.is_some() {
+                return Err(Error::invalid_state("invitation", "already accepted"));
+            }
+            if revoked.is_none() {
+                sqlx::query("UPDATE invitations SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind(self.clock.now())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn accept_invitation(&self, ctx: &Context, token: &SecretString) -> Result<Membership> {
+        traced!(ctx, "members.accept_invitation", {
+            let user = ctx.require_user()?;
+            let presented = token.expose_secret();
+            let reject = |reason| Error::unauthenticated("invitation token", reason);
+            let prefix = tokens::prefix_of(TokenKind::Invitation, presented).map_err(reject)?;
+            let now = self.clock.now();
+            let mut tx = self.begin(&Context::system("accept invitation")).await?;
+            #[derive(sqlx::FromRow)]
+            struct Candidate {
+                #[sqlx(flatten)]
+                invitation: InvitationRow,
+                token_hash: Vec<u8>,
+            }
+            let candidates: Vec<Candidate> = sqlx::query_as(&format!(
+                "SELECT {INVITATION_COLS}, token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
+            ))
+            .bind(prefix)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let inv = candidates
+                .into_iter()
+                .find(|c| self.hasher.matches(presented, &c.token_hash))
+                .map(|c| c.invitation)
+                .ok_or(reject(TokenRejection::Unknown))?;
+            if inv.revoked_at.is_some() {
+                return Err(reject(TokenRejection::Revoked));
+            }
+            if inv.accepted_at.is_some() {
+                return Err(reject(TokenRejection::AlreadyUsed));
+            }
+            if now >= inv.expires_at {
+                return Err(reject(TokenRejection::Expired));
+            }
+            let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+                .bind(user.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found("user"))?;
+            if email != inv.email {
+                return Err(Error::denied("invited email"));
+            }
+            let row: MemberRow = sqlx::query_as(&format!(
+                "INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
+                 VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING {MEMBER_COLS}"
+            ))
+            .bind(inv.tenant_id)
+            .bind(user.0)
+            .bind(inv.invited_by)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if let Some(role) = inv.role_id {
+                sqlx::query(
+                    "INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(inv.tenant_id)
+                .bind(user.0)
+                .bind(role)
+                .bind(inv.invited_by)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
+            sqlx::query("UPDATE invitations SET accepted_at = $3, accepted_by = $4 WHERE tenant_id = $1 AND id = $2")
+                .bind(inv.tenant_id)
+                .bind(inv.id)
+                .bind(now)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn suspend_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
+        traced!(ctx, "members.suspend_member", {
+            self.set_status(ctx, user, MembershipStatus::Suspended).await
+        })
+    }
+
+    async fn reactivate_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
+        traced!(ctx, "members.reactivate_member", {
+            self.set_status(ctx, user, MembershipStatus::Active).await
+        })
+    }
+
+    async fn remove_member(&self, ctx: &Context, user: UserId) -> Result<()> {
+        traced!(ctx, "members.remove_member", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
+            let target = membership(&mut tx, tenant, user, true).await?;
+            check_owner_rules(&mut tx, ctx, tenant, &target, false).await?;
+            // Grants, team memberships and identities go with it (ON DELETE CASCADE).
+            sqlx::query("DELETE FROM org_memberships WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn set_owner(&self, ctx: &Context, user: UserId, owner: bool) -> Result<Membership> {
+        traced!(ctx, "members.set_owner", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, None, None).await?;
+            if !is_owner(&mut tx, ctx, tenant).await? {
+                return Err(Error::denied("tenant owner"));
+            }
+            let target = membership(&mut tx, tenant, user, true).await?;
+            if !owner {
+                check_owner_rules(&mut tx, ctx, tenant, &target, false).await?;
+            }
+            let row: MemberRow = sqlx::query_as(&format!(
+                "UPDATE org_memberships SET is_owner = $3, updated_at = $4
+                  WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(owner)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+}

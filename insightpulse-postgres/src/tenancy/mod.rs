@@ -1,0 +1,105 @@
+//! Tenancy & identity on PostgreSQL (core module [`insightpulse_core::tenancy`]).
+//!
+//! The permission rule itself lives in SQL (`auth.user_has_permission`) and
+//! in core's pure evaluator; this module only asks the database and turns
+//! the answer into `NotFound` (tenant not visible) or `PermissionDenied`
+//! (visible, permission missing), so both backends answer alike.
+
+mod api_keys;
+mod members;
+mod rbac;
+mod sso;
+mod teams;
+mod tenants;
+mod users;
+
+use crate::error::db;
+use crate::uow::Tx;
+use insightpulse_core::{Context, Error, ProjectId, Result, TenantId};
+
+/// Opens an instrumented block: the future runs inside the operation's span.
+macro_rules! traced {
+    ($ctx:expr, $op:literal, $body:block) => {{
+        use tracing::Instrument as _;
+        let span = $crate::uow::span($ctx, $op);
+        async move $body.instrument(span).await
+    }};
+}
+pub(crate) use traced;
+
+/// Refuses unless `ctx` can see `tenant` (`NotFound`) and, when `code` is
+/// given, holds it at `project` (`PermissionDenied`). The system sees every
+/// existing tenant and holds every permission.
+pub(crate) async fn require(
+    tx: &mut Tx,
+    ctx: &Context,
+    tenant: TenantId,
+    code: Option<&'static str>,
+    project: Option<ProjectId>,
+) -> Result<()> {
+    let (visible, allowed): (bool, bool) = if ctx.is_system() {
+        let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+            .bind(tenant.0)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
+        (exists, true)
+    } else {
+        sqlx::query_as(
+            "SELECT $1 = ANY (auth.user_tenant_ids()),
+                    $2::text IS NULL OR auth.user_has_permission($2, $1, $3)",
+        )
+        .bind(tenant.0)
+        .bind(code)
+        .bind(project.map(|p| p.0))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?
+    };
+    match (visible, allowed) {
+        (false, _) => Err(Error::not_found("tenant")),
+        (true, false) => Err(Error::denied(code.unwrap_or_default())),
+        (true, true) => Ok(()),
+    }
+}
+
+/// The first of `codes` that `ctx` does not hold at `project`, if any.
+pub(crate) async fn first_missing(
+    tx: &mut Tx,
+    ctx: &Context,
+    tenant: TenantId,
+    codes: &[String],
+    project: Option<ProjectId>,
+) -> Result<Option<String>> {
+    if ctx.is_system() {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "SELECT c FROM unnest($1::text[]) AS c
+          WHERE NOT auth.user_has_permission(c, $2, $3) ORDER BY c LIMIT 1",
+    )
+    .bind(codes)
+    .bind(tenant.0)
+    .bind(project.map(|p| p.0))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)
+}
+
+/// Whether the acting principal is an active owner of `tenant` (the system
+/// counts as one).
+pub(crate) async fn is_owner(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Result<bool> {
+    if ctx.is_system() {
+        return Ok(true);
+    }
+    sqlx::query_scalar("SELECT auth.is_tenant_owner($1)")
+        .bind(tenant.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)
+}
+
+/// Parses a stored value with a core value type's parser.
+pub(crate) fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<T> {
+    f(s).map_err(crate::error::corrupt)
+}

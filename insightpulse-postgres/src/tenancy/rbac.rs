@@ -1,0 +1,360 @@
+//! `RbacRepo` on PostgreSQL. `has_permission` is one call of
+//! `auth.user_has_permission`, the same function the write policies use.
+
+use super::members::role_permissions;
+use super::{first_missing, parse, require, traced};
+use crate::error::{corrupt, db, not_found};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::tenancy::{catalog, NewRole, Permission, RbacRepo, Role, RoleGrant, RoleScope};
+use insightpulse_core::{
+    Context, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
+};
+use uuid::Uuid;
+
+const ROLE_COLS: &str = "r.id, r.tenant_id, r.name, r.scope::text AS scope, r.description,
+    array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+           WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\") AS permissions";
+const GRANT_COLS: &str = "tenant_id, id, user_id, role_id, project_id, granted_by, created_at";
+
+pub(crate) fn scope_of(s: &str) -> Result<RoleScope> {
+    match s {
+        "global" => Ok(RoleScope::Global),
+        "org" => Ok(RoleScope::Org),
+        "project" => Ok(RoleScope::Project),
+        other => Err(corrupt(Error::validation("scope", other.to_owned()))),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RoleRow {
+    id: Uuid,
+    tenant_id: Option<Uuid>,
+    name: String,
+    scope: String,
+    description: Option<String>,
+    permissions: Vec<String>,
+}
+
+impl TryFrom<RoleRow> for Role {
+    type Error = Error;
+    fn try_from(r: RoleRow) -> Result<Self> {
+        Ok(Role {
+            id: RoleId(r.id),
+            tenant_id: r.tenant_id.map(TenantId),
+            name: parse(&r.name, Name::parse)?,
+            scope: scope_of(&r.scope)?,
+            description: r.description,
+            permissions: r
+                .permissions
+                .iter()
+                .map(|p| parse(p, PermissionCode::parse))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    user_id: Uuid,
+    role_id: Uuid,
+    project_id: Option<Uuid>,
+    granted_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<GrantRow> for RoleGrant {
+    fn from(r: GrantRow) -> Self {
+        RoleGrant {
+            id: RoleGrantId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            user_id: UserId(r.user_id),
+            role_id: RoleId(r.role_id),
+            project_id: r.project_id.map(ProjectId),
+            granted_by: r.granted_by.map(UserId),
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// Refuses permission codes outside the catalog; returns them deduplicated
+/// and sorted.
+pub(crate) fn known_codes(codes: &[PermissionCode]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = codes.iter().map(|c| c.as_str().to_owned()).collect();
+    if let Some(bad) = out.iter().find(|c| !catalog::is_known_permission(c)) {
+        return Err(Error::validation("permissions", format!("unknown permission {bad}")));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
+    sqlx::query_as(&format!(
+        "SELECT {ROLE_COLS} FROM roles r WHERE r.id = $1 AND (r.tenant_id IS NULL OR r.tenant_id = $2)"
+    ))
+    .bind(id.0)
+    .bind(tenant.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("role"))
+}
+
+async fn replace_permissions(tx: &mut Tx, role: Uuid, codes: &[String]) -> Result<()> {
+    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+        .bind(role)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    sqlx::query(
+        "INSERT INTO role_permissions (role_id, permission_id)
+         SELECT $1, p.id FROM permissions p WHERE p.code = ANY ($2)",
+    )
+    .bind(role)
+    .bind(codes)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+/// A tenant role of `tenant` that may be changed: `NotFound` for another
+/// tenant's, `InvalidState` for a built-in one.
+async fn own_role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
+    let row = role(tx, tenant, id).await?;
+    if row.tenant_id.is_none() {
+        return Err(Error::invalid_state("role", "built-in roles are read-only"));
+    }
+    Ok(row)
+}
+
+#[async_trait]
+impl RbacRepo for PgBackend {
+    async fn list_permissions(&self, ctx: &Context) -> Result<Vec<Permission>> {
+        traced!(ctx, "rbac.list_permissions", {
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter()
+                .map(|(code, description)| {
+                    Ok(Permission {
+                        code: parse(&code, PermissionCode::parse)?,
+                        description,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    async fn list_roles(&self, ctx: &Context) -> Result<Vec<Role>> {
+        traced!(ctx, "rbac.list_roles", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<RoleRow> = sqlx::query_as(&format!(
+                "SELECT {ROLE_COLS} FROM roles r WHERE r.tenant_id IS NULL OR r.tenant_id = $1
+                  ORDER BY r.name COLLATE \"C\", r.scope::text COLLATE \"C\""
+            ))
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Role::try_from).collect()
+        })
+    }
+
+    async fn get_role(&self, ctx: &Context, id: RoleId) -> Result<Role> {
+        traced!(ctx, "rbac.get_role", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let row = role(&mut tx, tenant, id).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role> {
+        traced!(ctx, "rbac.create_role", {
+            let codes = known_codes(&new.permissions)?;
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
+            let now = self.clock.now();
+            let id: Uuid = sqlx::query_scalar(
+                "INSERT INTO roles (tenant_id, name, scope, description, created_at, updated_at)
+                 VALUES ($1, $2, $3::role_scope, $4, $5, $5) RETURNING id",
+            )
+            .bind(tenant.0)
+            .bind(new.name.as_str())
+            .bind(new.scope.as_str())
+            .bind(&new.description)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            replace_permissions(&mut tx, id, &codes).await?;
+            let row = role(&mut tx, tenant, RoleId(id)).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn set_role_permissions(&self, ctx: &Context, id: RoleId, permissions: Vec<PermissionCode>) -> Result<Role> {
+        traced!(ctx, "rbac.set_role_permissions", {
+            let codes = known_codes(&permissions)?;
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
+            own_role(&mut tx, tenant, id).await?;
+            replace_permissions(&mut tx, id.0, &codes).await?;
+            sqlx::query("UPDATE roles SET updated_at = $2 WHERE id = $1")
+                .bind(id.0)
+                .bind(self.clock.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let row = role(&mut tx, tenant, id).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn delete_role(&self, ctx: &Context, id: RoleId) -> Result<()> {
+        traced!(ctx, "rbac.delete_role", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
+            own_role(&mut tx, tenant, id).await?;
+            sqlx::query("DELETE FROM roles WHERE id = $1 AND tenant_id = $2")
+                .bind(id.0)
+                .bind(tenant.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn grant_role(&self, ctx: &Context, user: UserId, role_id: RoleId, project: Option<ProjectId>) -> Result<RoleGrant> {
+        traced!(ctx, "rbac.grant_role", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("role.assign"), project).await?;
+            let (scope, perms) = role_permissions(&mut tx, tenant, role_id).await?;
+            if !scope.allows_grant(project) {
+                return Err(Error::validation(
+                    "project",
+                    format!("a role of scope {} cannot be granted at this level", scope.as_str()),
+                ));
+            }
+            if let Some(p) = project {
+                let exists: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE tenant_id = $1 AND id = $2)")
+                        .bind(tenant.0)
+                        .bind(p.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                if !exists {
+                    return Err(Error::not_found("project"));
+                }
+            }
+            let member: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM org_memberships WHERE tenant_id = $1 AND user_id = $2)",
+            )
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if !member {
+                return Err(Error::not_found("member"));
+            }
+            if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, project).await? {
+                return Err(Error::denied(missing));
+            }
+            let row: GrantRow = sqlx::query_as(&format!(
+                "INSERT INTO user_roles (tenant_id, user_id, role_id, project_id, granted_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {GRANT_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(role_id.0)
+            .bind(project.map(|p| p.0))
+            .bind(ctx.user_id().map(|u| u.0))
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(row.into())
+        })
+    }
+
+    async fn revoke_role(&self, ctx: &Context, grant: RoleGrantId) -> Result<()> {
+        traced!(ctx, "rbac.revoke_role", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let project: Option<Uuid> =
+                sqlx::query_scalar("SELECT project_id FROM user_roles WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(grant.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(not_found("role grant"))?;
+            require(&mut tx, ctx, tenant, Some("role.assign"), project.map(ProjectId)).await?;
+            sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(grant.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn list_grants(&self, ctx: &Context, user: Option<UserId>) -> Result<Vec<RoleGrant>> {
+        traced!(ctx, "rbac.list_grants", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+                "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2)
+                  ORDER BY created_at, id"
+            ))
+            .bind(tenant.0)
+            .bind(user.map(|u| u.0))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(rows.into_iter().map(RoleGrant::from).collect())
+        })
+    }
+
+    async fn has_permission(&self, ctx: &Context, permission: &PermissionCode, project: Option<ProjectId>) -> Result<bool> {
+        traced!(ctx, "rbac.has_permission", {
+            let tenant = ctx.require_tenant()?;
+            if ctx.is_system() {
+                return Ok(true);
+            }
+            let mut tx = self.begin(ctx).await?;
+            let allowed: bool = sqlx::query_scalar("SELECT auth.user_has_permission($1, $2, $3)")
+                .bind(permission.as_str())
+                .bind(tenant.0)
+                .bind(project.map(|p| p.0))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(allowed)
+        })
+    }
+}

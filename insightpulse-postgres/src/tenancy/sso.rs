@@ -1,0 +1,263 @@
+//! `SsoRepo` on PostgreSQL: providers (configuration as JSONB, validated
+//! by core before every write) and federated identities.
+
+use super::{parse, require, traced};
+use crate::error::{corrupt, db, not_found};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
+use insightpulse_core::{Context, Error, IdentityId, Name, Result, SsoProviderId, TenantId, UserId};
+use uuid::Uuid;
+
+const PROVIDER_COLS: &str = "tenant_id, id, name, config, enabled, created_at, updated_at";
+const IDENTITY_COLS: &str = "tenant_id, id, provider_id, subject, user_id, created_at";
+
+#[derive(sqlx::FromRow)]
+struct ProviderRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    name: String,
+    config: serde_json::Value,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ProviderRow> for SsoProvider {
+    type Error = Error;
+    fn try_from(r: ProviderRow) -> Result<Self> {
+        Ok(SsoProvider {
+            id: SsoProviderId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            name: parse(&r.name, Name::parse)?,
+            config: serde_json::from_value(r.config)
+                .map_err(|e| corrupt(Error::validation("config", e.to_string())))?,
+            enabled: r.enabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct IdentityRow {
+    tenant_id: Uuid,
+    id: Uuid,
+    provider_id: Uuid,
+    subject: String,
+    user_id: Uuid,
+    created_at: DateTime<Utc>,
+}
+
+impl From<IdentityRow> for Identity {
+    fn from(r: IdentityRow) -> Self {
+        Identity {
+            id: IdentityId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            provider_id: SsoProviderId(r.provider_id),
+            subject: r.subject,
+            user_id: UserId(r.user_id),
+            created_at: r.created_at,
+        }
+    }
+}
+
+fn config_json(config: &SsoConfig) -> Result<serde_json::Value> {
+    config.validate()?;
+    serde_json::to_value(config).map_err(Error::backend)
+}
+
+fn checked_subject(subject: &str) -> Result<&str> {
+    let s = subject.trim();
+    if s.is_empty() || s.chars().count() > 255 {
+        return Err(Error::validation("subject", "must be 1 to 255 characters"));
+    }
+    Ok(s)
+}
+
+async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<ProviderRow> {
+    sqlx::query_as(&format!("SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(not_found("sso provider"))
+}
+
+#[async_trait]
+impl SsoRepo for PgBackend {
+    async fn create_provider(&self, ctx: &Context, new: NewSsoProvider) -> Result<SsoProvider> {
+        traced!(ctx, "sso.create_provider", {
+            let config = config_json(&new.config)?;
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            let row: ProviderRow = sqlx::query_as(&format!(
+                "INSERT INTO sso_providers (tenant_id, name, kind, config, created_at, updated_at)
+                 VALUES ($1, $2, $3::sso_kind, $4, $5, $5) RETURNING {PROVIDER_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(new.name.as_str())
+            .bind(new.config.kind())
+            .bind(config)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn list_providers(&self, ctx: &Context) -> Result<Vec<SsoProvider>> {
+        traced!(ctx, "sso.list_providers", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<ProviderRow> = sqlx::query_as(&format!(
+                "SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 ORDER BY name COLLATE \"C\""
+            ))
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(SsoProvider::try_from).collect()
+        })
+    }
+
+    async fn update_provider(
+        &self,
+        ctx: &Context,
+        id: SsoProviderId,
+        config: Option<SsoConfig>,
+        enabled: Option<bool>,
+    ) -> Result<SsoProvider> {
+        traced!(ctx, "sso.update_provider", {
+            let json = config.as_ref().map(config_json).transpose()?;
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            let row: ProviderRow = sqlx::query_as(&format!(
+                "UPDATE sso_providers
+                    SET config = coalesce($3, config), kind = coalesce($4::sso_kind, kind),
+                        enabled = coalesce($5, enabled), updated_at = $6
+                  WHERE tenant_id = $1 AND id = $2 RETURNING {PROVIDER_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(json)
+            .bind(config.as_ref().map(SsoConfig::kind))
+            .bind(enabled)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("sso provider"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn delete_provider(&self, ctx: &Context, id: SsoProviderId) -> Result<()> {
+        traced!(ctx, "sso.delete_provider", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            let deleted = sqlx::query("DELETE FROM sso_providers WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if deleted.rows_affected() == 0 {
+                return Err(Error::not_found("sso provider"));
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn link_identity(&self, ctx: &Context, provider_id: SsoProviderId, subject: &str, user: UserId) -> Result<Identity> {
+        traced!(ctx, "sso.link_identity", {
+            let subject = checked_subject(subject)?;
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            provider(&mut tx, tenant, provider_id).await?;
+            // The foreign key to org_memberships refuses non-members.
+            let row: IdentityRow = sqlx::query_as(&format!(
+                "INSERT INTO user_identities (tenant_id, provider_id, subject, user_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING {IDENTITY_COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(provider_id.0)
+            .bind(subject)
+            .bind(user.0)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(row.into())
+        })
+    }
+
+    async fn find_user_by_identity(&self, ctx: &Context, provider_id: SsoProviderId, subject: &str) -> Result<Option<User>> {
+        traced!(ctx, "sso.find_user_by_identity", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            if !provider(&mut tx, tenant, provider_id).await?.enabled {
+                return Err(Error::invalid_state("sso provider", "disabled"));
+            }
+            let row: Option<crate::tenancy::users::Row> = sqlx::query_as(
+                "SELECT u.id, u.email, u.full_name, u.has_password, u.created_at, u.updated_at
+                   FROM user_identities i JOIN users u ON u.id = i.user_id
+                  WHERE i.tenant_id = $1 AND i.provider_id = $2 AND i.subject = $3",
+            )
+            .bind(tenant.0)
+            .bind(provider_id.0)
+            .bind(subject.trim())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.map(User::try_from).transpose()
+        })
+    }
+
+    async fn list_identities(&self, ctx: &Context, user: UserId) -> Result<Vec<Identity>> {
+        traced!(ctx, "sso.list_identities", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<IdentityRow> = sqlx::query_as(&format!(
+                "SELECT {IDENTITY_COLS} FROM user_identities WHERE tenant_id = $1 AND user_id = $2
+                  ORDER BY created_at, id"
+            ))
+            .bind(tenant.0)
+            .bind(user.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(rows.into_iter().map(Identity::from).collect())
+        })
+    }
+
+    async fn unlink_identity(&self, ctx: &Context, id: IdentityId) -> Result<()> {
+        traced!(ctx, "sso.unlink_identity", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            let deleted = sqlx::query("DELETE FROM user_identities WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if deleted.rows_affected() == 0 {
+                return Err(Error::not_found("identity"));
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! `TeamRepo` on PostgreSQL.
+
+use super::{parse, require, traced};
+use crate::error::{db, not_found};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::tenancy::{NewTeam, Team, TeamRepo};
+use insightpulse_core::{Context, Error, Name, Result, Slug, TeamId, TenantId, UserId};
+use uuid::Uuid;
+
+const COLS: &str = "tenant_id, id, slug, name, created_at";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    tenant_id: Uuid,
+    id: Uuid,
+    slug: String,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for Team {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(Team {
+            id: TeamId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            slug: parse(&r.slug, Slug::parse)?,
+            name: parse(&r.name, Name::parse)?,
+            created_at: r.created_at,
+        })
+    }
+}
+
+async fn team(tx: &mut Tx, tenant: TenantId, id: TeamId) -> Result<Row> {
+    sqlx::query_as(&format!("SELECT {COLS} FROM teams WHERE tenant_id = $1 AND id = $2"))
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(not_found("team"))
+}
+
+#[async_trait]
+impl TeamRepo for PgBackend {
+    async fn create_team(&self, ctx: &Context, new: NewTeam) -> Result<Team> {
+        traced!(ctx, "teams.create_team", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            let now = self.clock.now();
+            let row: Row = sqlx::query_as(&format!(
+                "INSERT INTO teams (tenant_id, slug, name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $4) RETURNING {COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(new.slug.as_str())
+            .bind(new.name.as_str())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn get_team(&self, ctx: &Context, id: TeamId) -> Result<Team> {
+        traced!(ctx, "teams.get_team", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let row = team(&mut tx, tenant, id).await?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn list_teams(&self, ctx: &Context) -> Result<Vec<Team>> {
+        traced!(ctx, "teams.list_teams", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let rows: Vec<Row> = sqlx::query_as(&format!(
+                "SELECT {COLS} FROM teams WHERE tenant_id = $1 ORDER BY slug COLLATE \"C\""
+            ))
+            .bind(tenant.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Team::try_from).collect()
+        })
+    }
+
+    async fn rename_team(&self, ctx: &Context, id: TeamId, name: Name) -> Result<Team> {
+        traced!(ctx, "teams.rename_team", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            let row: Row = sqlx::query_as(&format!(
+                "UPDATE teams SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(name.as_str())
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("team"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn delete_team(&self, ctx: &Context, id: TeamId) -> Result<()> {
+        traced!(ctx, "teams.delete_team", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            let deleted = sqlx::query("DELETE FROM teams WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.0)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if deleted.rows_affected() == 0 {
+                return Err(Error::not_found("team"));
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn add_team_member(&self, ctx: &Context, id: TeamId, user: UserId) -> Result<()> {
+        traced!(ctx, "teams.add_team_member", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            team(&mut tx, tenant, id).await?;
+            // The foreign key to org_memberships refuses a user who is not a
+            // member of this tenant (NotFound "member").
+            sqlx::query("INSERT INTO team_members (tenant_id, team_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(user.0)
+                .bind(self.clock.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn remove_team_member(&self, ctx: &Context, id: TeamId, user: UserId) -> Result<()> {
+        traced!(ctx, "teams.remove_team_member", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            team(&mut tx, tenant, id).await?;
+            let deleted = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if deleted.rows_affected() == 0 {
+                return Err(Error::not_found("team member"));
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn list_team_members(&self, ctx: &Context, id: TeamId) -> Result<Vec<UserId>> {
+        traced!(ctx, "teams.list_team_members", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            team(&mut tx, tenant, id).await?;
+            let ids: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY user_id",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(ids.into_iter().map(UserId).collect())
+        })
+    }
+}

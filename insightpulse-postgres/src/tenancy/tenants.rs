@@ -1,0 +1,165 @@
+//! `TenantRepo` on PostgreSQL.
+
+use super::{is_owner, parse, require, traced};
+use crate::error::{db, not_found};
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::tenancy::{catalog, NewTenant, Tenant, TenantRepo, TenantUpdate};
+use insightpulse_core::{Context, Error, Name, Result, Slug, TenantId, TimeZone};
+use uuid::Uuid;
+
+pub(crate) const COLS: &str = "id, slug, name, timezone, settings, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct Row {
+    id: Uuid,
+    slug: String,
+    name: String,
+    timezone: String,
+    settings: serde_json::Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for Tenant {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(Tenant {
+            id: TenantId(r.id),
+            slug: parse(&r.slug, Slug::parse)?,
+            name: parse(&r.name, Name::parse)?,
+            timezone: parse(&r.timezone, TimeZone::parse)?,
+            settings: r.settings,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[async_trait]
+impl TenantRepo for PgBackend {
+    async fn create_tenant(&self, ctx: &Context, new: NewTenant) -> Result<Tenant> {
+        traced!(ctx, "tenants.create_tenant", {
+            let owner = ctx.require_user()?;
+            let now = self.clock.now();
+            // Creating a tenant is the one write no tenant policy can allow
+            // (nobody is a member yet), so it runs as the service role, in
+            // one statement: tenant, owner membership, Admin grant.
+            let mut tx = self.begin(&Context::system("create tenant with its first owner")).await?;
+            let row: Row = sqlx::query_as(&format!(
+                "WITH t AS (
+                    INSERT INTO tenants (slug, name, timezone, created_at, updated_at)
+                    VALUES ($1, $2, $3, $5, $5) RETURNING {COLS}),
+                 m AS (
+                    INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, created_at, updated_at)
+                    SELECT t.id, $4, true, 'active', $5, $5 FROM t RETURNING tenant_id),
+                 g AS (
+                    INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, created_at)
+                    SELECT m.tenant_id, $4, r.id, $4, $5 FROM m, roles r
+                     WHERE r.tenant_id IS NULL AND r.name = $6 AND r.scope = 'org' RETURNING 1)
+                 SELECT t.* FROM t"
+            ))
+            .bind(new.slug.as_str())
+            .bind(new.name.as_str())
+            .bind(new.timezone.as_str())
+            .bind(owner.0)
+            .bind(now)
+            .bind(catalog::ADMIN_ROLE)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn get_tenant(&self, ctx: &Context, id: TenantId) -> Result<Tenant> {
+        traced!(ctx, "tenants.get_tenant", {
+            let mut tx = self.begin(ctx).await?;
+            let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM tenants WHERE id = $1"))
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found("tenant"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn get_tenant_by_slug(&self, ctx: &Context, slug: &Slug) -> Result<Tenant> {
+        traced!(ctx, "tenants.get_tenant_by_slug", {
+            let mut tx = self.begin(ctx).await?;
+            let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM tenants WHERE slug = $1"))
+                .bind(slug.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found("tenant"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn list_my_tenants(&self, ctx: &Context) -> Result<Vec<Tenant>> {
+        traced!(ctx, "tenants.list_my_tenants", {
+            let user = ctx.require_user()?;
+            let mut tx = self.begin(ctx).await?;
+            // The seed's "Get User's Tenants".
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT t.id, t.slug, t.name, t.timezone, t.settings, t.created_at, t.updated_at
+                   FROM tenants t JOIN org_memberships om ON t.id = om.tenant_id
+                  WHERE om.user_id = $1 AND om.status = 'active'
+                  ORDER BY t.slug COLLATE \"C\"",
+            )
+            .bind(user.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.into_iter().map(Tenant::try_from).collect()
+        })
+    }
+
+    async fn update_tenant(&self, ctx: &Context, update: TenantUpdate) -> Result<Tenant> {
+        traced!(ctx, "tenants.update_tenant", {
+            if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
+                return Err(Error::validation("settings", "must be a JSON object"));
+            }
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some("tenant.manage"), None).await?;
+            let row: Row = sqlx::query_as(&format!(
+                "UPDATE tenants SET name = coalesce($2, name), timezone = coalesce($3, timezone),
+                        settings = coalesce($4, settings), updated_at = $5
+                  WHERE id = $1 RETURNING {COLS}"
+            ))
+            .bind(tenant.0)
+            .bind(update.name.as_ref().map(Name::as_str))
+            .bind(update.timezone.as_ref().map(TimeZone::as_str))
+            .bind(update.settings)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("tenant"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn delete_tenant(&self, ctx: &Context) -> Result<()> {
+        traced!(ctx, "tenants.delete_tenant", {
+            let tenant = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, None, None).await?;
+            if !is_owner(&mut tx, ctx, tenant).await? {
+                return Err(Error::denied("tenant owner"));
+            }
+            sqlx::query("DELETE FROM tenants WHERE id = $1")
+                .bind(tenant.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+}

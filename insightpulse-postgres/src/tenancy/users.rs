@@ -1,0 +1,175 @@
+//! `UserRepo` on PostgreSQL. `authenticated` cannot read `password_hash`
+//! (column privileges); only the system's sign-in path does.
+
+use super::{parse, traced};
+use crate::error::{db, not_found};
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
+use insightpulse_core::{Context, Email, Error, ExposeSecret, Name, Result, SecretString, TokenRejection, UserId};
+use uuid::Uuid;
+
+pub(crate) const COLS: &str = "id, email, full_name, has_password, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct Row {
+    id: Uuid,
+    email: String,
+    full_name: Option<String>,
+    has_password: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for User {
+    type Error = Error;
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(User {
+            id: UserId(r.id),
+            email: parse(&r.email, Email::parse)?,
+            full_name: r.full_name.as_deref().map(|n| parse(n, Name::parse)).transpose()?,
+            has_password: r.has_password,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct WithHash {
+    #[sqlx(flatten)]
+    user: Row,
+    password_hash: Option<String>,
+}
+
+/// Argon2 is deliberately slow; keep it off the async executor's threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(Error::backend)
+}
+
+fn copy(secret: &SecretString) -> SecretString {
+    SecretString::from(secret.expose_secret().to_owned())
+}
+
+#[async_trait]
+impl UserRepo for PgBackend {
+    async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User> {
+        traced!(ctx, "users.create_user", {
+            if !ctx.is_system() {
+                return Err(Error::denied("system"));
+            }
+            let now = self.clock.now();
+            let mut tx = self.begin(ctx).await?;
+            let row: Row = sqlx::query_as(&format!(
+                "INSERT INTO users (email, full_name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $3) RETURNING {COLS}"
+            ))
+            .bind(new.email.as_str())
+            .bind(new.full_name.as_ref().map(Name::as_str))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn get_user(&self, ctx: &Context, id: UserId) -> Result<User> {
+        traced!(ctx, "users.get_user", {
+            let mut tx = self.begin(ctx).await?;
+            let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE id = $1"))
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found("user"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn find_user_by_email(&self, ctx: &Context, email: &Email) -> Result<Option<User>> {
+        traced!(ctx, "users.find_user_by_email", {
+            let mut tx = self.begin(ctx).await?;
+            let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
+                .bind(email.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            row.map(User::try_from).transpose()
+        })
+    }
+
+    async fn update_profile(&self, ctx: &Context, full_name: Option<Name>) -> Result<User> {
+        traced!(ctx, "users.update_profile", {
+            let user = ctx.require_user()?;
+            let mut tx = self.begin(ctx).await?;
+            let row: Row = sqlx::query_as(&format!(
+                "UPDATE users SET full_name = $2, updated_at = $3 WHERE id = $1 RETURNING {COLS}"
+            ))
+            .bind(user.0)
+            .bind(full_name.as_ref().map(Name::as_str))
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("user"))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn set_password(&self, ctx: &Context, user: UserId, password: &SecretString) -> Result<()> {
+        traced!(ctx, "users.set_password", {
+            let password = copy(password);
+            let phc = blocking(move || passwords::hash(&password)).await??;
+            let mut tx = self.begin(ctx).await?;
+            if !ctx.is_system() && ctx.user_id() != Some(user) {
+                let visible: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                    .bind(user.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                return Err(if visible { Error::denied("self") } else { Error::not_found("user") });
+            }
+            let updated = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user.0)
+                .bind(phc)
+                .bind(self.clock.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if updated.rows_affected() == 0 {
+                return Err(Error::not_found("user"));
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn verify_password(&self, ctx: &Context, email: &Email, password: &SecretString) -> Result<User> {
+        traced!(ctx, "users.verify_password", {
+            if !ctx.is_system() {
+                return Err(Error::denied("system"));
+            }
+            let mut tx = self.begin(ctx).await?;
+            let found: Option<WithHash> =
+                sqlx::query_as(&format!("SELECT {COLS}, password_hash FROM users WHERE email = $1"))
+                    .bind(email.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            let rejected = Error::unauthenticated("password", TokenRejection::Unknown);
+            let Some(WithHash { user: row, password_hash: Some(phc) }) = found else {
+                return Err(rejected);
+            };
+            let password = copy(password);
+            if blocking(move || passwords::verify(&password, &phc)).await? {
+                row.try_into()
+            } else {
+                Err(rejected)
+            }
+        })
+    }
+}

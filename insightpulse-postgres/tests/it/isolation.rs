@@ -1,0 +1,225 @@
+//! The catalog-driven isolation attack.
+//!
+//! Every table with a `tenant_id` column is found in the catalog (so tables
+//! added by later modules are covered by adding their rows to
+//! [`populate`]), must have RLS enabled **and forced** with at least one
+//! policy, and is attacked by the owner of tenant A — who holds every
+//! permission in A — trying to read, change, delete, create and move rows
+//! of tenant B. Every attempt must be refused or touch zero rows.
+
+use crate::{acting_as, tenant, user};
+use chrono::Duration;
+use insightpulse_core::projects::{EnvironmentKind, NewProject};
+use insightpulse_core::tenancy::*;
+use insightpulse_core::{Context, Email, Name, PermissionCode, Repos, Slug, TenantId, UserId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Puts at least one row in every tenant table for the tenant `slug`, and
+/// returns the tenant and its owner.
+async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
+    let owner = user(repos, &format!("owner@{slug}.io")).await;
+    let member = user(repos, &format!("member@{slug}.io")).await;
+    let (t, ctx) = tenant(repos, owner.id, slug).await;
+    let invite = |email: &str| NewInvitation {
+        email: Email::parse(email).unwrap(),
+        role_id: None,
+        valid_for: Duration::days(1),
+    };
+    let issued = repos.members.invite(&ctx, invite(&format!("member@{slug}.io"))).await.unwrap();
+    repos.members.accept_invitation(&Context::user(member.id), &issued.token).await.unwrap();
+    repos.members.invite(&ctx, invite(&format!("pending@{slug}.io"))).await.unwrap();
+    let team = repos
+        .teams
+        .create_team(&ctx, NewTeam { slug: Slug::parse("core").unwrap(), name: Name::parse("Core").unwrap() })
+        .await
+        .unwrap();
+    repos.teams.add_team_member(&ctx, team.id, member.id).await.unwrap();
+    let role = repos
+        .rbac
+        .create_role(
+            &ctx,
+            NewRole {
+                name: Name::parse("Auditor").unwrap(),
+                scope: RoleScope::Global,
+                description: None,
+                permissions: vec![PermissionCode::parse("audit.read").unwrap()],
+            },
+        )
+        .await
+        .unwrap();
+    let project = repos
+        .projects
+        .create_project(
+            &ctx,
+            NewProject { slug: Slug::parse("web").unwrap(), name: Name::parse("Web").unwrap(), description: None },
+        )
+        .await
+        .unwrap();
+    repos.rbac.grant_role(&ctx, member.id, role.id, Some(project.id)).await.unwrap();
+    let env = repos.projects.create_environment(&ctx, project.id, EnvironmentKind::Production).await.unwrap();
+    let provider = repos
+        .sso
+        .create_provider(
+            &ctx,
+            NewSsoProvider {
+                name: Name::parse("Okta").unwrap(),
+                config: SsoConfig::Oidc {
+                    issuer: "https://acme.okta.com".parse().unwrap(),
+                    client_id: "client".into(),
+                    client_secret_ref: "secret://okta".into(),
+                    scopes: vec!["openid".into()],
+                },
+            },
+        )
+        .await
+        .unwrap();
+    repos.sso.link_identity(&ctx, provider.id, "00u1", member.id).await.unwrap();
+    repos
+        .api_keys
+        .create(
+            &ctx,
+            NewApiKey {
+                name: Name::parse("ci").unwrap(),
+                scope: ApiKeyScope::Environment(env.id),
+                permissions: vec![PermissionCode::parse("project.update").unwrap()],
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    (t.id, owner.id)
+}
+
+async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
+    sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
+           FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+          WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
+            AND c.relnamespace = 'public'::regnamespace
+          ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Runs one attack statement in its own transaction as `attacker`; returns
+/// the rows it touched, or the SQLSTATE that refused it.
+async fn attack(pool: &PgPool, attacker: &Context, sql: &str, json: Option<&serde_json::Value>) -> Result<u64, String> {
+    let mut tx = acting_as(pool, attacker).await;
+    let mut q = sqlx::query(sql);
+    if let Some(j) = json {
+        q = q.bind(j);
+    }
+    let out = match q.execute(&mut *tx).await {
+        Ok(done) => Ok(done.rows_affected()),
+        Err(sqlx::Error::Database(e)) => Err(e.code().unwrap_or_default().into_owned()),
+        Err(e) => panic!("{sql}: {e}"),
+    };
+    tx.rollback().await.unwrap();
+    out
+}
+
+#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
+    let repos = crate::harness(pool.clone()).await.repos;
+    let (a, attacker_id) = populate(&repos, "alpha").await;
+    let (b, _) = populate(&repos, "bravo").await;
+    let attacker = Context::user(attacker_id).in_tenant(a);
+
+    let tables = tenant_tables(&pool).await;
+    assert!(tables.len() >= 11, "{tables:?}");
+    let mut leaks = vec![];
+    for (table, enabled, forced, policies) in &tables {
+        assert!(*enabled && *forced && *policies > 0, "{table}: RLS enabled={enabled} forced={forced} policies={policies}");
+
+        // Superuser view: the fixture must hold rows of both tenants.
+        let row_b: Option<serde_json::Value> =
+            sqlx::query_scalar(&format!("SELECT to_jsonb(x) FROM {table} x WHERE tenant_id = $1 LIMIT 1"))
+                .bind(b.0)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        let row_b = row_b.unwrap_or_else(|| panic!("{table}: add a row of this table to `populate`"));
+
+        let mut tx = acting_as(&pool, &attacker).await;
+        let seen: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
+            .bind(b.0)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let own: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
+            .bind(a.0)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap_or(0);
+        tx.rollback().await.unwrap();
+        if seen != 0 {
+            leaks.push(format!("{table}: read {seen} rows of B"));
+        }
+        // The attacker really is privileged in its own tenant (an attack
+        // by someone who sees nothing at all would prove little).
+        assert!(own > 0, "{table}: the attacker should see its own rows");
+
+        let b_lit = format!("'{}'::uuid", b.0);
+        let a_lit = format!("'{}'::uuid", a.0);
+        for (what, sql) in [
+            ("update", format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = {b_lit}")),
+            ("delete", format!("DELETE FROM {table} WHERE tenant_id = {b_lit}")),
+            ("move own row into B", format!("UPDATE {table} SET tenant_id = {b_lit} WHERE tenant_id = {a_lit}")),
+        ] {
+            if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
+                if n > 0 {
+                    leaks.push(format!("{table}: {what} touched {n} rows"));
+                }
+            }
+        }
+
+        // Create a row in B: a copy of one of B's rows with fresh keys and the
+        // attacker as its user (e.g. "make me an owner of B").
+        let mut forged = row_b.clone();
+        let obj = forged.as_object_mut().unwrap();
+        for key in ["id", "token_prefix", "prefix", "slug", "name", "subject"] {
+            if obj.contains_key(key) {
+                obj.insert(key.into(), serde_json::json!(format!("{}", Uuid::new_v4()).replace('-', "")[..12]));
+            }
+        }
+        if obj.contains_key("id") {
+            obj.insert("id".into(), serde_json::json!(Uuid::new_v4()));
+        }
+        if obj.contains_key("user_id") {
+            obj.insert("user_id".into(), serde_json::json!(attacker_id));
+        }
+        let sql = format!("INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)");
+        match attack(&pool, &attacker, &sql, Some(&forged)).await {
+            Err(code) if code == "42501" => {}
+            other => leaks.push(format!("{table}: insert into B was not refused by RLS: {other:?}")),
+        }
+    }
+
+    // The tenants table itself (keyed by id).
+    for (what, sql) in [
+        ("read", format!("SELECT 1 FROM tenants WHERE id = '{}'", b.0)),
+        ("update", format!("UPDATE tenants SET name = 'pwned' WHERE id = '{}'", b.0)),
+        ("delete", format!("DELETE FROM tenants WHERE id = '{}'", b.0)),
+    ] {
+        if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
+            if n > 0 {
+                leaks.push(format!("tenants: {what} touched {n} rows"));
+            }
+        }
+    }
+    // Users of B only are invisible, and nobody reads a password hash.
+    if let Ok(n) = attack(&pool, &attacker, "SELECT 1 FROM users WHERE email LIKE '%@bravo.io'", None).await {
+        if n > 0 {
+            leaks.push(format!("users: read {n} users of B"));
+        }
+    }
+    assert_eq!(
+        attack(&pool, &attacker, "SELECT password_hash FROM users", None).await,
+        Err("42501".to_owned())
+    );
+    assert!(leaks.is_empty(), "tenant isolation broken:\n{}", leaks.join("\n"));
+}
