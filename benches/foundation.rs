@@ -1,1 +1,377 @@
-fn main(){}
+//! What RLS and the unit of work cost, measured against raw sqlx in the same
+//! run on the same pool, plus the in-memory backend's throughput.
+//!
+//! ```text
+//! cargo bench --bench foundation            # DATABASE_URL defaults to the local cluster
+//! ```
+//!
+//! Data: 10,000 tenants × 50 projects (seeded once into the database
+//! `insightpulse_bench`, reused on later runs). Every measurement runs on
+//! one connection, sequentially, alternating SDK and baseline in rounds so
+//! drift hits both alike.
+
+use insightpulse::postgres::PgBackend;
+use insightpulse::projects::NewProject;
+use insightpulse::tenancy::{NewTenant, NewUser};
+use insightpulse::testing::memory::MemoryBackend;
+use insightpulse::{
+    Context, Email, Name, PermissionCode, ProjectId, Repos, Slug, TenantId, TimeZone, UserId,
+};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const TENANTS: i64 = 10_000;
+const PROJECTS_PER_TENANT: i64 = 50;
+const ROUNDS: usize = 10;
+const PER_ROUND: usize = 300;
+
+struct Stats {
+    samples: Vec<Duration>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Self {
+            samples: Vec::new(),
+        }
+    }
+    fn p(&self, q: f64) -> Duration {
+        let mut s = self.samples.clone();
+        s.sort();
+        s[((s.len() as f64 - 1.0) * q) as usize]
+    }
+    fn mean(&self) -> Duration {
+        self.samples.iter().sum::<Duration>() / self.samples.len() as u32
+    }
+    fn ops(&self) -> f64 {
+        1.0 / self.mean().as_secs_f64()
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn report(name: &str, sdk: &Stats, base: &Stats, goal: f64) {
+    let ratio = sdk.mean().as_secs_f64() / base.mean().as_secs_f64();
+    let p50_ratio = sdk.p(0.5).as_secs_f64() / base.p(0.5).as_secs_f64();
+    println!(
+        "{name:<34} SDK p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | raw p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | ratio mean {ratio:.2}× p50 {p50_ratio:.2}× (goal ≤ {goal}×)",
+        us(sdk.p(0.5)),
+        us(sdk.p(0.99)),
+        sdk.ops(),
+        us(base.p(0.5)),
+        us(base.p(0.99)),
+        base.ops(),
+    );
+}
+
+/// Times `sdk` and `base` alternately, `ROUNDS` × `PER_ROUND` calls each.
+async fn compare<A, B, FA, FB>(mut sdk: A, mut base: B) -> (Stats, Stats)
+where
+    A: FnMut() -> FA,
+    B: FnMut() -> FB,
+    FA: std::future::Future<Output = ()>,
+    FB: std::future::Future<Output = ()>,
+{
+    let (mut s, mut b) = (Stats::new(), Stats::new());
+    for _ in 0..50 {
+        sdk().await;
+        base().await;
+    }
+    for _ in 0..ROUNDS {
+        for _ in 0..PER_ROUND {
+            let t = Instant::now();
+            sdk().await;
+            s.samples.push(t.elapsed());
+        }
+        for _ in 0..PER_ROUND {
+            let t = Instant::now();
+            base().await;
+            b.samples.push(t.elapsed());
+        }
+    }
+    (s, b)
+}
+
+async fn bench_database(admin_url: &str) -> String {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await
+        .expect("connect DATABASE_URL");
+    let exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'insightpulse_bench')",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    if !exists {
+        sqlx::query("CREATE DATABASE insightpulse_bench")
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    url_with_db(admin_url, "insightpulse_bench")
+}
+
+fn url_with_db(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if base[..i].contains("//") && i > base.find("//").unwrap() + 1 => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// Seeds the 10,000 × 50 data set once (as the pool's superuser, in bulk).
+async fn seed(pool: &PgPool) {
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    if have >= TENANTS * PROJECTS_PER_TENANT {
+        return;
+    }
+    println!("seeding {TENANTS} tenants × {PROJECTS_PER_TENANT} projects (once)…");
+    let t = Instant::now();
+    for sql in [
+        "TRUNCATE tenants, users CASCADE",
+        "INSERT INTO users (id, email) SELECT md5('u' || i)::uuid, 'owner' || i || '@bench.io' FROM generate_series(1, $1) i",
+        "INSERT INTO tenants (id, slug, name) SELECT md5('t' || i)::uuid, 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, $1) i",
+        "INSERT INTO org_memberships (tenant_id, user_id, is_owner) SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, true FROM generate_series(1, $1) i",
+        "INSERT INTO user_roles (tenant_id, user_id, role_id)
+           SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, (SELECT id FROM roles WHERE tenant_id IS NULL AND name = 'Admin')
+             FROM generate_series(1, $1) i",
+    ] {
+        sqlx::query(sql).bind(TENANTS).execute(pool).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO projects (tenant_id, slug, name)
+         SELECT md5('t' || i)::uuid, 'project-' || p, 'Project ' || p
+           FROM generate_series(1, $1) i, generate_series(1, $2) p",
+    )
+    .bind(TENANTS)
+    .bind(PROJECTS_PER_TENANT)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(pool).await.unwrap();
+    println!("seeded in {:.1}s", t.elapsed().as_secs_f64());
+}
+
+async fn postgres(url: &str) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let backend = PgBackend::from_pool(pool.clone());
+    backend.migrate().await.unwrap();
+    seed(&pool).await;
+    let repos = backend.repos();
+
+    // Tenant 4242: its owner, and a Developer member for the permission check.
+    let tenant = TenantId(
+        sqlx::query_scalar("SELECT md5('t4242')::uuid")
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+    );
+    let owner = UserId(
+        sqlx::query_scalar("SELECT md5('u4242')::uuid")
+            .fetch_one(&pool)
+            .await
+            .unwrap(),
+    );
+    let dev: Uuid = sqlx::query_scalar(
+        "WITH u AS (INSERT INTO users (email) VALUES ('dev@bench.io') ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id),
+              m AS (INSERT INTO org_memberships (tenant_id, user_id) SELECT $1, id FROM u ON CONFLICT DO NOTHING),
+              g AS (INSERT INTO user_roles (tenant_id, user_id, role_id)
+                    SELECT $1, u.id, r.id FROM u, roles r WHERE r.tenant_id IS NULL AND r.name = 'Developer' AND r.scope = 'global'
+                    ON CONFLICT DO NOTHING)
+         SELECT id FROM u",
+    )
+    .bind(tenant.0)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let ctx = Context::user(owner).in_tenant(tenant);
+    let dev_ctx = Context::user(UserId(dev)).in_tenant(tenant);
+    let project: ProjectId = repos.projects.list_projects(&ctx, false).await.unwrap()[7].id;
+    let code: PermissionCode = "dashboard.delete".parse().unwrap();
+
+    println!("\nPostgreSQL ({TENANTS} tenants × {PROJECTS_PER_TENANT} projects, 1 connection, {} calls each)", ROUNDS * PER_ROUND);
+    let (s, b) = compare(
+        || async { assert_eq!(repos.projects.list_projects(&ctx, false).await.unwrap().len(), 50) },
+        || async {
+            let rows = sqlx::query(
+                "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at FROM projects
+                  WHERE tenant_id = $1 AND archived_at IS NULL ORDER BY slug COLLATE \"C\"",
+            )
+            .bind(tenant.0)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_eq!(rows.len(), 50);
+        },
+    )
+    .await;
+    report("list one tenant's 50 projects", &s, &b, 1.3);
+
+    let (s, b) = compare(
+        || async { repos.projects.get_project(&ctx, project).await.unwrap(); },
+        || async {
+            sqlx::query(
+                "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at FROM projects
+                  WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(project.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        },
+    )
+    .await;
+    report("point read of a project by id", &s, &b, 1.5);
+
+    let (s, b) = compare(
+        || async { assert!(repos.rbac.has_permission(&dev_ctx, &code, None).await.unwrap()) },
+        || async {
+            let ok: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM org_memberships m
+                                 JOIN user_roles ur ON ur.tenant_id = m.tenant_id AND ur.user_id = m.user_id
+                                 JOIN role_permissions rp ON rp.role_id = ur.role_id
+                                 JOIN permissions p ON p.id = rp.permission_id
+                                WHERE m.tenant_id = $1 AND m.user_id = $2 AND m.status = 'active'
+                                  AND ur.project_id IS NULL AND p.code = $3)",
+            )
+            .bind(tenant.0)
+            .bind(dev)
+            .bind(code.as_str())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert!(ok);
+        },
+    )
+    .await;
+    report("permission check (Developer)", &s, &b, f64::NAN);
+
+    // What the unit of work itself costs: BEGIN+role+claims, COMMIT.
+    let (s, b) = compare(
+        || async {
+            let tx = pool
+                .begin_with(insightpulse::postgres::uow::begin_statement(&ctx))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        },
+        || async {
+            sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+        },
+    )
+    .await;
+    report("empty unit of work vs SELECT 1", &s, &b, f64::NAN);
+}
+
+async fn memory() {
+    let repos: Repos = MemoryBackend::new().repos();
+    let mut owner_ctx = None;
+    let t = Instant::now();
+    for i in 0..TENANTS {
+        let owner = repos
+            .users
+            .create_user(
+                &Context::system("bench"),
+                NewUser {
+                    email: Email::parse(&format!("o{i}@bench.io")).unwrap(),
+                    full_name: None,
+                },
+            )
+            .await
+            .unwrap();
+        let tenant = repos
+            .tenants
+            .create_tenant(
+                &Context::user(owner.id),
+                NewTenant {
+                    slug: Slug::parse(&format!("t{i}")).unwrap(),
+                    name: Name::parse("T").unwrap(),
+                    timezone: TimeZone::utc(),
+                },
+            )
+            .await
+            .unwrap();
+        let ctx = Context::user(owner.id).in_tenant(tenant.id);
+        for p in 0..PROJECTS_PER_TENANT {
+            repos
+                .projects
+                .create_project(
+                    &ctx,
+                    NewProject {
+                        slug: Slug::parse(&format!("p{p}")).unwrap(),
+                        name: Name::parse("P").unwrap(),
+                        description: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        if i == 4242 {
+            owner_ctx = Some(ctx);
+        }
+    }
+    println!("\nin-memory backend ({TENANTS} tenants × {PROJECTS_PER_TENANT} projects, seeded through the API in {:.1}s)", t.elapsed().as_secs_f64());
+    let ctx = owner_ctx.unwrap();
+    let project = repos.projects.list_projects(&ctx, false).await.unwrap()[7].id;
+    let code: PermissionCode = "dashboard.delete".parse().unwrap();
+    for (op, name, n) in [
+        (0, "list one tenant's 50 projects", 20_000),
+        (1, "point read of a project by id", 200_000),
+        (2, "permission check", 200_000),
+    ] {
+        let t = Instant::now();
+        for _ in 0..n {
+            match op {
+                0 => assert_eq!(
+                    repos
+                        .projects
+                        .list_projects(&ctx, false)
+                        .await
+                        .unwrap()
+                        .len(),
+                    50
+                ),
+                1 => drop(repos.projects.get_project(&ctx, project).await.unwrap()),
+                _ => assert!(repos.rbac.has_permission(&ctx, &code, None).await.unwrap()),
+            }
+        }
+        let per = t.elapsed() / n;
+        println!(
+            "{name:<34} {:>10} per call ({:>9.0} ops/s)",
+            us(per),
+            1.0 / per.as_secs_f64()
+        );
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes; nothing to list
+    }
+    let admin = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = bench_database(&admin).await;
+    postgres(&url).await;
+    memory().await;
+}

@@ -71,6 +71,9 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
         .and_then(|pg| pg.detail().map(str::to_owned))
         .unwrap_or_default();
     match code.as_str() {
+        // With RLS on the table, Postgres withholds the key values from
+        // DETAIL (they could belong to another tenant): name the constraint.
+        "23505" if detail.is_empty() => Error::conflict(entity_of(&constraint), constraint),
         "23505" => Error::conflict(entity_of(&constraint), detail),
         "23503" => Error::not_found(referenced_entity(&constraint)),
         "23514" if constraint == "tenant_has_active_owner" => {
@@ -94,5 +97,7 @@ pub(crate) fn not_found(entity: &'static str) -> impl Fn(sqlx::Error) -> Error {
 /// Decoding a stored value into a validated type failed: the database holds
 /// something the SDK never writes.
 pub(crate) fn corrupt(e: Error) -> Error {
-    Error::backend(std::io::Error::other(format!("stored value failed validation: {e}")))
+    Error::backend(std::io::Error::other(format!(
+        "stored value failed validation: {e}"
+    )))
 }

@@ -13,7 +13,8 @@ use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Proj
 use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result, Slug, TenantId};
 use uuid::Uuid;
 
-pub(crate) const COLS: &str = "tenant_id, id, slug, name, description, archived_at, created_at, updated_at";
+pub(crate) const COLS: &str =
+    "tenant_id, id, slug, name, description, archived_at, created_at, updated_at";
 const ENV_COLS: &str = "tenant_id, id, project_id, kind::text AS kind, created_at";
 
 #[derive(sqlx::FromRow)]
@@ -60,7 +61,12 @@ impl TryFrom<EnvRow> for Environment {
             "development" => EnvironmentKind::Development,
             "staging" => EnvironmentKind::Staging,
             "production" => EnvironmentKind::Production,
-            other => return Err(crate::error::corrupt(Error::validation("kind", other.to_owned()))),
+            other => {
+                return Err(crate::error::corrupt(Error::validation(
+                    "kind",
+                    other.to_owned(),
+                )))
+            }
         };
         Ok(Environment {
             id: EnvironmentId(r.id),
@@ -73,21 +79,25 @@ impl TryFrom<EnvRow> for Environment {
 }
 
 async fn project(tx: &mut Tx, tenant: TenantId, id: ProjectId) -> Result<Row> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM projects WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(not_found("project"))
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM projects WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("project"))
 }
 
 async fn environment(tx: &mut Tx, tenant: TenantId, id: EnvironmentId) -> Result<EnvRow> {
-    sqlx::query_as(&format!("SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(not_found("environment"))
+    sqlx::query_as(&format!(
+        "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("environment"))
 }
 
 impl PgBackend {
@@ -120,8 +130,15 @@ impl PgBackend {
 impl ProjectRepo for PgBackend {
     async fn create_project(&self, ctx: &Context, new: NewProject) -> Result<Project> {
         traced!(ctx, "projects.create_project", {
-            if new.description.as_ref().is_some_and(|d| d.chars().count() > 2000) {
-                return Err(Error::validation("description", "must be at most 2000 characters"));
+            if new
+                .description
+                .as_ref()
+                .is_some_and(|d| d.chars().count() > 2000)
+            {
+                return Err(Error::validation(
+                    "description",
+                    "must be at most 2000 characters",
+                ));
             }
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -178,7 +195,10 @@ impl ProjectRepo for PgBackend {
             let current = project(&mut tx, tenant, id).await?;
             require(&mut tx, ctx, tenant, Some("project.update"), Some(id)).await?;
             if current.archived_at.is_some() {
-                return Err(Error::invalid_state("project", "archived projects cannot be renamed"));
+                return Err(Error::invalid_state(
+                    "project",
+                    "archived projects cannot be renamed",
+                ));
             }
             let row: Row = sqlx::query_as(&format!(
                 "UPDATE projects SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
@@ -196,11 +216,15 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn archive_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
-        traced!(ctx, "projects.archive_project", { self.set_archived(ctx, id, true).await })
+        traced!(ctx, "projects.archive_project", {
+            self.set_archived(ctx, id, true).await
+        })
     }
 
     async fn unarchive_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
-        traced!(ctx, "projects.unarchive_project", { self.set_archived(ctx, id, false).await })
+        traced!(ctx, "projects.unarchive_project", {
+            self.set_archived(ctx, id, false).await
+        })
     }
 
     async fn delete_project(&self, ctx: &Context, id: ProjectId) -> Result<()> {
@@ -220,14 +244,22 @@ impl ProjectRepo for PgBackend {
         })
     }
 
-    async fn create_environment(&self, ctx: &Context, id: ProjectId, kind: EnvironmentKind) -> Result<Environment> {
+    async fn create_environment(
+        &self,
+        ctx: &Context,
+        id: ProjectId,
+        kind: EnvironmentKind,
+    ) -> Result<Environment> {
         traced!(ctx, "projects.create_environment", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let current = project(&mut tx, tenant, id).await?;
             require(&mut tx, ctx, tenant, Some("environment.manage"), Some(id)).await?;
             if current.archived_at.is_some() {
-                return Err(Error::invalid_state("project", "archived projects get no new environments"));
+                return Err(Error::invalid_state(
+                    "project",
+                    "archived projects get no new environments",
+                ));
             }
             let row: EnvRow = sqlx::query_as(&format!(
                 "INSERT INTO environments (tenant_id, project_id, kind, created_at)
@@ -261,7 +293,7 @@ impl ProjectRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             project(&mut tx, tenant, id).await?;
             let rows: Vec<EnvRow> = sqlx::query_as(&format!(
-                "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND project_id = $2 ORDER BY kind"
+                "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND project_id = $2 ORDER BY environments.kind"
             ))
             .bind(tenant.0)
             .bind(id.0)
@@ -278,7 +310,14 @@ impl ProjectRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let env = environment(&mut tx, tenant, id).await?;
-            require(&mut tx, ctx, tenant, Some("environment.manage"), Some(ProjectId(env.project_id))).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some("environment.manage"),
+                Some(ProjectId(env.project_id)),
+            )
+            .await?;
             sqlx::query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(id.0)

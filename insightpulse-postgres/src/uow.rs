@@ -30,7 +30,10 @@ pub type Tx = Transaction<'static, Postgres>;
 /// The database role and the claims JSON for a context.
 pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
     match ctx.principal() {
-        Principal::User(user) => ("authenticated", serde_json::json!({ "sub": user }).to_string()),
+        Principal::User(user) => (
+            "authenticated",
+            serde_json::json!({ "sub": user }).to_string(),
+        ),
         Principal::ApiKey(key) => (
             "authenticated",
             serde_json::json!({

@@ -2,7 +2,7 @@
 //! are stored; `authenticated` cannot even read the hash column.
 
 use super::rbac::known_codes;
-use super::{first_missing, parse, require, traced};
+use super::{first_missing, may_list, parse, require, traced};
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{ApiKey, ApiKeyRepo, ApiKeyScope, IssuedApiKey, NewApiKey};
 use insightpulse_core::{
-    ApiKeyId, ApiKeyPrincipal, Context, EnvironmentId, Error, ExposeSecret, Name, PermissionCode, ProjectId,
-    Result, SecretString, TenantId, TokenRejection, UserId,
+    ApiKeyId, ApiKeyPrincipal, Context, EnvironmentId, Error, ExposeSecret, Name, PermissionCode,
+    ProjectId, Result, SecretString, TenantId, TokenRejection, UserId,
 };
 use uuid::Uuid;
 
-const COLS: &str = "tenant_id, id, name, prefix, scope::text AS scope, project_id, environment_id, permissions,
+const COLS: &str =
+    "tenant_id, id, name, prefix, scope::text AS scope, project_id, environment_id, permissions,
     created_by, expires_at, last_used_at, revoked_at, created_at";
 
 #[derive(sqlx::FromRow)]
@@ -38,7 +39,10 @@ struct Row {
 
 impl Row {
     fn permissions(&self) -> Result<Vec<PermissionCode>> {
-        self.permissions.iter().map(|p| parse(p, PermissionCode::parse)).collect()
+        self.permissions
+            .iter()
+            .map(|p| parse(p, PermissionCode::parse))
+            .collect()
     }
 }
 
@@ -69,20 +73,30 @@ impl TryFrom<Row> for ApiKey {
 }
 
 async fn key(tx: &mut Tx, tenant: TenantId, id: ApiKeyId) -> Result<Row> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(not_found("api key"))
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("api key"))
 }
 
 /// The project an API key scope is limited to (`NotFound` when its target
 /// does not exist in the tenant).
-async fn scope_project(tx: &mut Tx, tenant: TenantId, scope: ApiKeyScope) -> Result<Option<ProjectId>> {
+async fn scope_project(
+    tx: &mut Tx,
+    tenant: TenantId,
+    scope: ApiKeyScope,
+) -> Result<Option<ProjectId>> {
     let (sql, id, entity) = match scope {
         ApiKeyScope::Tenant => return Ok(None),
-        ApiKeyScope::Project(p) => ("SELECT id FROM projects WHERE tenant_id = $1 AND id = $2", p.0, "project"),
+        ApiKeyScope::Project(p) => (
+            "SELECT id FROM projects WHERE tenant_id = $1 AND id = $2",
+            p.0,
+            "project",
+        ),
         ApiKeyScope::Environment(e) => (
             "SELECT project_id FROM environments WHERE tenant_id = $1 AND id = $2",
             e.0,
@@ -103,7 +117,10 @@ impl ApiKeyRepo for PgBackend {
     async fn create(&self, ctx: &Context, new: NewApiKey) -> Result<IssuedApiKey> {
         traced!(ctx, "api_keys.create", {
             if new.permissions.is_empty() {
-                return Err(Error::validation("permissions", "an API key needs at least one permission"));
+                return Err(Error::validation(
+                    "permissions",
+                    "an API key needs at least one permission",
+                ));
             }
             let codes = known_codes(&new.permissions)?;
             let now = self.clock.now();
@@ -156,7 +173,9 @@ impl ApiKeyRepo for PgBackend {
         traced!(ctx, "api_keys.list", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("api_key.manage"), None).await?;
+            if !may_list(&mut tx, ctx, tenant, "api_key.manage").await? {
+                return Ok(vec![]);
+            }
             let rows: Vec<Row> = sqlx::query_as(&format!(
                 "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
             ))
@@ -186,7 +205,14 @@ impl ApiKeyRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
             let found = key(&mut tx, tenant, id).await?;
-            require(&mut tx, ctx, tenant, Some("api_key.manage"), found.project_id.map(ProjectId)).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some("api_key.manage"),
+                found.project_id.map(ProjectId),
+            )
+            .await?;
             let row: Row = sqlx::query_as(&format!(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
                   WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
@@ -216,12 +242,13 @@ impl ApiKeyRepo for PgBackend {
                 key: Row,
                 key_hash: Vec<u8>,
             }
-            let candidates: Vec<Candidate> =
-                sqlx::query_as(&format!("SELECT {COLS}, key_hash FROM api_keys WHERE prefix = $1"))
-                    .bind(prefix)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let candidates: Vec<Candidate> = sqlx::query_as(&format!(
+                "SELECT {COLS}, key_hash FROM api_keys WHERE prefix = $1"
+            ))
+            .bind(prefix)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
             let key = candidates
                 .into_iter()
                 .find(|c| self.hasher.matches(presented, &c.key_hash))

@@ -4,7 +4,7 @@
 //! member yet, so no tenant policy could let them in; the token is the
 //! credential, checked here before anything is written.
 
-use super::{first_missing, is_owner, parse, require, traced};
+use super::{first_missing, is_owner, may_list, parse, require, traced};
 use crate::error::{db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{
-    Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation, RoleScope,
+    Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation,
+    RoleScope,
 };
 use insightpulse_core::{
-    Context, Email, Error, ExposeSecret, InvitationId, Result, RoleId, SecretString, TenantId, TokenRejection,
-    UserId,
+    Context, Email, Error, ExposeSecret, InvitationId, Result, RoleId, SecretString, TenantId,
+    TokenRejection, UserId,
 };
 use uuid::Uuid;
 
@@ -43,7 +44,12 @@ impl TryFrom<MemberRow> for Membership {
             status: match r.status.as_str() {
                 "active" => MembershipStatus::Active,
                 "suspended" => MembershipStatus::Suspended,
-                other => return Err(crate::error::corrupt(Error::validation("status", other.to_owned()))),
+                other => {
+                    return Err(crate::error::corrupt(Error::validation(
+                        "status",
+                        other.to_owned(),
+                    )))
+                }
             },
             created_at: r.created_at,
         })
@@ -118,7 +124,10 @@ async fn check_owner_rules(
         .await
         .map_err(db)?;
         if others == 0 {
-            return Err(Error::invalid_state("member", "the last active owner must stay"));
+            return Err(Error::invalid_state(
+                "member",
+                "the last active owner must stay",
+            ));
         }
     }
     Ok(())
@@ -126,7 +135,11 @@ async fn check_owner_rules(
 
 /// Permissions of a role visible in `tenant` (built-in or the tenant's own),
 /// with its scope; `NotFound` otherwise.
-pub(crate) async fn role_permissions(tx: &mut Tx, tenant: TenantId, role: RoleId) -> Result<(RoleScope, Vec<String>)> {
+pub(crate) async fn role_permissions(
+    tx: &mut Tx,
+    tenant: TenantId,
+    role: RoleId,
+) -> Result<(RoleScope, Vec<String>)> {
     let (scope, perms): (String, Vec<String>) = sqlx::query_as(
         "SELECT r.scope::text,
                 array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
@@ -142,12 +155,24 @@ pub(crate) async fn role_permissions(tx: &mut Tx, tenant: TenantId, role: RoleId
 }
 
 impl PgBackend {
-    async fn set_status(&self, ctx: &Context, user: UserId, status: MembershipStatus) -> Result<Membership> {
+    async fn set_status(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        status: MembershipStatus,
+    ) -> Result<Membership> {
         let tenant = ctx.require_tenant()?;
         let mut tx = self.begin(ctx).await?;
         require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
         let target = membership(&mut tx, tenant, user, true).await?;
-        check_owner_rules(&mut tx, ctx, tenant, &target, status == MembershipStatus::Active).await?;
+        check_owner_rules(
+            &mut tx,
+            ctx,
+            tenant,
+            &target,
+            status == MembershipStatus::Active,
+        )
+        .await?;
         let row: MemberRow = sqlx::query_as(&format!(
             "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
               WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
@@ -195,7 +220,10 @@ impl MemberRepo for PgBackend {
     async fn invite(&self, ctx: &Context, new: NewInvitation) -> Result<IssuedInvitation> {
         traced!(ctx, "members.invite", {
             if new.valid_for < Duration::minutes(1) || new.valid_for > Duration::days(30) {
-                return Err(Error::validation("valid_for", "must be between 1 minute and 30 days"));
+                return Err(Error::validation(
+                    "valid_for",
+                    "must be between 1 minute and 30 days",
+                ));
             }
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -215,7 +243,10 @@ impl MemberRepo for PgBackend {
             if let Some(role) = new.role_id {
                 let (scope, perms) = role_permissions(&mut tx, tenant, role).await?;
                 if !scope.allows_grant(None) {
-                    return Err(Error::validation("role", "a project role cannot be granted tenant-wide"));
+                    return Err(Error::validation(
+                        "role",
+                        "a project role cannot be granted tenant-wide",
+                    ));
                 }
                 require(&mut tx, ctx, tenant, Some("role.assign"), None).await?;
                 if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, None).await? {
@@ -251,7 +282,9 @@ impl MemberRepo for PgBackend {
         traced!(ctx, "members.list_invitations", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
+            if !may_list(&mut tx, ctx, tenant, "member.invite").await? {
+                return Ok(vec![]);
+            }
             let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
                 "SELECT {INVITATION_COLS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"
             ))
@@ -281,13 +314,15 @@ impl MemberRepo for PgBackend {
                 return Err(Error::invalid_state("invitation", "already accepted"));
             }
             if revoked.is_none() {
-                sqlx::query("UPDATE invitations SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(id.0)
-                    .bind(self.clock.now())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+                sqlx::query(
+                    "UPDATE invitations SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(self.clock.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             }
             tx.commit().await.map_err(db)
         })
@@ -376,7 +411,8 @@ impl MemberRepo for PgBackend {
 
     async fn suspend_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
         traced!(ctx, "members.suspend_member", {
-            self.set_status(ctx, user, MembershipStatus::Suspended).await
+            self.set_status(ctx, user, MembershipStatus::Suspended)
+                .await
         })
     }
 

@@ -63,6 +63,22 @@ pub(crate) async fn require(
     }
 }
 
+/// Like [`require`], for a list: a tenant the principal cannot see lists
+/// as empty (`Ok(false)`), exactly as RLS shows it; a missing permission is
+/// still `PermissionDenied`.
+pub(crate) async fn may_list(
+    tx: &mut Tx,
+    ctx: &Context,
+    tenant: TenantId,
+    code: &'static str,
+) -> Result<bool> {
+    match require(tx, ctx, tenant, Some(code), None).await {
+        Ok(()) => Ok(true),
+        Err(Error::NotFound { entity: "tenant" }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The first of `codes` that `ctx` does not hold at `project`, if any.
 pub(crate) async fn first_missing(
     tx: &mut Tx,

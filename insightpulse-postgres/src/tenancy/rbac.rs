@@ -8,7 +8,9 @@ use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use insightpulse_core::tenancy::{catalog, NewRole, Permission, RbacRepo, Role, RoleGrant, RoleScope};
+use insightpulse_core::tenancy::{
+    catalog, NewRole, Permission, RbacRepo, Role, RoleGrant, RoleScope,
+};
 use insightpulse_core::{
     Context, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
 };
@@ -86,7 +88,10 @@ impl From<GrantRow> for RoleGrant {
 pub(crate) fn known_codes(codes: &[PermissionCode]) -> Result<Vec<String>> {
     let mut out: Vec<String> = codes.iter().map(|c| c.as_str().to_owned()).collect();
     if let Some(bad) = out.iter().find(|c| !catalog::is_known_permission(c)) {
-        return Err(Error::validation("permissions", format!("unknown permission {bad}")));
+        return Err(Error::validation(
+            "permissions",
+            format!("unknown permission {bad}"),
+        ));
     }
     out.sort();
     out.dedup();
@@ -137,11 +142,12 @@ impl RbacRepo for PgBackend {
     async fn list_permissions(&self, ctx: &Context) -> Result<Vec<Permission>> {
         traced!(ctx, "rbac.list_permissions", {
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"")
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"",
+            )
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
             tx.commit().await.map_err(db)?;
             rows.into_iter()
                 .map(|(code, description)| {
@@ -207,7 +213,12 @@ impl RbacRepo for PgBackend {
         })
     }
 
-    async fn set_role_permissions(&self, ctx: &Context, id: RoleId, permissions: Vec<PermissionCode>) -> Result<Role> {
+    async fn set_role_permissions(
+        &self,
+        ctx: &Context,
+        id: RoleId,
+        permissions: Vec<PermissionCode>,
+    ) -> Result<Role> {
         traced!(ctx, "rbac.set_role_permissions", {
             let codes = known_codes(&permissions)?;
             let tenant = ctx.require_tenant()?;
@@ -243,7 +254,13 @@ impl RbacRepo for PgBackend {
         })
     }
 
-    async fn grant_role(&self, ctx: &Context, user: UserId, role_id: RoleId, project: Option<ProjectId>) -> Result<RoleGrant> {
+    async fn grant_role(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        role_id: RoleId,
+        project: Option<ProjectId>,
+    ) -> Result<RoleGrant> {
         traced!(ctx, "rbac.grant_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -252,17 +269,21 @@ impl RbacRepo for PgBackend {
             if !scope.allows_grant(project) {
                 return Err(Error::validation(
                     "project",
-                    format!("a role of scope {} cannot be granted at this level", scope.as_str()),
+                    format!(
+                        "a role of scope {} cannot be granted at this level",
+                        scope.as_str()
+                    ),
                 ));
             }
             if let Some(p) = project {
-                let exists: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE tenant_id = $1 AND id = $2)")
-                        .bind(tenant.0)
-                        .bind(p.0)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                let exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM projects WHERE tenant_id = $1 AND id = $2)",
+                )
+                .bind(tenant.0)
+                .bind(p.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
                 if !exists {
                     return Err(Error::not_found("project"));
                 }
@@ -303,14 +324,22 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "rbac.revoke_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let project: Option<Uuid> =
-                sqlx::query_scalar("SELECT project_id FROM user_roles WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(grant.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(not_found("role grant"))?;
-            require(&mut tx, ctx, tenant, Some("role.assign"), project.map(ProjectId)).await?;
+            let project: Option<Uuid> = sqlx::query_scalar(
+                "SELECT project_id FROM user_roles WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(grant.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("role grant"))?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some("role.assign"),
+                project.map(ProjectId),
+            )
+            .await?;
             sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(grant.0)
@@ -339,7 +368,12 @@ impl RbacRepo for PgBackend {
         })
     }
 
-    async fn has_permission(&self, ctx: &Context, permission: &PermissionCode, project: Option<ProjectId>) -> Result<bool> {
+    async fn has_permission(
+        &self,
+        ctx: &Context,
+        permission: &PermissionCode,
+        project: Option<ProjectId>,
+    ) -> Result<bool> {
         traced!(ctx, "rbac.has_permission", {
             let tenant = ctx.require_tenant()?;
             if ctx.is_system() {

@@ -8,7 +8,9 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
-use insightpulse_core::{Context, Error, IdentityId, Name, Result, SsoProviderId, TenantId, UserId};
+use insightpulse_core::{
+    Context, Error, IdentityId, Name, Result, SsoProviderId, TenantId, UserId,
+};
 use uuid::Uuid;
 
 const PROVIDER_COLS: &str = "tenant_id, id, name, config, enabled, created_at, updated_at";
@@ -78,12 +80,14 @@ fn checked_subject(subject: &str) -> Result<&str> {
 }
 
 async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<ProviderRow> {
-    sqlx::query_as(&format!("SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(not_found("sso provider"))
+    sqlx::query_as(&format!(
+        "SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("sso provider"))
 }
 
 #[async_trait]
@@ -177,7 +181,13 @@ impl SsoRepo for PgBackend {
         })
     }
 
-    async fn link_identity(&self, ctx: &Context, provider_id: SsoProviderId, subject: &str, user: UserId) -> Result<Identity> {
+    async fn link_identity(
+        &self,
+        ctx: &Context,
+        provider_id: SsoProviderId,
+        subject: &str,
+        user: UserId,
+    ) -> Result<Identity> {
         traced!(ctx, "sso.link_identity", {
             let subject = checked_subject(subject)?;
             let tenant = ctx.require_tenant()?;
@@ -202,7 +212,12 @@ impl SsoRepo for PgBackend {
         })
     }
 
-    async fn find_user_by_identity(&self, ctx: &Context, provider_id: SsoProviderId, subject: &str) -> Result<Option<User>> {
+    async fn find_user_by_identity(
+        &self,
+        ctx: &Context,
+        provider_id: SsoProviderId,
+        subject: &str,
+    ) -> Result<Option<User>> {
         traced!(ctx, "sso.find_user_by_identity", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -248,12 +263,13 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
-            let deleted = sqlx::query("DELETE FROM user_identities WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            let deleted =
+                sqlx::query("DELETE FROM user_identities WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
             if deleted.rows_affected() == 0 {
                 return Err(Error::not_found("identity"));
             }

@@ -35,12 +35,14 @@ impl TryFrom<Row> for Team {
 }
 
 async fn team(tx: &mut Tx, tenant: TenantId, id: TeamId) -> Result<Row> {
-    sqlx::query_as(&format!("SELECT {COLS} FROM teams WHERE tenant_id = $1 AND id = $2"))
-        .bind(tenant.0)
-        .bind(id.0)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(not_found("team"))
+    sqlx::query_as(&format!(
+        "SELECT {COLS} FROM teams WHERE tenant_id = $1 AND id = $2"
+    ))
+    .bind(tenant.0)
+    .bind(id.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(not_found("team"))
 }
 
 #[async_trait]
@@ -157,13 +159,15 @@ impl TeamRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
             team(&mut tx, tenant, id).await?;
-            let deleted = sqlx::query("DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3")
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            let deleted = sqlx::query(
+                "DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3",
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
             if deleted.rows_affected() == 0 {
                 return Err(Error::not_found("team member"));
             }

@@ -46,7 +46,9 @@ impl TenantRepo for PgBackend {
             // Creating a tenant is the one write no tenant policy can allow
             // (nobody is a member yet), so it runs as the service role, in
             // one statement: tenant, owner membership, Admin grant.
-            let mut tx = self.begin(&Context::system("create tenant with its first owner")).await?;
+            let mut tx = self
+                .begin(&Context::system("create tenant with its first owner"))
+                .await?;
             let row: Row = sqlx::query_as(&format!(
                 "WITH t AS (
                     INSERT INTO tenants (slug, name, timezone, created_at, updated_at)

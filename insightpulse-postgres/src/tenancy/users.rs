@@ -7,7 +7,9 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
-use insightpulse_core::{Context, Email, Error, ExposeSecret, Name, Result, SecretString, TokenRejection, UserId};
+use insightpulse_core::{
+    Context, Email, Error, ExposeSecret, Name, Result, SecretString, TokenRejection, UserId,
+};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str = "id, email, full_name, has_password, created_at, updated_at";
@@ -28,7 +30,11 @@ impl TryFrom<Row> for User {
         Ok(User {
             id: UserId(r.id),
             email: parse(&r.email, Email::parse)?,
-            full_name: r.full_name.as_deref().map(|n| parse(n, Name::parse)).transpose()?,
+            full_name: r
+                .full_name
+                .as_deref()
+                .map(|n| parse(n, Name::parse))
+                .transpose()?,
             has_password: r.has_password,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -92,11 +98,12 @@ impl UserRepo for PgBackend {
     async fn find_user_by_email(&self, ctx: &Context, email: &Email) -> Result<Option<User>> {
         traced!(ctx, "users.find_user_by_email", {
             let mut tx = self.begin(ctx).await?;
-            let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
-                .bind(email.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?;
+            let row: Option<Row> =
+                sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
+                    .bind(email.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?;
             tx.commit().await.map_err(db)?;
             row.map(User::try_from).transpose()
         })
@@ -120,26 +127,37 @@ impl UserRepo for PgBackend {
         })
     }
 
-    async fn set_password(&self, ctx: &Context, user: UserId, password: &SecretString) -> Result<()> {
+    async fn set_password(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        password: &SecretString,
+    ) -> Result<()> {
         traced!(ctx, "users.set_password", {
             let password = copy(password);
             let phc = blocking(move || passwords::hash(&password)).await??;
             let mut tx = self.begin(ctx).await?;
             if !ctx.is_system() && ctx.user_id() != Some(user) {
-                let visible: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                let visible: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                        .bind(user.0)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(db)?;
+                return Err(if visible {
+                    Error::denied("self")
+                } else {
+                    Error::not_found("user")
+                });
+            }
+            let updated =
+                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                     .bind(user.0)
-                    .fetch_one(&mut *tx)
+                    .bind(phc)
+                    .bind(self.clock.now())
+                    .execute(&mut *tx)
                     .await
                     .map_err(db)?;
-                return Err(if visible { Error::denied("self") } else { Error::not_found("user") });
-            }
-            let updated = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                .bind(user.0)
-                .bind(phc)
-                .bind(self.clock.now())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
             if updated.rows_affected() == 0 {
                 return Err(Error::not_found("user"));
             }
@@ -147,21 +165,31 @@ impl UserRepo for PgBackend {
         })
     }
 
-    async fn verify_password(&self, ctx: &Context, email: &Email, password: &SecretString) -> Result<User> {
+    async fn verify_password(
+        &self,
+        ctx: &Context,
+        email: &Email,
+        password: &SecretString,
+    ) -> Result<User> {
         traced!(ctx, "users.verify_password", {
             if !ctx.is_system() {
                 return Err(Error::denied("system"));
             }
             let mut tx = self.begin(ctx).await?;
-            let found: Option<WithHash> =
-                sqlx::query_as(&format!("SELECT {COLS}, password_hash FROM users WHERE email = $1"))
-                    .bind(email.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let found: Option<WithHash> = sqlx::query_as(&format!(
+                "SELECT {COLS}, password_hash FROM users WHERE email = $1"
+            ))
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
             tx.commit().await.map_err(db)?;
             let rejected = Error::unauthenticated("password", TokenRejection::Unknown);
-            let Some(WithHash { user: row, password_hash: Some(phc) }) = found else {
+            let Some(WithHash {
+                user: row,
+                password_hash: Some(phc),
+            }) = found
+            else {
                 return Err(rejected);
             };
             let password = copy(password);

@@ -12,12 +12,15 @@ const REFERENCE_TABLES_WITH_TENANT_ROWS: &[&str] = &["roles"];
 
 #[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
 async fn seed_matches_the_core_catalog(pool: PgPool) {
-    let perms: Vec<(String, String)> = sqlx::query_as("SELECT code, description FROM permissions ORDER BY code")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let mut expected: Vec<(String, String)> =
-        PERMISSIONS.iter().map(|(c, d)| (c.to_string(), d.to_string())).collect();
+    let perms: Vec<(String, String)> =
+        sqlx::query_as("SELECT code, description FROM permissions ORDER BY code")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let mut expected: Vec<(String, String)> = PERMISSIONS
+        .iter()
+        .map(|(c, d)| (c.to_string(), d.to_string()))
+        .collect();
     expected.sort();
     assert_eq!(perms, expected);
 
@@ -33,7 +36,11 @@ async fn seed_matches_the_core_catalog(pool: PgPool) {
     let mut expected: Vec<(String, String, Vec<String>)> = BUILTIN_ROLES
         .iter()
         .map(|r| {
-            let mut codes: Vec<String> = r.permission_codes().into_iter().map(str::to_owned).collect();
+            let mut codes: Vec<String> = r
+                .permission_codes()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             codes.sort();
             (r.name.to_owned(), r.scope.as_str().to_owned(), codes)
         })
@@ -43,7 +50,10 @@ async fn seed_matches_the_core_catalog(pool: PgPool) {
 }
 
 /// Columns of each constraint of a kind, per table.
-async fn constraints(pool: &PgPool, kind: &str) -> Vec<(String, String, Vec<String>, Option<String>)> {
+async fn constraints(
+    pool: &PgPool,
+    kind: &str,
+) -> Vec<(String, String, Vec<String>, Option<String>)> {
     sqlx::query_as(
         "SELECT c.conrelid::regclass::text, c.conname::text,
                 array(SELECT a.attname::text FROM unnest(c.conkey) k JOIN pg_attribute a
@@ -71,14 +81,28 @@ async fn schema_is_citus_ready(pool: PgPool) {
     .unwrap()
     .into_iter()
     .collect();
-    assert!(tenant_tables.len() >= 11, "expected the tenant tables, found {tenant_tables:?}");
-    let nullable: BTreeSet<&str> = tenant_tables.iter().filter(|(_, nn)| !**nn).map(|(t, _)| t.as_str()).collect();
-    assert_eq!(nullable, REFERENCE_TABLES_WITH_TENANT_ROWS.iter().copied().collect());
+    assert!(
+        tenant_tables.len() >= 11,
+        "expected the tenant tables, found {tenant_tables:?}"
+    );
+    let nullable: BTreeSet<&str> = tenant_tables
+        .iter()
+        .filter(|(_, nn)| !**nn)
+        .map(|(t, _)| t.as_str())
+        .collect();
+    assert_eq!(
+        nullable,
+        REFERENCE_TABLES_WITH_TENANT_ROWS.iter().copied().collect()
+    );
     let distributed = |t: &str| tenant_tables.get(t) == Some(&true);
 
     let mut failures = vec![];
     for table in tenant_tables.keys().filter(|t| distributed(t)) {
-        let pks: Vec<_> = constraints(&pool, "p").await.into_iter().filter(|c| &c.0 == table).collect();
+        let pks: Vec<_> = constraints(&pool, "p")
+            .await
+            .into_iter()
+            .filter(|c| &c.0 == table)
+            .collect();
         if pks.len() != 1 || !pks[0].2.contains(&"tenant_id".to_owned()) {
             failures.push(format!("{table}: primary key without tenant_id"));
         }
@@ -110,12 +134,21 @@ async fn schema_is_citus_ready(pool: PgPool) {
         if distributed(&table) && distributed(&target) {
             checked_fks += 1;
             if cols.first().map(String::as_str) != Some("tenant_id") {
-                failures.push(format!("{table}.{name} -> {target}: foreign key not led by tenant_id"));
+                failures.push(format!(
+                    "{table}.{name} -> {target}: foreign key not led by tenant_id"
+                ));
             }
         }
     }
-    assert!(checked_fks >= 8, "expected the co-located foreign keys, checked {checked_fks}");
-    assert!(failures.is_empty(), "not Citus-ready:\n{}", failures.join("\n"));
+    assert!(
+        checked_fks >= 8,
+        "expected the co-located foreign keys, checked {checked_fks}"
+    );
+    assert!(
+        failures.is_empty(),
+        "not Citus-ready:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
@@ -124,10 +157,13 @@ async fn tenant_policies_run_the_helper_once_as_an_initplan(pool: PgPool) {
     let owner = crate::user(&repos, "owner@a.io").await;
     let (t, ctx) = crate::tenant(&repos, owner.id, "acme").await;
     let mut tx = crate::acting_as(&pool, &ctx).await;
-    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN SELECT * FROM projects WHERE tenant_id = '{}'", t.id))
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN SELECT * FROM projects WHERE tenant_id = '{}'",
+        t.id
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
     let plan = plan.join("\n");
     assert!(plan.contains("InitPlan"), "no InitPlan in:\n{plan}");
 }

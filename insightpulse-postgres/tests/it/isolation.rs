@@ -26,15 +26,37 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         role_id: None,
         valid_for: Duration::days(1),
     };
-    let issued = repos.members.invite(&ctx, invite(&format!("member@{slug}.io"))).await.unwrap();
-    repos.members.accept_invitation(&Context::user(member.id), &issued.token).await.unwrap();
-    repos.members.invite(&ctx, invite(&format!("pending@{slug}.io"))).await.unwrap();
-    let team = repos
-        .teams
-        .create_team(&ctx, NewTeam { slug: Slug::parse("core").unwrap(), name: Name::parse("Core").unwrap() })
+    let issued = repos
+        .members
+        .invite(&ctx, invite(&format!("member@{slug}.io")))
         .await
         .unwrap();
-    repos.teams.add_team_member(&ctx, team.id, member.id).await.unwrap();
+    repos
+        .members
+        .accept_invitation(&Context::user(member.id), &issued.token)
+        .await
+        .unwrap();
+    repos
+        .members
+        .invite(&ctx, invite(&format!("pending@{slug}.io")))
+        .await
+        .unwrap();
+    let team = repos
+        .teams
+        .create_team(
+            &ctx,
+            NewTeam {
+                slug: Slug::parse("core").unwrap(),
+                name: Name::parse("Core").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
+    repos
+        .teams
+        .add_team_member(&ctx, team.id, member.id)
+        .await
+        .unwrap();
     let role = repos
         .rbac
         .create_role(
@@ -52,12 +74,24 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         .projects
         .create_project(
             &ctx,
-            NewProject { slug: Slug::parse("web").unwrap(), name: Name::parse("Web").unwrap(), description: None },
+            NewProject {
+                slug: Slug::parse("web").unwrap(),
+                name: Name::parse("Web").unwrap(),
+                description: None,
+            },
         )
         .await
         .unwrap();
-    repos.rbac.grant_role(&ctx, member.id, role.id, Some(project.id)).await.unwrap();
-    let env = repos.projects.create_environment(&ctx, project.id, EnvironmentKind::Production).await.unwrap();
+    repos
+        .rbac
+        .grant_role(&ctx, member.id, role.id, Some(project.id))
+        .await
+        .unwrap();
+    let env = repos
+        .projects
+        .create_environment(&ctx, project.id, EnvironmentKind::Production)
+        .await
+        .unwrap();
     let provider = repos
         .sso
         .create_provider(
@@ -74,7 +108,11 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
-    repos.sso.link_identity(&ctx, provider.id, "00u1", member.id).await.unwrap();
+    repos
+        .sso
+        .link_identity(&ctx, provider.id, "00u1", member.id)
+        .await
+        .unwrap();
     repos
         .api_keys
         .create(
@@ -107,7 +145,12 @@ async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
 
 /// Runs one attack statement in its own transaction as `attacker`; returns
 /// the rows it touched, or the SQLSTATE that refused it.
-async fn attack(pool: &PgPool, attacker: &Context, sql: &str, json: Option<&serde_json::Value>) -> Result<u64, String> {
+async fn attack(
+    pool: &PgPool,
+    attacker: &Context,
+    sql: &str,
+    json: Option<&serde_json::Value>,
+) -> Result<u64, String> {
     let mut tx = acting_as(pool, attacker).await;
     let mut q = sqlx::query(sql);
     if let Some(j) = json {
@@ -133,28 +176,37 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
     assert!(tables.len() >= 11, "{tables:?}");
     let mut leaks = vec![];
     for (table, enabled, forced, policies) in &tables {
-        assert!(*enabled && *forced && *policies > 0, "{table}: RLS enabled={enabled} forced={forced} policies={policies}");
+        assert!(
+            *enabled && *forced && *policies > 0,
+            "{table}: RLS enabled={enabled} forced={forced} policies={policies}"
+        );
 
         // Superuser view: the fixture must hold rows of both tenants.
-        let row_b: Option<serde_json::Value> =
-            sqlx::query_scalar(&format!("SELECT to_jsonb(x) FROM {table} x WHERE tenant_id = $1 LIMIT 1"))
-                .bind(b.0)
-                .fetch_optional(&pool)
-                .await
-                .unwrap();
-        let row_b = row_b.unwrap_or_else(|| panic!("{table}: add a row of this table to `populate`"));
+        let row_b: Option<serde_json::Value> = sqlx::query_scalar(&format!(
+            "SELECT to_jsonb(x) FROM {table} x WHERE tenant_id = $1 LIMIT 1"
+        ))
+        .bind(b.0)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        let row_b =
+            row_b.unwrap_or_else(|| panic!("{table}: add a row of this table to `populate`"));
 
         let mut tx = acting_as(&pool, &attacker).await;
-        let seen: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
-            .bind(b.0)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
-        let own: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table} WHERE tenant_id = $1"))
-            .bind(a.0)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap_or(0);
+        let seen: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+        ))
+        .bind(b.0)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let own: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+        ))
+        .bind(a.0)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or(0);
         tx.rollback().await.unwrap();
         if seen != 0 {
             leaks.push(format!("{table}: read {seen} rows of B"));
@@ -166,9 +218,18 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         let b_lit = format!("'{}'::uuid", b.0);
         let a_lit = format!("'{}'::uuid", a.0);
         for (what, sql) in [
-            ("update", format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = {b_lit}")),
-            ("delete", format!("DELETE FROM {table} WHERE tenant_id = {b_lit}")),
-            ("move own row into B", format!("UPDATE {table} SET tenant_id = {b_lit} WHERE tenant_id = {a_lit}")),
+            (
+                "update",
+                format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = {b_lit}"),
+            ),
+            (
+                "delete",
+                format!("DELETE FROM {table} WHERE tenant_id = {b_lit}"),
+            ),
+            (
+                "move own row into B",
+                format!("UPDATE {table} SET tenant_id = {b_lit} WHERE tenant_id = {a_lit}"),
+            ),
         ] {
             if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
                 if n > 0 {
@@ -183,7 +244,10 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         let obj = forged.as_object_mut().unwrap();
         for key in ["id", "token_prefix", "prefix", "slug", "name", "subject"] {
             if obj.contains_key(key) {
-                obj.insert(key.into(), serde_json::json!(format!("{}", Uuid::new_v4()).replace('-', "")[..12]));
+                obj.insert(
+                    key.into(),
+                    serde_json::json!(format!("{}", Uuid::new_v4()).replace('-', "")[..12]),
+                );
             }
         }
         if obj.contains_key("id") {
@@ -192,18 +256,30 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         if obj.contains_key("user_id") {
             obj.insert("user_id".into(), serde_json::json!(attacker_id));
         }
-        let sql = format!("INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)");
+        let sql =
+            format!("INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)");
         match attack(&pool, &attacker, &sql, Some(&forged)).await {
             Err(code) if code == "42501" => {}
-            other => leaks.push(format!("{table}: insert into B was not refused by RLS: {other:?}")),
+            other => leaks.push(format!(
+                "{table}: insert into B was not refused by RLS: {other:?}"
+            )),
         }
     }
 
     // The tenants table itself (keyed by id).
     for (what, sql) in [
-        ("read", format!("SELECT 1 FROM tenants WHERE id = '{}'", b.0)),
-        ("update", format!("UPDATE tenants SET name = 'pwned' WHERE id = '{}'", b.0)),
-        ("delete", format!("DELETE FROM tenants WHERE id = '{}'", b.0)),
+        (
+            "read",
+            format!("SELECT 1 FROM tenants WHERE id = '{}'", b.0),
+        ),
+        (
+            "update",
+            format!("UPDATE tenants SET name = 'pwned' WHERE id = '{}'", b.0),
+        ),
+        (
+            "delete",
+            format!("DELETE FROM tenants WHERE id = '{}'", b.0),
+        ),
     ] {
         if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
             if n > 0 {
@@ -212,7 +288,14 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         }
     }
     // Users of B only are invisible, and nobody reads a password hash.
-    if let Ok(n) = attack(&pool, &attacker, "SELECT 1 FROM users WHERE email LIKE '%@bravo.io'", None).await {
+    if let Ok(n) = attack(
+        &pool,
+        &attacker,
+        "SELECT 1 FROM users WHERE email LIKE '%@bravo.io'",
+        None,
+    )
+    .await
+    {
         if n > 0 {
             leaks.push(format!("users: read {n} users of B"));
         }
@@ -221,5 +304,9 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         attack(&pool, &attacker, "SELECT password_hash FROM users", None).await,
         Err("42501".to_owned())
     );
-    assert!(leaks.is_empty(), "tenant isolation broken:\n{}", leaks.join("\n"));
+    assert!(
+        leaks.is_empty(),
+        "tenant isolation broken:\n{}",
+        leaks.join("\n")
+    );
 }

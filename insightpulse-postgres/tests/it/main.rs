@@ -7,6 +7,12 @@ mod isolation;
 mod permissions;
 mod pool;
 
+mod conformance {
+    insightpulse_testing::conformance_tests!(
+        #[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")] (pool: sqlx::PgPool) => crate::harness(pool).await
+    );
+}
+
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::tenancy::{NewTenant, NewUser, Tenant, User};
 use insightpulse_core::{Context, Email, ManualClock, Name, Repos, Slug, TimeZone, UserId};

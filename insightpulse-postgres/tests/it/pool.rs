@@ -1,0 +1,129 @@
+//! Pool hygiene: identities are transaction-local, so many concurrent calls
+//! for different users over a pool of two connections never see each
+//! other's identity, and an abandoned unit of work leaves nothing behind.
+
+use crate::{tenant, user};
+use insightpulse_core::projects::NewProject;
+use insightpulse_core::{Context, Name, PermissionCode, Slug};
+use insightpulse_postgres::{uow, PgBackend};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What a connection carries when no unit of work is open.
+async fn idle_identity(pool: &PgPool) -> (String, Option<String>) {
+    sqlx::query_as(
+        "SELECT current_user::text, nullif(current_setting('request.jwt.claims', true), '')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+async fn concurrent_calls_never_see_each_others_identity(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let login = idle_identity(&pool).await;
+    assert_eq!(login.1, None);
+    let (backend, _) = crate::backend(pool.clone());
+    let repos = backend.repos();
+
+    let mut tenants = vec![];
+    for i in 0..6 {
+        let owner = user(&repos, &format!("owner{i}@t.io")).await;
+        let (t, ctx) = tenant(&repos, owner.id, &format!("tenant-{i}")).await;
+        for p in 0..3 {
+            repos
+                .projects
+                .create_project(
+                    &ctx,
+                    NewProject {
+                        slug: Slug::parse(&format!("t{i}-p{p}")).unwrap(),
+                        name: Name::parse("P").unwrap(),
+                        description: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        tenants.push((t.id, owner.id, ctx));
+    }
+    let tenants = Arc::new(tenants);
+    let manage: PermissionCode = "project.delete".parse().unwrap();
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..300usize {
+        let (repos, pool, tenants, manage) =
+            (repos.clone(), pool.clone(), tenants.clone(), manage.clone());
+        tasks.spawn(async move {
+            let (tenant, owner, ctx) = &tenants[n % tenants.len()];
+            match n % 4 {
+                // The SDK shows exactly this user's tenant.
+                0 => {
+                    let projects = repos.projects.list_projects(ctx, true).await.unwrap();
+                    assert_eq!(projects.len(), 3);
+                    assert!(projects.iter().all(|p| p.tenant_id == *tenant));
+                    assert!(projects.iter().all(|p| p
+                        .slug
+                        .as_str()
+                        .starts_with(&format!("t{}-", n % tenants.len()))));
+                }
+                // The database sees exactly this user.
+                1 => {
+                    let mut tx = pool.begin_with(uow::begin_statement(ctx)).await.unwrap();
+                    let (uid, role): (Option<Uuid>, String) =
+                        sqlx::query_as("SELECT auth.uid(), current_user::text")
+                            .fetch_one(&mut *tx)
+                            .await
+                            .unwrap();
+                    assert_eq!(uid, Some(owner.0));
+                    assert_eq!(role, "authenticated");
+                    tokio::task::yield_now().await;
+                    tx.commit().await.unwrap();
+                }
+                // Another tenant's owner holds nothing here.
+                2 => {
+                    let other = &tenants[(n + 1) % tenants.len()].2;
+                    let foreign = Context::user(other.user_id().unwrap()).in_tenant(*tenant);
+                    assert!(!repos
+                        .rbac
+                        .has_permission(&foreign, &manage, None)
+                        .await
+                        .unwrap());
+                    assert!(repos
+                        .projects
+                        .list_projects(&foreign, true)
+                        .await
+                        .unwrap()
+                        .is_empty());
+                }
+                // A unit of work abandoned half-way is rolled back, not reused.
+                _ => {
+                    let mut tx = pool.begin_with(uow::begin_statement(ctx)).await.unwrap();
+                    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap();
+                    drop(tx);
+                }
+            }
+            // Outside any unit of work, a connection carries no identity.
+            let (role, claims) = idle_identity(&pool).await;
+            assert_ne!(role, "authenticated");
+            assert_eq!(claims, None, "claims leaked to the next borrower");
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    assert_eq!(idle_identity(&pool).await, login);
+    let _unused: Option<PgBackend> = None;
+}
