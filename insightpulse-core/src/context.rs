@@ -187,8 +187,9 @@ impl Context {
     /// The tenant the call acts in, or a validation error for calls that
     /// need one.
     pub fn require_tenant(&self) -> Result<TenantId> {
-        self.tenant
-            .ok_or_else(|| Error::validation("context", "this call needs a tenant (Context::in_tenant)"))
+        self.tenant.ok_or_else(|| {
+            Error::validation("context", "this call needs a tenant (Context::in_tenant)")
+        })
     }
 
     /// The acting user, or `PermissionDenied` for API keys and the system.

@@ -76,7 +76,10 @@ impl Slug {
         if !(2..=63).contains(&s.len()) {
             return bad("must be 2 to 63 characters");
         }
-        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
             return bad("may contain only a-z, 0-9 and '-'");
         }
         if !s.as_bytes()[0].is_ascii_lowercase() {
@@ -125,7 +128,10 @@ impl Name {
             return Err(Error::validation("name", "must be 1 to 200 characters"));
         }
         if s.chars().any(char::is_control) {
-            return Err(Error::validation("name", "must not contain control characters"));
+            return Err(Error::validation(
+                "name",
+                "must not contain control characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -179,7 +185,9 @@ impl PermissionCode {
         let segment_ok = |seg: &str| {
             !seg.is_empty()
                 && seg.as_bytes()[0].is_ascii_lowercase()
-                && seg.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
         let segments: Vec<&str> = s.split('.').collect();
         if s.len() > 100 || segments.len() < 2 || !segments.iter().all(|seg| segment_ok(seg)) {

@@ -104,11 +104,20 @@ pub trait ProjectRepo: Send + Sync {
     async fn delete_project(&self, ctx: &Context, id: ProjectId) -> Result<()>;
     /// Adds an environment. Needs `environment.manage` on the project;
     /// `Conflict` when the kind exists; not while archived.
-    async fn create_environment(&self, ctx: &Context, project: ProjectId, kind: EnvironmentKind) -> Result<Environment>;
+    async fn create_environment(
+        &self,
+        ctx: &Context,
+        project: ProjectId,
+        kind: EnvironmentKind,
+    ) -> Result<Environment>;
     /// One environment.
     async fn get_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<Environment>;
     /// A project's environments, in kind order (development, staging, production).
-    async fn list_environments(&self, ctx: &Context, project: ProjectId) -> Result<Vec<Environment>>;
+    async fn list_environments(
+        &self,
+        ctx: &Context,
+        project: ProjectId,
+    ) -> Result<Vec<Environment>>;
     /// Deletes an environment and the API keys scoped to it. Needs
     /// `environment.manage` on the project.
     async fn delete_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<()>;

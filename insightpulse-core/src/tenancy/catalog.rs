@@ -10,11 +10,17 @@ use super::model::RoleScope;
 /// `(code, description)` of every permission, grouped by module.
 pub const PERMISSIONS: &[(&str, &str)] = &[
     // 1. tenancy & identity
-    ("tenant.manage", "Change tenant settings or delete the tenant"),
+    (
+        "tenant.manage",
+        "Change tenant settings or delete the tenant",
+    ),
     ("member.read", "See the tenant's members"),
     ("member.invite", "Invite people and manage invitations"),
     ("member.manage", "Suspend, reactivate and remove members"),
-    ("team.manage", "Create, change and delete teams and their members"),
+    (
+        "team.manage",
+        "Create, change and delete teams and their members",
+    ),
     ("role.manage", "Create, change and delete tenant roles"),
     ("role.assign", "Grant and revoke roles"),
     ("sso.manage", "Configure SSO providers and link identities"),
@@ -31,13 +37,22 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("webhook.manage", "Configure webhooks"),
     // 4. audit, policies, secrets
     ("audit.read", "Read the audit trail"),
-    ("data_policy.manage", "Configure retention and anonymization"),
+    (
+        "data_policy.manage",
+        "Configure retention and anonymization",
+    ),
     ("consent.manage", "Record and withdraw consents"),
     ("secret.read", "Read secret values"),
     ("secret.manage", "Create, rotate and delete secrets"),
     // 5. billing & usage
-    ("billing.read", "See billing accounts, invoices and payments"),
-    ("billing.manage", "Change plans, billing details and payment methods"),
+    (
+        "billing.read",
+        "See billing accounts, invoices and payments",
+    ),
+    (
+        "billing.manage",
+        "Change plans, billing details and payment methods",
+    ),
     ("usage.read", "See metered usage"),
     // 6. data sources, BI, alerts
     ("data_source.read", "See data sources"),
@@ -66,7 +81,10 @@ pub const PERMISSIONS: &[(&str, &str)] = &[
     ("workflow.run", "Start workflow runs"),
     // 9. domains
     ("domain.read", "See domains, DNS records and certificates"),
-    ("domain.manage", "Manage domains, DNS records and certificates"),
+    (
+        "domain.manage",
+        "Manage domains, DNS records and certificates",
+    ),
 ];
 
 /// A built-in role.
@@ -98,14 +116,41 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         scope: RoleScope::Global,
         description: "Build and operate projects",
         permissions: &[
-            "member.read", "api_key.manage", "project.create", "project.update",
-            "environment.manage", "integration.read", "integration.manage", "webhook.read",
-            "webhook.manage", "secret.read", "secret.manage", "usage.read", "data_source.read",
-            "data_source.manage", "dashboard.read", "dashboard.create", "dashboard.update",
-            "dashboard.delete", "query.run", "query.manage", "alert.read", "alert.manage",
-            "ai.use", "prompt.manage", "rag.read", "rag.manage", "ocr.submit", "ticket.read",
-            "ticket.create", "ticket.update", "ticket.assign", "workflow.read",
-            "workflow.manage", "workflow.run", "domain.read",
+            "member.read",
+            "api_key.manage",
+            "project.create",
+            "project.update",
+            "environment.manage",
+            "integration.read",
+            "integration.manage",
+            "webhook.read",
+            "webhook.manage",
+            "secret.read",
+            "secret.manage",
+            "usage.read",
+            "data_source.read",
+            "data_source.manage",
+            "dashboard.read",
+            "dashboard.create",
+            "dashboard.update",
+            "dashboard.delete",
+            "query.run",
+            "query.manage",
+            "alert.read",
+            "alert.manage",
+            "ai.use",
+            "prompt.manage",
+            "rag.read",
+            "rag.manage",
+            "ocr.submit",
+            "ticket.read",
+            "ticket.create",
+            "ticket.update",
+            "ticket.assign",
+            "workflow.read",
+            "workflow.manage",
+            "workflow.run",
+            "domain.read",
         ],
     },
     BuiltinRole {
@@ -113,8 +158,16 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         scope: RoleScope::Global,
         description: "Read-only access",
         permissions: &[
-            "member.read", "integration.read", "webhook.read", "usage.read", "data_source.read",
-            "dashboard.read", "alert.read", "rag.read", "ticket.read", "workflow.read",
+            "member.read",
+            "integration.read",
+            "webhook.read",
+            "usage.read",
+            "data_source.read",
+            "dashboard.read",
+            "alert.read",
+            "rag.read",
+            "ticket.read",
+            "workflow.read",
             "domain.read",
         ],
     },
@@ -122,7 +175,12 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         name: "Billing Admin",
         scope: RoleScope::Org,
         description: "Billing, plans and usage",
-        permissions: &["member.read", "billing.read", "billing.manage", "usage.read"],
+        permissions: &[
+            "member.read",
+            "billing.read",
+            "billing.manage",
+            "usage.read",
+        ],
     },
 ];
 
@@ -157,7 +215,11 @@ mod tests {
         assert!(PERMISSIONS.len() >= 30);
         for role in BUILTIN_ROLES {
             for code in role.permission_codes() {
-                assert!(is_known_permission(code), "{} names unknown {code}", role.name);
+                assert!(
+                    is_known_permission(code),
+                    "{} names unknown {code}",
+                    role.name
+                );
             }
         }
     }

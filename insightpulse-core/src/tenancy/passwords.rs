@@ -3,7 +3,9 @@
 //! without breaking existing hashes.
 
 use crate::error::{Error, Result};
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -25,7 +27,10 @@ pub const MAX_LEN: usize = 1024;
 pub fn hash(password: &SecretString) -> Result<String> {
     let pw = password.expose_secret();
     if pw.chars().count() < MIN_LEN || pw.len() > MAX_LEN {
-        return Err(Error::validation("password", "must be 8 to 1024 characters"));
+        return Err(Error::validation(
+            "password",
+            "must be 8 to 1024 characters",
+        ));
     }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -37,6 +42,10 @@ pub fn hash(password: &SecretString) -> Result<String> {
 /// Whether `password` matches a stored PHC string (false for a malformed one).
 pub fn verify(password: &SecretString, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.expose_secret().as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.expose_secret().as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }

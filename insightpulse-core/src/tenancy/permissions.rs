@@ -58,7 +58,11 @@ impl UserFacts {
 }
 
 /// Whether a verified API key holds `code` (tenant-wide or on `project`).
-pub fn api_key_allows(key: &ApiKeyPrincipal, code: &PermissionCode, project: Option<ProjectId>) -> bool {
+pub fn api_key_allows(
+    key: &ApiKeyPrincipal,
+    code: &PermissionCode,
+    project: Option<ProjectId>,
+) -> bool {
     (key.project_id.is_none() || key.project_id == project) && key.permissions.contains(code)
 }
 
@@ -90,8 +94,14 @@ mod tests {
         let f = UserFacts {
             membership: Some((false, MembershipStatus::Active)),
             grants: vec![
-                GrantFacts { project: None, permissions: vec![code("dashboard.read")] },
-                GrantFacts { project: Some(p), permissions: vec![code("dashboard.delete")] },
+                GrantFacts {
+                    project: None,
+                    permissions: vec![code("dashboard.read")],
+                },
+                GrantFacts {
+                    project: Some(p),
+                    permissions: vec![code("dashboard.delete")],
+                },
             ],
         };
         assert!(f.allows(&code("dashboard.read"), None));
@@ -116,6 +126,10 @@ mod tests {
         key.project_id = Some(p);
         assert!(api_key_allows(&key, &code("ticket.read"), Some(p)));
         assert!(!api_key_allows(&key, &code("ticket.read"), None));
-        assert!(!api_key_allows(&key, &code("ticket.read"), Some(ProjectId::new())));
+        assert!(!api_key_allows(
+            &key,
+            &code("ticket.read"),
+            Some(ProjectId::new())
+        ));
     }
 }

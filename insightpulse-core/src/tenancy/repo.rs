@@ -61,12 +61,22 @@ pub trait UserRepo: Send + Sync {
 
     /// Sets a password (argon2id, PHC string). The user itself or the system.
     /// Errors: `Validation` for a password shorter than 8 characters.
-    async fn set_password(&self, ctx: &Context, user: UserId, password: &SecretString) -> Result<()>;
+    async fn set_password(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        password: &SecretString,
+    ) -> Result<()>;
 
     /// Checks a password at sign-in. System principals only (there is no
     /// user yet). Errors: `Unauthenticated` for an unknown email, a user
     /// without password, or a wrong password — indistinguishably.
-    async fn verify_password(&self, ctx: &Context, email: &Email, password: &SecretString) -> Result<User>;
+    async fn verify_password(
+        &self,
+        ctx: &Context,
+        email: &Email,
+        password: &SecretString,
+    ) -> Result<User>;
 }
 
 /// Memberships and invitations of the context's tenant.
@@ -147,13 +157,24 @@ pub trait RbacRepo: Send + Sync {
     async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role>;
     /// Replaces a tenant role's permissions. Needs `role.manage`; built-in
     /// roles are read-only (`InvalidState`).
-    async fn set_role_permissions(&self, ctx: &Context, id: RoleId, permissions: Vec<PermissionCode>) -> Result<Role>;
+    async fn set_role_permissions(
+        &self,
+        ctx: &Context,
+        id: RoleId,
+        permissions: Vec<PermissionCode>,
+    ) -> Result<Role>;
     /// Deletes a tenant role and its grants. Needs `role.manage`.
     async fn delete_role(&self, ctx: &Context, id: RoleId) -> Result<()>;
     /// Grants a role to a member, tenant-wide (`project = None`) or on one
     /// project. Needs `role.assign` at that level and every permission of
     /// the role (no escalation). The role's scope must allow the level.
-    async fn grant_role(&self, ctx: &Context, user: UserId, role: RoleId, project: Option<ProjectId>) -> Result<RoleGrant>;
+    async fn grant_role(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        role: RoleId,
+        project: Option<ProjectId>,
+    ) -> Result<RoleGrant>;
     /// Revokes a grant. Needs `role.assign`.
     async fn revoke_role(&self, ctx: &Context, grant: RoleGrantId) -> Result<()>;
     /// Grants in the tenant, optionally of one user, ordered by creation.
@@ -161,7 +182,12 @@ pub trait RbacRepo: Send + Sync {
     /// Whether the principal holds `permission` in the context's tenant
     /// (tenant-wide, or on `project` when given). Agrees with SQL's
     /// `auth.user_has_permission(code, tenant, project)`.
-    async fn has_permission(&self, ctx: &Context, permission: &PermissionCode, project: Option<ProjectId>) -> Result<bool>;
+    async fn has_permission(
+        &self,
+        ctx: &Context,
+        permission: &PermissionCode,
+        project: Option<ProjectId>,
+    ) -> Result<bool>;
 }
 
 /// SSO providers and federated identities of the context's tenant.
@@ -173,16 +199,33 @@ pub trait SsoRepo: Send + Sync {
     /// Every provider, ordered by name.
     async fn list_providers(&self, ctx: &Context) -> Result<Vec<SsoProvider>>;
     /// Changes the configuration and/or enabled flag. Needs `sso.manage`.
-    async fn update_provider(&self, ctx: &Context, id: SsoProviderId, config: Option<SsoConfig>, enabled: Option<bool>) -> Result<SsoProvider>;
+    async fn update_provider(
+        &self,
+        ctx: &Context,
+        id: SsoProviderId,
+        config: Option<SsoConfig>,
+        enabled: Option<bool>,
+    ) -> Result<SsoProvider>;
     /// Deletes a provider and its identities. Needs `sso.manage`.
     async fn delete_provider(&self, ctx: &Context, id: SsoProviderId) -> Result<()>;
     /// Links a provider subject to a member. Needs `sso.manage` (or the
     /// system, at just-in-time login). `Conflict` when the subject is
     /// already linked.
-    async fn link_identity(&self, ctx: &Context, provider: SsoProviderId, subject: &str, user: UserId) -> Result<Identity>;
+    async fn link_identity(
+        &self,
+        ctx: &Context,
+        provider: SsoProviderId,
+        subject: &str,
+        user: UserId,
+    ) -> Result<Identity>;
     /// The user linked to a subject. `InvalidState` when the provider is
     /// disabled.
-    async fn find_user_by_identity(&self, ctx: &Context, provider: SsoProviderId, subject: &str) -> Result<Option<User>>;
+    async fn find_user_by_identity(
+        &self,
+        ctx: &Context,
+        provider: SsoProviderId,
+        subject: &str,
+    ) -> Result<Option<User>>;
     /// Identities of a user in the tenant.
     async fn list_identities(&self, ctx: &Context, user: UserId) -> Result<Vec<Identity>>;
     /// Removes a link. Needs `sso.manage`.

@@ -77,7 +77,8 @@ impl TokenHasher {
 
     fn mac(&self) -> Hmac<Sha256> {
         use secrecy::ExposeSecret;
-        <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret()).expect("HMAC takes any key length")
+        <Hmac<Sha256> as Mac>::new_from_slice(self.pepper.expose_secret())
+            .expect("HMAC takes any key length")
     }
 
     /// The keyed hash of a whole token.
@@ -172,8 +173,18 @@ mod tests {
         let h = TokenHasher::new(b"k".to_vec());
         let t = issue(TokenKind::ApiKey, &h);
         let s = t.token.expose_secret();
-        for bad in ["", "ipk_", &s[..s.len() - 1], &s.to_uppercase(), &s.replacen("ipk", "ipx", 1)] {
-            assert_eq!(prefix_of(TokenKind::ApiKey, bad), Err(TokenRejection::Malformed), "{bad}");
+        for bad in [
+            "",
+            "ipk_",
+            &s[..s.len() - 1],
+            &s.to_uppercase(),
+            &s.replacen("ipk", "ipx", 1),
+        ] {
+            assert_eq!(
+                prefix_of(TokenKind::ApiKey, bad),
+                Err(TokenRejection::Malformed),
+                "{bad}"
+            );
         }
     }
 }

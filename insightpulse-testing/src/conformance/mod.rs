@@ -1,0 +1,156 @@
+//! The conformance suite: the one specification every backend is checked
+//! against.
+//!
+//! Rule guarded here: a behaviour is specified once, as a case in this
+//! module, and [`conformance_tests!`](crate::conformance_tests) runs every
+//! case against any backend — the in-memory fake and PostgreSQL alike. A
+//! divergence between backends is a bug in whichever one is wrong, never a
+//! reason to special-case a test.
+//!
+//! Each case is `pub async fn case(h: Harness)`: it builds its world through
+//! the public traits (see [`crate::fixtures`]), moves time only through
+//! `h.clock`, and matches errors by variant and `entity`/`field` only.
+//!
+//! ```ignore
+//! // memory backend (insightpulse-testing/tests/it/main.rs):
+//! insightpulse_testing::conformance_tests!(#[tokio::test] () => insightpulse_testing::memory::harness());
+//! // postgres backend:
+//! insightpulse_testing::conformance_tests!(
+//!     #[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")] (pool: sqlx::PgPool) => crate::harness(pool).await
+//! );
+//! ```
+
+pub mod projects;
+pub mod tenancy;
+
+use insightpulse_core::{ManualClock, Repos};
+use std::sync::Arc;
+
+/// What a case runs against: one backend's repositories, all reading time
+/// from `clock`.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    /// The backend under test.
+    pub repos: Repos,
+    /// The clock the backend reads; cases move it with `advance`.
+    pub clock: Arc<ManualClock>,
+}
+
+/// Asserts that `$result` is an `Err` matching `$pattern` (an
+/// `insightpulse_core::Error` pattern), printing what came back otherwise.
+macro_rules! assert_err {
+    ($result:expr, $pattern:pat $(,)?) => {
+        match $result {
+            Err(e) if matches!(e, $pattern) => {}
+            other => panic!(
+                "expected Err({}), got {:?} at {}:{}",
+                stringify!($pattern),
+                other,
+                file!(),
+                line!()
+            ),
+        }
+    };
+}
+pub(crate) use assert_err;
+
+/// Generates one test per conformance case for a backend.
+///
+/// Syntax: `conformance_tests!(#[test_attribute] (test fn args) => harness_expression);`
+/// The harness expression is evaluated inside each (async) test function, so
+/// it may use the test's arguments and `.await`. The generated tests live in
+/// modules `tenancy` and `projects` of the invoking module.
+///
+/// ```ignore
+/// insightpulse_testing::conformance_tests!(#[tokio::test] () => insightpulse_testing::memory::harness());
+/// ```
+#[macro_export]
+macro_rules! conformance_tests {
+    (#[$attr:meta] $args:tt => $make:expr $(,)?) => {
+        $crate::__conformance_cases!([#[$attr] $args => $make]);
+    };
+}
+
+/// The case list, written once. Internal to [`conformance_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend tenancy [
+            create_tenant_makes_creator_owner_and_admin,
+            create_tenant_needs_an_existing_user_and_a_free_slug,
+            list_my_tenants_shows_active_memberships_by_slug,
+            other_tenants_are_invisible,
+            calls_without_a_tenant_are_rejected,
+            update_tenant_needs_tenant_manage_and_object_settings,
+            delete_tenant_is_owner_only_and_cascades,
+            users_are_created_by_the_system_with_unique_emails,
+            users_see_themselves_and_co_members_only,
+            update_profile_changes_own_name,
+            passwords_are_set_by_self_or_system_and_verified,
+            invite_and_accept_makes_a_member_with_the_role,
+            members_are_ordered_by_join_time_then_id,
+            invitation_tokens_are_single_use,
+            expired_invitations_are_rejected,
+            revoked_invitations_are_rejected,
+            malformed_and_unknown_invitation_tokens_are_rejected,
+            invitations_are_bound_to_their_email,
+            inviting_an_existing_member_conflicts,
+            invite_needs_member_invite_and_a_valid_window,
+            invite_role_must_be_visible_grantable_and_held,
+            suspended_members_see_nothing_and_hold_nothing,
+            removing_a_member_removes_grants_teams_and_identities,
+            last_active_owner_cannot_leave,
+            only_owners_act_on_owners,
+            set_owner_promotes_and_demotes,
+            teams_are_unique_by_slug_and_ordered,
+            team_members_must_be_tenant_members,
+            builtin_roles_and_catalog_are_shared_and_read_only,
+            custom_roles_lifecycle,
+            roles_are_ordered_by_name_then_scope,
+            grants_follow_role_scope_and_tenant_boundaries,
+            grants_need_role_assign_and_cannot_escalate,
+            project_grant_reaches_only_its_project,
+            has_permission_matrix,
+            has_permission_for_api_keys,
+            sso_providers_are_validated_and_unique,
+            identities_link_subjects_to_members,
+            api_key_is_shown_once_and_verifies_to_its_scope,
+            api_key_creation_is_checked,
+            api_key_rejections_have_reasons,
+            project_scoped_key_sees_only_its_project,
+            environment_scoped_key_sees_only_its_environment,
+            api_keys_list_and_get_need_manage,
+        ]);
+        $crate::__conformance_module!($backend projects [
+            project_lifecycle,
+            project_slugs_are_unique_per_tenant,
+            archived_projects_refuse_renames_and_environments,
+            project_permissions_are_checked,
+            projects_of_other_tenants_are_invisible,
+            environments_are_one_per_kind_in_kind_order,
+            deleting_a_project_cascades,
+            deleting_an_environment_cascades_its_keys,
+            bad_input_is_rejected_before_anything_is_written,
+        ]);
+    };
+}
+
+/// Emits `mod $module` with one test per case. Internal to [`conformance_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_module {
+    ([#[$attr:meta] $args:tt => $make:expr] $module:ident [$($case:ident),* $(,)?]) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[$attr]
+                async fn $case $args {
+                    let h: $crate::conformance::Harness = $make;
+                    $crate::conformance::$module::$case(h).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,28 @@
+//! The mockall mocks of every repository trait, generated in
+//! `insightpulse-core` (feature `mocks`) and re-exported here so host apps
+//! need one dev-dependency.
+//!
+//! Rule guarded here: mocks are for unit-testing host code in isolation
+//! (expectations on calls); they enforce none of the SDK's rules. To test
+//! behaviour against realistic data use [`crate::memory::MemoryBackend`],
+//! which the conformance suite holds to the PostgreSQL backend's rules.
+//!
+//! ```
+//! use insightpulse_testing::mocks::{predicate, MockProjectRepo};
+//! use insightpulse_core::{Error, ProjectId};
+//!
+//! let id = ProjectId::new();
+//! let mut repo = MockProjectRepo::new();
+//! repo.expect_get_project()
+//!     .with(predicate::always(), predicate::eq(id))
+//!     .returning(|_, _| Err(Error::not_found("project")));
+//! ```
+
+pub use insightpulse_core::projects::MockProjectRepo;
+pub use insightpulse_core::tenancy::{
+    MockApiKeyRepo, MockMemberRepo, MockRbacRepo, MockSsoRepo, MockTeamRepo, MockTenantRepo,
+    MockUserRepo,
+};
+/// mockall itself, for `predicate`, `Sequence` and friends.
+pub use mockall;
+pub use mockall::predicate;
