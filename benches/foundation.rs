@@ -96,25 +96,33 @@ where
     (s, b)
 }
 
+/// The bench database: reused when a previous run seeded it completely,
+/// created afresh (and migrated, then seeded) otherwise.
 async fn bench_database(admin_url: &str) -> String {
+    let url = url_with_db(admin_url, "insightpulse_bench");
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(admin_url)
         .await
         .expect("connect DATABASE_URL");
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'insightpulse_bench')",
-    )
-    .fetch_one(&admin)
-    .await
-    .unwrap();
-    if !exists {
+    let complete = match PgPoolOptions::new().max_connections(1).connect(&url).await {
+        Ok(pool) => sqlx::query_scalar::<_, i64>("SELECT count(*) FROM projects")
+            .fetch_one(&pool)
+            .await
+            .is_ok_and(|n| n == TENANTS * PROJECTS_PER_TENANT),
+        Err(_) => false,
+    };
+    if !complete {
+        sqlx::query("DROP DATABASE IF EXISTS insightpulse_bench WITH (FORCE)")
+            .execute(&admin)
+            .await
+            .unwrap();
         sqlx::query("CREATE DATABASE insightpulse_bench")
             .execute(&admin)
             .await
             .unwrap();
     }
-    url_with_db(admin_url, "insightpulse_bench")
+    url
 }
 
 fn url_with_db(url: &str, db: &str) -> String {
@@ -143,7 +151,6 @@ async fn seed(pool: &PgPool) {
     println!("seeding {TENANTS} tenants × {PROJECTS_PER_TENANT} projects (once)…");
     let t = Instant::now();
     for sql in [
-        "TRUNCATE tenants, users CASCADE",
         "INSERT INTO users (id, email) SELECT md5('u' || i)::uuid, 'owner' || i || '@bench.io' FROM generate_series(1, $1) i",
         "INSERT INTO tenants (id, slug, name) SELECT md5('t' || i)::uuid, 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, $1) i",
         "INSERT INTO org_memberships (tenant_id, user_id, is_owner) SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, true FROM generate_series(1, $1) i",

@@ -5,7 +5,7 @@
 
 use crate::error::{db, not_found};
 use crate::tenancy::{parse, require, traced};
-use crate::uow::Tx;
+use crate::uow::{uuid_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -163,27 +163,36 @@ impl ProjectRepo for PgBackend {
     async fn get_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
         traced!(ctx, "projects.get_project", {
             let tenant = ctx.require_tenant()?;
-            let mut tx = self.begin(ctx).await?;
-            let row = project(&mut tx, tenant, id).await?;
-            tx.commit().await.map_err(db)?;
-            row.try_into()
+            let rows: Vec<Row> = self
+                .read_once(
+                    ctx,
+                    &format!(
+                        "SELECT {COLS} FROM projects WHERE tenant_id = {} AND id = {}",
+                        uuid_literal(tenant.0),
+                        uuid_literal(id.0)
+                    ),
+                )
+                .await?;
+            rows.into_iter()
+                .next()
+                .ok_or(Error::not_found("project"))?
+                .try_into()
         })
     }
 
     async fn list_projects(&self, ctx: &Context, include_archived: bool) -> Result<Vec<Project>> {
         traced!(ctx, "projects.list_projects", {
             let tenant = ctx.require_tenant()?;
-            let mut tx = self.begin(ctx).await?;
-            let rows: Vec<Row> = sqlx::query_as(&format!(
-                "SELECT {COLS} FROM projects WHERE tenant_id = $1 AND ($2 OR archived_at IS NULL)
-                  ORDER BY slug COLLATE \"C\""
-            ))
-            .bind(tenant.0)
-            .bind(include_archived)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+            let rows: Vec<Row> = self
+                .read_once(
+                    ctx,
+                    &format!(
+                        "SELECT {COLS} FROM projects WHERE tenant_id = {} AND ({include_archived} OR archived_at IS NULL)
+                          ORDER BY slug COLLATE \"C\"",
+                        uuid_literal(tenant.0)
+                    ),
+                )
+                .await?;
             rows.into_iter().map(Project::try_from).collect()
         })
     }

@@ -5,12 +5,17 @@
 //! transaction-local, so a pooled connection (or PgBouncer in transaction
 //! mode) never carries one caller's identity into the next call.
 //!
-//! Cost: the role, the claims and `BEGIN` travel in **one** simple-query
-//! message (`BEGIN; SELECT set_config('role', …, true),
-//! set_config('request.jwt.claims', …, true)`), so a unit of work costs one
-//! round trip more than its statements plus `COMMIT`. The values are
-//! inlined, which is safe because the claims are built here from typed ids
-//! and validated permission codes only (and quoted regardless).
+//! Cost: round trips dominate (measured in `benches/foundation.rs`), so
+//! - a general unit of work ([`PgBackend::begin`]) sends `BEGIN`, the role
+//!   and the claims in **one** simple-query message, then its statements,
+//!   then `COMMIT`;
+//! - a hot single-statement read ([`PgBackend::read_once`]) sends
+//!   everything — `BEGIN`, role, claims, the query, `COMMIT` — in **one**
+//!   message: one round trip, like the bare query it replaces.
+//!
+//! Values are inlined into those messages, which is safe because they are
+//! built here only from typed ids, booleans and validated permission codes
+//! (and quoted regardless).
 //!
 //! | principal | role | claims |
 //! |---|---|---|
@@ -21,7 +26,9 @@
 use crate::error::db;
 use crate::PgBackend;
 use insightpulse_core::{Context, Principal, Result};
-use sqlx::{Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{Executor, FromRow, Postgres, Transaction};
 use tracing::Span;
 
 /// A transaction running as the context's principal.
@@ -81,11 +88,66 @@ pub(crate) fn span(ctx: &Context, op: &'static str) -> Span {
     )
 }
 
+/// Closes the connection instead of returning it to the pool unless the
+/// one-trip transaction is known to be finished: a future dropped half-way
+/// (or a failed `ROLLBACK`) must never hand an open transaction, with its
+/// role and claims, to the next borrower.
+struct CloseUnlessFinished {
+    conn: PoolConnection<Postgres>,
+    finished: bool,
+}
+
+impl Drop for CloseUnlessFinished {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 impl PgBackend {
     /// Opens a unit of work for `ctx`: one round trip.
     pub(crate) async fn begin(&self, ctx: &Context) -> Result<Tx> {
         self.pool.begin_with(begin_statement(ctx)).await.map_err(db)
     }
+
+    /// Runs one read-only `query` as `ctx` in a single round trip. `query`
+    /// must carry its values inline (see [`quote_literal`]); rows arrive in
+    /// text format, which sqlx decodes like binary ones.
+    pub(crate) async fn read_once<T>(&self, ctx: &Context, query: &str) -> Result<Vec<T>>
+    where
+        T: for<'r> FromRow<'r, PgRow>,
+    {
+        let (role, claims) = role_and_claims(ctx);
+        let sql = format!(
+            "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
+             SET LOCAL TimeZone = 'UTC'; {query}; COMMIT",
+            quote_literal(&claims)
+        );
+        let mut guard = CloseUnlessFinished {
+            conn: self.pool.acquire().await.map_err(db)?,
+            finished: false,
+        };
+        // A query without arguments goes through the simple-query protocol,
+        // which runs several statements in one message.
+        let conn: &mut sqlx::PgConnection = &mut guard.conn;
+        match conn.fetch_all(sql.as_str()).await {
+            Ok(rows) => {
+                guard.finished = true;
+                rows.iter().map(|r| T::from_row(r).map_err(db)).collect()
+            }
+            Err(e) => {
+                // The batch stopped at the error inside an open transaction.
+                guard.finished = conn.execute("ROLLBACK").await.is_ok();
+                Err(db(e))
+            }
+        }
+    }
+}
+
+/// `'…'::uuid` for an id.
+pub(crate) fn uuid_literal(id: uuid::Uuid) -> String {
+    format!("'{id}'::uuid")
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use super::members::role_permissions;
 use super::{first_missing, parse, require, traced};
 use crate::error::{corrupt, db, not_found};
-use crate::uow::Tx;
+use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -379,15 +379,19 @@ impl RbacRepo for PgBackend {
             if ctx.is_system() {
                 return Ok(true);
             }
-            let mut tx = self.begin(ctx).await?;
-            let allowed: bool = sqlx::query_scalar("SELECT auth.user_has_permission($1, $2, $3)")
-                .bind(permission.as_str())
-                .bind(tenant.0)
-                .bind(project.map(|p| p.0))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            tx.commit().await.map_err(db)?;
+            let (allowed,): (bool,) = self
+                .read_once(
+                    ctx,
+                    &format!(
+                        "SELECT auth.user_has_permission({}, {}, {})",
+                        quote_literal(permission.as_str()),
+                        uuid_literal(tenant.0),
+                        project.map_or("NULL".to_owned(), |p| uuid_literal(p.0)),
+                    ),
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| Error::backend(std::io::Error::other("no answer")))?;
             Ok(allowed)
         })
     }
