@@ -273,6 +273,88 @@ async fn postgres(url: &str) {
     .await;
     report("permission check (Developer)", &s, &b, f64::NAN);
 
+    // Breakdown of the point read: the same single message as the SDK sends
+    // (BEGIN, settings, EXECUTE of the prepared statement, COMMIT), once as
+    // the SDK's `authenticated` (RLS on) and once without the role switch
+    // (RLS bypassed): the difference is what the policies cost.
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::Executor::execute(
+        &mut *conn,
+        "PREPARE bench_get(uuid, uuid) AS SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at
+           FROM projects WHERE tenant_id = $1 AND id = $2",
+    )
+    .await
+    .unwrap();
+    let (role, claims) = insightpulse::postgres::uow::role_and_claims(&ctx);
+    let claims = insightpulse::postgres::uow::quote_literal(&claims);
+    let execute = format!("EXECUTE bench_get('{}', '{}')", tenant.0, project.0);
+    let with_rls = format!(
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT"
+    );
+    let without_rls = format!("BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT");
+    let conn = std::cell::RefCell::new(conn);
+    let (s, b) = compare(
+        || async {
+            assert_eq!(
+                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), with_rls.as_str())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            )
+        },
+        || async {
+            assert_eq!(
+                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), without_rls.as_str())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            )
+        },
+    )
+    .await;
+    report("  one message: RLS on vs bypassed", &s, &b, f64::NAN);
+    let (s, b) = compare(
+        || async {
+            assert_eq!(
+                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), without_rls.as_str())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            )
+        },
+        || async {
+            assert_eq!(
+                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), execute.as_str())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            )
+        },
+    )
+    .await;
+    report("  one message vs bare EXECUTE", &s, &b, f64::NAN);
+    let (s, b) = compare(
+        || async { assert_eq!(sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), execute.as_str()).await.unwrap().len(), 1) },
+        || async {
+            sqlx::query(
+                "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at FROM projects
+                  WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.0)
+            .bind(project.0)
+            .fetch_one(&mut **conn.borrow_mut())
+            .await
+            .unwrap();
+        },
+    )
+    .await;
+    report("  bare EXECUTE vs extended protocol", &s, &b, f64::NAN);
+    drop(conn);
+
     // What the unit of work itself costs: BEGIN+role+claims, COMMIT.
     let (s, b) = compare(
         || async {

@@ -80,9 +80,15 @@ GRANT USAGE ON SCHEMA auth, public TO anon, authenticated, service_role;
 
 -- The claims of the current transaction ('{}' when none are set; a
 -- transaction-local setting reads as '' once its transaction has ended).
+--
+-- These readers deliberately carry no `SET search_path`: it would stop the
+-- planner from inlining them, and a SQL function that is not inlined is
+-- parsed and planned again in every statement that calls it (measured:
+-- ~20 µs per call, several calls per policy). They are safe without it:
+-- they call only built-ins (resolved in pg_catalog first) and the
+-- schema-qualified auth.claims(), and they are not SECURITY DEFINER.
 CREATE OR REPLACE FUNCTION auth.claims() RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = public, pg_temp
 AS $$
     SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
 $$;
@@ -90,7 +96,6 @@ $$;
 -- The acting user (Supabase-compatible); NULL for API keys and nobody.
 CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = public, pg_temp
 AS $$
     SELECT (auth.claims() ->> 'sub')::uuid
 $$;
@@ -98,7 +103,6 @@ $$;
 -- The acting API key; NULL for users.
 CREATE OR REPLACE FUNCTION auth.api_key_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = public, pg_temp
 AS $$
     SELECT (auth.claims() ->> 'api_key_id')::uuid
 $$;
@@ -107,7 +111,6 @@ $$;
 -- for users and tenant-wide keys.
 CREATE OR REPLACE FUNCTION auth.scope_project_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = public, pg_temp
 AS $$
     SELECT (auth.claims() ->> 'project_id')::uuid
 $$;
@@ -115,7 +118,6 @@ $$;
 -- The environment an environment-scoped API key is limited to; NULL otherwise.
 CREATE OR REPLACE FUNCTION auth.scope_environment_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
-    SET search_path = public, pg_temp
 AS $$
     SELECT (auth.claims() ->> 'environment_id')::uuid
 $$;

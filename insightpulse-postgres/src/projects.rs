@@ -5,7 +5,7 @@
 
 use crate::error::{db, not_found};
 use crate::tenancy::{parse, require, traced};
-use crate::uow::{uuid_literal, Tx};
+use crate::uow::{uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -15,6 +15,18 @@ use uuid::Uuid;
 
 pub(crate) const COLS: &str =
     "tenant_id, id, slug, name, description, archived_at, created_at, updated_at";
+const GET_PROJECT: Prepared = Prepared {
+    name: "insightpulse_get_project",
+    params: "(uuid, uuid)",
+    sql: "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at
+            FROM projects WHERE tenant_id = $1 AND id = $2",
+};
+const LIST_PROJECTS: Prepared = Prepared {
+    name: "insightpulse_list_projects",
+    params: "(uuid, boolean)",
+    sql: "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at
+            FROM projects WHERE tenant_id = $1 AND ($2 OR archived_at IS NULL) ORDER BY slug COLLATE \"C\"",
+};
 const ENV_COLS: &str = "tenant_id, id, project_id, kind::text AS kind, created_at";
 
 #[derive(sqlx::FromRow)]
@@ -129,7 +141,7 @@ impl PgBackend {
 #[async_trait]
 impl ProjectRepo for PgBackend {
     async fn create_project(&self, ctx: &Context, new: NewProject) -> Result<Project> {
-        traced!(ctx, "projects.create_project", {
+        traced!(ctx, "ProjectRepo.create_project", {
             if new
                 .description
                 .as_ref()
@@ -161,16 +173,13 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn get_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
-        traced!(ctx, "projects.get_project", {
+        traced!(ctx, "ProjectRepo.get_project", {
             let tenant = ctx.require_tenant()?;
             let rows: Vec<Row> = self
                 .read_once(
                     ctx,
-                    &format!(
-                        "SELECT {COLS} FROM projects WHERE tenant_id = {} AND id = {}",
-                        uuid_literal(tenant.0),
-                        uuid_literal(id.0)
-                    ),
+                    &GET_PROJECT,
+                    &[uuid_literal(tenant.0), uuid_literal(id.0)],
                 )
                 .await?;
             rows.into_iter()
@@ -181,16 +190,13 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn list_projects(&self, ctx: &Context, include_archived: bool) -> Result<Vec<Project>> {
-        traced!(ctx, "projects.list_projects", {
+        traced!(ctx, "ProjectRepo.list_projects", {
             let tenant = ctx.require_tenant()?;
             let rows: Vec<Row> = self
                 .read_once(
                     ctx,
-                    &format!(
-                        "SELECT {COLS} FROM projects WHERE tenant_id = {} AND ({include_archived} OR archived_at IS NULL)
-                          ORDER BY slug COLLATE \"C\"",
-                        uuid_literal(tenant.0)
-                    ),
+                    &LIST_PROJECTS,
+                    &[uuid_literal(tenant.0), include_archived.to_string()],
                 )
                 .await?;
             rows.into_iter().map(Project::try_from).collect()
@@ -198,7 +204,7 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn rename_project(&self, ctx: &Context, id: ProjectId, name: Name) -> Result<Project> {
-        traced!(ctx, "projects.rename_project", {
+        traced!(ctx, "ProjectRepo.rename_project", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let current = project(&mut tx, tenant, id).await?;
@@ -225,19 +231,19 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn archive_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
-        traced!(ctx, "projects.archive_project", {
+        traced!(ctx, "ProjectRepo.archive_project", {
             self.set_archived(ctx, id, true).await
         })
     }
 
     async fn unarchive_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
-        traced!(ctx, "projects.unarchive_project", {
+        traced!(ctx, "ProjectRepo.unarchive_project", {
             self.set_archived(ctx, id, false).await
         })
     }
 
     async fn delete_project(&self, ctx: &Context, id: ProjectId) -> Result<()> {
-        traced!(ctx, "projects.delete_project", {
+        traced!(ctx, "ProjectRepo.delete_project", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             project(&mut tx, tenant, id).await?;
@@ -259,7 +265,7 @@ impl ProjectRepo for PgBackend {
         id: ProjectId,
         kind: EnvironmentKind,
     ) -> Result<Environment> {
-        traced!(ctx, "projects.create_environment", {
+        traced!(ctx, "ProjectRepo.create_environment", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let current = project(&mut tx, tenant, id).await?;
@@ -287,7 +293,7 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn get_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<Environment> {
-        traced!(ctx, "projects.get_environment", {
+        traced!(ctx, "ProjectRepo.get_environment", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let row = environment(&mut tx, tenant, id).await?;
@@ -297,7 +303,7 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn list_environments(&self, ctx: &Context, id: ProjectId) -> Result<Vec<Environment>> {
-        traced!(ctx, "projects.list_environments", {
+        traced!(ctx, "ProjectRepo.list_environments", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             project(&mut tx, tenant, id).await?;
@@ -315,7 +321,7 @@ impl ProjectRepo for PgBackend {
     }
 
     async fn delete_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<()> {
-        traced!(ctx, "projects.delete_environment", {
+        traced!(ctx, "ProjectRepo.delete_environment", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let env = environment(&mut tx, tenant, id).await?;

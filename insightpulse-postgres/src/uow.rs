@@ -10,8 +10,12 @@
 //!   and the claims in **one** simple-query message, then its statements,
 //!   then `COMMIT`;
 //! - a hot single-statement read ([`PgBackend::read_once`]) sends
-//!   everything — `BEGIN`, role, claims, the query, `COMMIT` — in **one**
-//!   message: one round trip, like the bare query it replaces.
+//!   everything — `BEGIN`, role, claims, `EXECUTE` of a server-side
+//!   prepared statement, `COMMIT` — in **one** message: one round trip, like
+//!   the bare query it replaces, and a cached plan (a plain multi-statement
+//!   message would re-plan the RLS-rewritten query on every call, which
+//!   costs more than the round trips it saves). PostgreSQL re-applies the
+//!   policies itself when a cached plan was made under another role.
 //!
 //! Values are inlined into those messages, which is safe because they are
 //! built here only from typed ids, booleans and validated permission codes
@@ -111,18 +115,26 @@ impl PgBackend {
         self.pool.begin_with(begin_statement(ctx)).await.map_err(db)
     }
 
-    /// Runs one read-only `query` as `ctx` in a single round trip. `query`
-    /// must carry its values inline (see [`quote_literal`]); rows arrive in
-    /// text format, which sqlx decodes like binary ones.
-    pub(crate) async fn read_once<T>(&self, ctx: &Context, query: &str) -> Result<Vec<T>>
+    /// Runs the read-only prepared statement `stmt` with `args` (SQL
+    /// literals) as `ctx`, in a single round trip. The statement is prepared
+    /// on a connection the first time that connection needs it. Rows arrive
+    /// in text format, which sqlx decodes like binary ones.
+    pub(crate) async fn read_once<T>(
+        &self,
+        ctx: &Context,
+        stmt: &Prepared,
+        args: &[String],
+    ) -> Result<Vec<T>>
     where
         T: for<'r> FromRow<'r, PgRow>,
     {
         let (role, claims) = role_and_claims(ctx);
         let sql = format!(
             "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
-             SET LOCAL TimeZone = 'UTC'; {query}; COMMIT",
-            quote_literal(&claims)
+             SET LOCAL TimeZone = 'UTC'; EXECUTE {}({}); COMMIT",
+            quote_literal(&claims),
+            stmt.name,
+            args.join(", ")
         );
         let mut guard = CloseUnlessFinished {
             conn: self.pool.acquire().await.map_err(db)?,
@@ -131,18 +143,44 @@ impl PgBackend {
         // A query without arguments goes through the simple-query protocol,
         // which runs several statements in one message.
         let conn: &mut sqlx::PgConnection = &mut guard.conn;
-        match conn.fetch_all(sql.as_str()).await {
-            Ok(rows) => {
-                guard.finished = true;
-                rows.iter().map(|r| T::from_row(r).map_err(db)).collect()
-            }
-            Err(e) => {
-                // The batch stopped at the error inside an open transaction.
-                guard.finished = conn.execute("ROLLBACK").await.is_ok();
-                Err(db(e))
+        let mut prepared_now = false;
+        loop {
+            match conn.fetch_all(sql.as_str()).await {
+                Ok(rows) => {
+                    guard.finished = true;
+                    return rows.iter().map(|r| T::from_row(r).map_err(db)).collect();
+                }
+                Err(e) => {
+                    // The batch stopped at the error inside an open transaction.
+                    if conn.execute("ROLLBACK").await.is_err() {
+                        return Err(db(e));
+                    }
+                    let unprepared = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("26000"));
+                    if !unprepared || prepared_now {
+                        guard.finished = true;
+                        return Err(db(e));
+                    }
+                    conn.execute(
+                        format!("PREPARE {} {} AS {}", stmt.name, stmt.params, stmt.sql).as_str(),
+                    )
+                    .await
+                    .map_err(db)?;
+                    prepared_now = true;
+                }
             }
         }
     }
+}
+
+/// A read-only statement that [`PgBackend::read_once`] prepares once per
+/// connection, under a name of its own.
+pub(crate) struct Prepared {
+    /// Server-side name (`insightpulse_…`).
+    pub name: &'static str,
+    /// Parameter types, e.g. `(uuid, boolean)`.
+    pub params: &'static str,
+    /// The statement, with `$1`… placeholders.
+    pub sql: &'static str,
 }
 
 /// `'…'::uuid` for an id.

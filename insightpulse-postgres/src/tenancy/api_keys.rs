@@ -115,7 +115,7 @@ async fn scope_project(
 #[async_trait]
 impl ApiKeyRepo for PgBackend {
     async fn create(&self, ctx: &Context, new: NewApiKey) -> Result<IssuedApiKey> {
-        traced!(ctx, "api_keys.create", {
+        traced!(ctx, "ApiKeyRepo.create", {
             if new.permissions.is_empty() {
                 return Err(Error::validation(
                     "permissions",
@@ -170,7 +170,7 @@ impl ApiKeyRepo for PgBackend {
     }
 
     async fn list(&self, ctx: &Context) -> Result<Vec<ApiKey>> {
-        traced!(ctx, "api_keys.list", {
+        traced!(ctx, "ApiKeyRepo.list", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             if !may_list(&mut tx, ctx, tenant, "api_key.manage").await? {
@@ -189,7 +189,7 @@ impl ApiKeyRepo for PgBackend {
     }
 
     async fn get(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey> {
-        traced!(ctx, "api_keys.get", {
+        traced!(ctx, "ApiKeyRepo.get", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("api_key.manage"), None).await?;
@@ -200,7 +200,7 @@ impl ApiKeyRepo for PgBackend {
     }
 
     async fn revoke(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey> {
-        traced!(ctx, "api_keys.revoke", {
+        traced!(ctx, "ApiKeyRepo.revoke", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
@@ -229,7 +229,7 @@ impl ApiKeyRepo for PgBackend {
     }
 
     async fn verify(&self, ctx: &Context, presented: &SecretString) -> Result<Context> {
-        traced!(ctx, "api_keys.verify", {
+        traced!(ctx, "ApiKeyRepo.verify", {
             let presented = presented.expose_secret();
             let reject = |reason| Error::unauthenticated("api key", reason);
             let prefix = tokens::prefix_of(TokenKind::ApiKey, presented).map_err(reject)?;

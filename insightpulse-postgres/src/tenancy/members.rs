@@ -192,7 +192,7 @@ impl PgBackend {
 #[async_trait]
 impl MemberRepo for PgBackend {
     async fn list_members(&self, ctx: &Context) -> Result<Vec<Membership>> {
-        traced!(ctx, "members.list_members", {
+        traced!(ctx, "MemberRepo.list_members", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<MemberRow> = sqlx::query_as(&format!(
@@ -208,7 +208,7 @@ impl MemberRepo for PgBackend {
     }
 
     async fn get_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
-        traced!(ctx, "members.get_member", {
+        traced!(ctx, "MemberRepo.get_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let row = membership(&mut tx, tenant, user, false).await?;
@@ -218,7 +218,7 @@ impl MemberRepo for PgBackend {
     }
 
     async fn invite(&self, ctx: &Context, new: NewInvitation) -> Result<IssuedInvitation> {
-        traced!(ctx, "members.invite", {
+        traced!(ctx, "MemberRepo.invite", {
             if new.valid_for < Duration::minutes(1) || new.valid_for > Duration::days(30) {
                 return Err(Error::validation(
                     "valid_for",
@@ -279,7 +279,7 @@ impl MemberRepo for PgBackend {
     }
 
     async fn list_invitations(&self, ctx: &Context) -> Result<Vec<Invitation>> {
-        traced!(ctx, "members.list_invitations", {
+        traced!(ctx, "MemberRepo.list_invitations", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             if !may_list(&mut tx, ctx, tenant, "member.invite").await? {
@@ -298,7 +298,7 @@ impl MemberRepo for PgBackend {
     }
 
     async fn revoke_invitation(&self, ctx: &Context, id: InvitationId) -> Result<()> {
-        traced!(ctx, "members.revoke_invitation", {
+        traced!(ctx, "MemberRepo.revoke_invitation", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
@@ -329,7 +329,7 @@ impl MemberRepo for PgBackend {
     }
 
     async fn accept_invitation(&self, ctx: &Context, token: &SecretString) -> Result<Membership> {
-        traced!(ctx, "members.accept_invitation", {
+        traced!(ctx, "MemberRepo.accept_invitation", {
             let user = ctx.require_user()?;
             let presented = token.expose_secret();
             let reject = |reason| Error::unauthenticated("invitation token", reason);
@@ -410,20 +410,20 @@ impl MemberRepo for PgBackend {
     }
 
     async fn suspend_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
-        traced!(ctx, "members.suspend_member", {
+        traced!(ctx, "MemberRepo.suspend_member", {
             self.set_status(ctx, user, MembershipStatus::Suspended)
                 .await
         })
     }
 
     async fn reactivate_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
-        traced!(ctx, "members.reactivate_member", {
+        traced!(ctx, "MemberRepo.reactivate_member", {
             self.set_status(ctx, user, MembershipStatus::Active).await
         })
     }
 
     async fn remove_member(&self, ctx: &Context, user: UserId) -> Result<()> {
-        traced!(ctx, "members.remove_member", {
+        traced!(ctx, "MemberRepo.remove_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
@@ -441,7 +441,7 @@ impl MemberRepo for PgBackend {
     }
 
     async fn set_owner(&self, ctx: &Context, user: UserId, owner: bool) -> Result<Membership> {
-        traced!(ctx, "members.set_owner", {
+        traced!(ctx, "MemberRepo.set_owner", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;

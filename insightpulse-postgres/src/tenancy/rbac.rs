@@ -4,7 +4,7 @@
 use super::members::role_permissions;
 use super::{first_missing, parse, require, traced};
 use crate::error::{corrupt, db, not_found};
-use crate::uow::{quote_literal, uuid_literal, Tx};
+use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +19,11 @@ use uuid::Uuid;
 const ROLE_COLS: &str = "r.id, r.tenant_id, r.name, r.scope::text AS scope, r.description,
     array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
            WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\") AS permissions";
+const HAS_PERMISSION: Prepared = Prepared {
+    name: "insightpulse_has_permission",
+    params: "(text, uuid, uuid)",
+    sql: "SELECT auth.user_has_permission($1, $2, $3)",
+};
 const GRANT_COLS: &str = "tenant_id, id, user_id, role_id, project_id, granted_by, created_at";
 
 pub(crate) fn scope_of(s: &str) -> Result<RoleScope> {
@@ -140,7 +145,7 @@ async fn own_role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> 
 #[async_trait]
 impl RbacRepo for PgBackend {
     async fn list_permissions(&self, ctx: &Context) -> Result<Vec<Permission>> {
-        traced!(ctx, "rbac.list_permissions", {
+        traced!(ctx, "RbacRepo.list_permissions", {
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<(String, String)> = sqlx::query_as(
                 "SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"",
@@ -161,7 +166,7 @@ impl RbacRepo for PgBackend {
     }
 
     async fn list_roles(&self, ctx: &Context) -> Result<Vec<Role>> {
-        traced!(ctx, "rbac.list_roles", {
+        traced!(ctx, "RbacRepo.list_roles", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<RoleRow> = sqlx::query_as(&format!(
@@ -178,7 +183,7 @@ impl RbacRepo for PgBackend {
     }
 
     async fn get_role(&self, ctx: &Context, id: RoleId) -> Result<Role> {
-        traced!(ctx, "rbac.get_role", {
+        traced!(ctx, "RbacRepo.get_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let row = role(&mut tx, tenant, id).await?;
@@ -188,7 +193,7 @@ impl RbacRepo for PgBackend {
     }
 
     async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role> {
-        traced!(ctx, "rbac.create_role", {
+        traced!(ctx, "RbacRepo.create_role", {
             let codes = known_codes(&new.permissions)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -219,7 +224,7 @@ impl RbacRepo for PgBackend {
         id: RoleId,
         permissions: Vec<PermissionCode>,
     ) -> Result<Role> {
-        traced!(ctx, "rbac.set_role_permissions", {
+        traced!(ctx, "RbacRepo.set_role_permissions", {
             let codes = known_codes(&permissions)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -239,7 +244,7 @@ impl RbacRepo for PgBackend {
     }
 
     async fn delete_role(&self, ctx: &Context, id: RoleId) -> Result<()> {
-        traced!(ctx, "rbac.delete_role", {
+        traced!(ctx, "RbacRepo.delete_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
@@ -261,7 +266,7 @@ impl RbacRepo for PgBackend {
         role_id: RoleId,
         project: Option<ProjectId>,
     ) -> Result<RoleGrant> {
-        traced!(ctx, "rbac.grant_role", {
+        traced!(ctx, "RbacRepo.grant_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("role.assign"), project).await?;
@@ -321,7 +326,7 @@ impl RbacRepo for PgBackend {
     }
 
     async fn revoke_role(&self, ctx: &Context, grant: RoleGrantId) -> Result<()> {
-        traced!(ctx, "rbac.revoke_role", {
+        traced!(ctx, "RbacRepo.revoke_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let project: Option<Uuid> = sqlx::query_scalar(
@@ -351,7 +356,7 @@ impl RbacRepo for PgBackend {
     }
 
     async fn list_grants(&self, ctx: &Context, user: Option<UserId>) -> Result<Vec<RoleGrant>> {
-        traced!(ctx, "rbac.list_grants", {
+        traced!(ctx, "RbacRepo.list_grants", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<GrantRow> = sqlx::query_as(&format!(
@@ -374,7 +379,7 @@ impl RbacRepo for PgBackend {
         permission: &PermissionCode,
         project: Option<ProjectId>,
     ) -> Result<bool> {
-        traced!(ctx, "rbac.has_permission", {
+        traced!(ctx, "RbacRepo.has_permission", {
             let tenant = ctx.require_tenant()?;
             if ctx.is_system() {
                 return Ok(true);
@@ -382,12 +387,12 @@ impl RbacRepo for PgBackend {
             let (allowed,): (bool,) = self
                 .read_once(
                     ctx,
-                    &format!(
-                        "SELECT auth.user_has_permission({}, {}, {})",
+                    &HAS_PERMISSION,
+                    &[
                         quote_literal(permission.as_str()),
                         uuid_literal(tenant.0),
                         project.map_or("NULL".to_owned(), |p| uuid_literal(p.0)),
-                    ),
+                    ],
                 )
                 .await?
                 .pop()

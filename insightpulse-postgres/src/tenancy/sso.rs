@@ -93,7 +93,7 @@ async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<Pr
 #[async_trait]
 impl SsoRepo for PgBackend {
     async fn create_provider(&self, ctx: &Context, new: NewSsoProvider) -> Result<SsoProvider> {
-        traced!(ctx, "sso.create_provider", {
+        traced!(ctx, "SsoRepo.create_provider", {
             let config = config_json(&new.config)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -116,7 +116,7 @@ impl SsoRepo for PgBackend {
     }
 
     async fn list_providers(&self, ctx: &Context) -> Result<Vec<SsoProvider>> {
-        traced!(ctx, "sso.list_providers", {
+        traced!(ctx, "SsoRepo.list_providers", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<ProviderRow> = sqlx::query_as(&format!(
@@ -138,7 +138,7 @@ impl SsoRepo for PgBackend {
         config: Option<SsoConfig>,
         enabled: Option<bool>,
     ) -> Result<SsoProvider> {
-        traced!(ctx, "sso.update_provider", {
+        traced!(ctx, "SsoRepo.update_provider", {
             let json = config.as_ref().map(config_json).transpose()?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -164,7 +164,7 @@ impl SsoRepo for PgBackend {
     }
 
     async fn delete_provider(&self, ctx: &Context, id: SsoProviderId) -> Result<()> {
-        traced!(ctx, "sso.delete_provider", {
+        traced!(ctx, "SsoRepo.delete_provider", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
@@ -188,7 +188,7 @@ impl SsoRepo for PgBackend {
         subject: &str,
         user: UserId,
     ) -> Result<Identity> {
-        traced!(ctx, "sso.link_identity", {
+        traced!(ctx, "SsoRepo.link_identity", {
             let subject = checked_subject(subject)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
@@ -218,7 +218,7 @@ impl SsoRepo for PgBackend {
         provider_id: SsoProviderId,
         subject: &str,
     ) -> Result<Option<User>> {
-        traced!(ctx, "sso.find_user_by_identity", {
+        traced!(ctx, "SsoRepo.find_user_by_identity", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             if !provider(&mut tx, tenant, provider_id).await?.enabled {
@@ -241,7 +241,7 @@ impl SsoRepo for PgBackend {
     }
 
     async fn list_identities(&self, ctx: &Context, user: UserId) -> Result<Vec<Identity>> {
-        traced!(ctx, "sso.list_identities", {
+        traced!(ctx, "SsoRepo.list_identities", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<IdentityRow> = sqlx::query_as(&format!(
@@ -259,7 +259,7 @@ impl SsoRepo for PgBackend {
     }
 
     async fn unlink_identity(&self, ctx: &Context, id: IdentityId) -> Result<()> {
-        traced!(ctx, "sso.unlink_identity", {
+        traced!(ctx, "SsoRepo.unlink_identity", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;

@@ -48,7 +48,7 @@ async fn team(tx: &mut Tx, tenant: TenantId, id: TeamId) -> Result<Row> {
 #[async_trait]
 impl TeamRepo for PgBackend {
     async fn create_team(&self, ctx: &Context, new: NewTeam) -> Result<Team> {
-        traced!(ctx, "teams.create_team", {
+        traced!(ctx, "TeamRepo.create_team", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
@@ -70,7 +70,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn get_team(&self, ctx: &Context, id: TeamId) -> Result<Team> {
-        traced!(ctx, "teams.get_team", {
+        traced!(ctx, "TeamRepo.get_team", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let row = team(&mut tx, tenant, id).await?;
@@ -80,7 +80,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn list_teams(&self, ctx: &Context) -> Result<Vec<Team>> {
-        traced!(ctx, "teams.list_teams", {
+        traced!(ctx, "TeamRepo.list_teams", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<Row> = sqlx::query_as(&format!(
@@ -96,7 +96,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn rename_team(&self, ctx: &Context, id: TeamId, name: Name) -> Result<Team> {
-        traced!(ctx, "teams.rename_team", {
+        traced!(ctx, "TeamRepo.rename_team", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
@@ -116,7 +116,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn delete_team(&self, ctx: &Context, id: TeamId) -> Result<()> {
-        traced!(ctx, "teams.delete_team", {
+        traced!(ctx, "TeamRepo.delete_team", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
@@ -134,7 +134,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn add_team_member(&self, ctx: &Context, id: TeamId, user: UserId) -> Result<()> {
-        traced!(ctx, "teams.add_team_member", {
+        traced!(ctx, "TeamRepo.add_team_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
@@ -154,7 +154,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn remove_team_member(&self, ctx: &Context, id: TeamId, user: UserId) -> Result<()> {
-        traced!(ctx, "teams.remove_team_member", {
+        traced!(ctx, "TeamRepo.remove_team_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
@@ -176,7 +176,7 @@ impl TeamRepo for PgBackend {
     }
 
     async fn list_team_members(&self, ctx: &Context, id: TeamId) -> Result<Vec<UserId>> {
-        traced!(ctx, "teams.list_team_members", {
+        traced!(ctx, "TeamRepo.list_team_members", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             team(&mut tx, tenant, id).await?;

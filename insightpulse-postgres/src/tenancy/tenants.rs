@@ -40,7 +40,7 @@ impl TryFrom<Row> for Tenant {
 #[async_trait]
 impl TenantRepo for PgBackend {
     async fn create_tenant(&self, ctx: &Context, new: NewTenant) -> Result<Tenant> {
-        traced!(ctx, "tenants.create_tenant", {
+        traced!(ctx, "TenantRepo.create_tenant", {
             let owner = ctx.require_user()?;
             let now = self.clock.now();
             // Creating a tenant is the one write no tenant policy can allow
@@ -77,7 +77,7 @@ impl TenantRepo for PgBackend {
     }
 
     async fn get_tenant(&self, ctx: &Context, id: TenantId) -> Result<Tenant> {
-        traced!(ctx, "tenants.get_tenant", {
+        traced!(ctx, "TenantRepo.get_tenant", {
             let mut tx = self.begin(ctx).await?;
             let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM tenants WHERE id = $1"))
                 .bind(id.0)
@@ -90,7 +90,7 @@ impl TenantRepo for PgBackend {
     }
 
     async fn get_tenant_by_slug(&self, ctx: &Context, slug: &Slug) -> Result<Tenant> {
-        traced!(ctx, "tenants.get_tenant_by_slug", {
+        traced!(ctx, "TenantRepo.get_tenant_by_slug", {
             let mut tx = self.begin(ctx).await?;
             let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM tenants WHERE slug = $1"))
                 .bind(slug.as_str())
@@ -103,7 +103,7 @@ impl TenantRepo for PgBackend {
     }
 
     async fn list_my_tenants(&self, ctx: &Context) -> Result<Vec<Tenant>> {
-        traced!(ctx, "tenants.list_my_tenants", {
+        traced!(ctx, "TenantRepo.list_my_tenants", {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
             // The seed's "Get User's Tenants".
@@ -123,7 +123,7 @@ impl TenantRepo for PgBackend {
     }
 
     async fn update_tenant(&self, ctx: &Context, update: TenantUpdate) -> Result<Tenant> {
-        traced!(ctx, "tenants.update_tenant", {
+        traced!(ctx, "TenantRepo.update_tenant", {
             if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
                 return Err(Error::validation("settings", "must be a JSON object"));
             }
@@ -149,7 +149,7 @@ impl TenantRepo for PgBackend {
     }
 
     async fn delete_tenant(&self, ctx: &Context) -> Result<()> {
-        traced!(ctx, "tenants.delete_tenant", {
+        traced!(ctx, "TenantRepo.delete_tenant", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;

@@ -61,7 +61,7 @@ fn copy(secret: &SecretString) -> SecretString {
 #[async_trait]
 impl UserRepo for PgBackend {
     async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User> {
-        traced!(ctx, "users.create_user", {
+        traced!(ctx, "UserRepo.create_user", {
             if !ctx.is_system() {
                 return Err(Error::denied("system"));
             }
@@ -83,7 +83,7 @@ impl UserRepo for PgBackend {
     }
 
     async fn get_user(&self, ctx: &Context, id: UserId) -> Result<User> {
-        traced!(ctx, "users.get_user", {
+        traced!(ctx, "UserRepo.get_user", {
             let mut tx = self.begin(ctx).await?;
             let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE id = $1"))
                 .bind(id.0)
@@ -96,7 +96,7 @@ impl UserRepo for PgBackend {
     }
 
     async fn find_user_by_email(&self, ctx: &Context, email: &Email) -> Result<Option<User>> {
-        traced!(ctx, "users.find_user_by_email", {
+        traced!(ctx, "UserRepo.find_user_by_email", {
             let mut tx = self.begin(ctx).await?;
             let row: Option<Row> =
                 sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
@@ -110,7 +110,7 @@ impl UserRepo for PgBackend {
     }
 
     async fn update_profile(&self, ctx: &Context, full_name: Option<Name>) -> Result<User> {
-        traced!(ctx, "users.update_profile", {
+        traced!(ctx, "UserRepo.update_profile", {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
             let row: Row = sqlx::query_as(&format!(
@@ -133,7 +133,7 @@ impl UserRepo for PgBackend {
         user: UserId,
         password: &SecretString,
     ) -> Result<()> {
-        traced!(ctx, "users.set_password", {
+        traced!(ctx, "UserRepo.set_password", {
             let password = copy(password);
             let phc = blocking(move || passwords::hash(&password)).await??;
             let mut tx = self.begin(ctx).await?;
@@ -171,7 +171,7 @@ impl UserRepo for PgBackend {
         email: &Email,
         password: &SecretString,
     ) -> Result<User> {
-        traced!(ctx, "users.verify_password", {
+        traced!(ctx, "UserRepo.verify_password", {
             if !ctx.is_system() {
                 return Err(Error::denied("system"));
             }

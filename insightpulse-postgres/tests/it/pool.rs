@@ -5,7 +5,7 @@
 use crate::{tenant, user};
 use insightpulse_core::projects::NewProject;
 use insightpulse_core::{Context, Name, PermissionCode, Slug};
-use insightpulse_postgres::{uow, PgBackend};
+use insightpulse_postgres::uow;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -125,5 +125,84 @@ async fn concurrent_calls_never_see_each_others_identity(
         done.unwrap();
     }
     assert_eq!(idle_identity(&pool).await, login);
-    let _unused: Option<PgBackend> = None;
+}
+
+/// Hot reads run server-side prepared statements; a plan cached while the
+/// connection acted as `service_role` (which bypasses RLS) must not be
+/// reused for a user or an API key on the same connection, nor the reverse.
+#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+async fn prepared_reads_apply_the_policies_of_whoever_runs_them(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    use insightpulse_core::tenancy::{ApiKeyScope, NewApiKey};
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(connect)
+        .await
+        .unwrap();
+    let (backend, _) = crate::backend(pool);
+    let repos = backend.repos();
+    let owner = user(&repos, "owner@t.io").await;
+    let (t, ctx) = tenant(&repos, owner.id, "acme").await;
+    let mut ids = vec![];
+    for slug in ["a-web", "b-api", "c-ops"] {
+        let new = NewProject {
+            slug: Slug::parse(slug).unwrap(),
+            name: Name::parse(slug).unwrap(),
+            description: None,
+        };
+        ids.push(repos.projects.create_project(&ctx, new).await.unwrap().id);
+    }
+    let key = repos
+        .api_keys
+        .create(
+            &ctx,
+            NewApiKey {
+                name: Name::parse("k").unwrap(),
+                scope: ApiKeyScope::Project(ids[1]),
+                permissions: vec!["project.update".parse().unwrap()],
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let key_ctx = repos
+        .api_keys
+        .verify(&Context::system("auth"), &key.secret)
+        .await
+        .unwrap();
+    let system = Context::system("report").in_tenant(t.id);
+    let stranger = user(&repos, "stranger@x.io").await;
+    let stranger_ctx = Context::user(stranger.id).in_tenant(t.id);
+    for _ in 0..8 {
+        assert_eq!(
+            repos
+                .projects
+                .list_projects(&system, true)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        let seen = repos.projects.list_projects(&key_ctx, true).await.unwrap();
+        assert_eq!(seen.iter().map(|p| p.id).collect::<Vec<_>>(), vec![ids[1]]);
+        assert!(repos
+            .projects
+            .list_projects(&stranger_ctx, true)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(repos.projects.get_project(&key_ctx, ids[0]).await.is_err());
+        assert!(repos.projects.get_project(&system, ids[0]).await.is_ok());
+        assert_eq!(
+            repos
+                .projects
+                .list_projects(&ctx, true)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+    }
 }
