@@ -171,7 +171,7 @@ impl RbacRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<RoleRow> = sqlx::query_as(&format!(
                 "SELECT {ROLE_COLS} FROM roles r WHERE r.tenant_id IS NULL OR r.tenant_id = $1
-                  ORDER BY r.name COLLATE \"C\", r.scope::text COLLATE \"C\""
+                  ORDER BY r.name COLLATE \"C\", r.scope::text COLLATE \"C\", r.tenant_id NULLS FIRST"
             ))
             .bind(tenant.0)
             .fetch_all(&mut *tx)

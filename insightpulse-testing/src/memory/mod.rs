@@ -23,11 +23,11 @@ use insightpulse_core::tenancy::{
     RoleGrant, SsoProvider, Team, Tenant, User, UserFacts,
 };
 use insightpulse_core::{
-    ApiKeyId, Clock, Context, EnvironmentId, Error, IdentityId, InvitationId, ManualClock, Name,
-    PermissionCode, Principal, ProjectId, Repos, Result, RoleGrantId, RoleId, SsoProviderId,
-    SystemClock, TeamId, TenantId, UserId,
+    ApiKeyId, Clock, Context, Email, EnvironmentId, Error, IdentityId, InvitationId, ManualClock,
+    Name, PermissionCode, Principal, ProjectId, Repos, Result, RoleGrantId, RoleId, Slug,
+    SsoProviderId, SystemClock, TeamId, TenantId, UserId,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The pepper [`MemoryBackend::new`] keys its [`TokenHasher`] with. Fixed, so
@@ -172,24 +172,136 @@ impl KeyRow {
     }
 }
 
-/// Every table of the tenancy and projects modules.
+/// A table of tenant-scoped rows keyed like its Postgres primary key,
+/// `(tenant_id, id)`: one tenant's rows are one contiguous range, reached
+/// through [`TenantRows`] without looking at any other tenant's.
+pub(crate) type TenantTable<K, V> = BTreeMap<(TenantId, K), V>;
+
+/// An id type whose smallest value starts a range of keys.
+pub(crate) trait MinId: Copy + Ord {
+    /// The nil uuid, the smallest id of its type.
+    fn min_id() -> Self;
+}
+
+macro_rules! min_id {
+    ($($id:ident),* $(,)?) => {$(
+        impl MinId for $id {
+            fn min_id() -> Self {
+                // `Uuid::default()` is the nil uuid (this crate has no direct
+                // `uuid` dependency to name it).
+                Self(Default::default())
+            }
+        }
+    )*};
+}
+
+min_id!(
+    TenantId,
+    UserId,
+    TeamId,
+    RoleId,
+    RoleGrantId,
+    InvitationId,
+    SsoProviderId,
+    IdentityId,
+    ApiKeyId,
+    ProjectId,
+    EnvironmentId,
+);
+
+/// The rows of one tenant in a [`TenantTable`].
+pub(crate) trait TenantRows<K, V> {
+    /// The rows of tenant `t`, in id order.
+    fn of_tenant<'a>(&'a self, t: TenantId) -> impl Iterator<Item = &'a V>
+    where
+        V: 'a;
+    /// The rows of tenant `t`, mutably, in id order.
+    fn of_tenant_mut<'a>(&'a mut self, t: TenantId) -> impl Iterator<Item = &'a mut V>
+    where
+        V: 'a;
+    /// Removes the rows of tenant `t` that match `pred`; returns them.
+    fn remove_of_tenant(&mut self, t: TenantId, pred: impl FnMut(&V) -> bool) -> Vec<V>;
+}
+
+impl<K: MinId, V> TenantRows<K, V> for TenantTable<K, V> {
+    fn of_tenant<'a>(&'a self, t: TenantId) -> impl Iterator<Item = &'a V>
+    where
+        V: 'a,
+    {
+        self.range((t, K::min_id())..)
+            .take_while(move |((tt, _), _)| *tt == t)
+            .map(|(_, v)| v)
+    }
+
+    fn of_tenant_mut<'a>(&'a mut self, t: TenantId) -> impl Iterator<Item = &'a mut V>
+    where
+        V: 'a,
+    {
+        self.range_mut((t, K::min_id())..)
+            .take_while(move |((tt, _), _)| *tt == t)
+            .map(|(_, v)| v)
+    }
+
+    fn remove_of_tenant(&mut self, t: TenantId, mut pred: impl FnMut(&V) -> bool) -> Vec<V> {
+        let keys: Vec<K> = self
+            .range((t, K::min_id())..)
+            .take_while(|((tt, _), _)| *tt == t)
+            .filter(|(_, v)| pred(v))
+            .map(|((_, id), _)| *id)
+            .collect();
+        keys.into_iter()
+            .filter_map(|id| self.remove(&(t, id)))
+            .collect()
+    }
+}
+
+/// The `(tenant, id)` keys filed under a token prefix, in a prefix index.
+fn under_prefix<'a, K: MinId>(
+    index: &'a BTreeSet<(String, TenantId, K)>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (TenantId, K)> + 'a {
+    index
+        .range((prefix.to_owned(), TenantId::min_id(), K::min_id())..)
+        .take_while(move |(p, _, _)| p == prefix)
+        .map(|(_, t, id)| (*t, *id))
+}
+
+/// Every table of the tenancy and projects modules. Tenant-scoped tables are
+/// keyed by tenant first; the few lookups that know no tenant go through a
+/// secondary index kept in sync by the `insert_*` / `remove_*` methods below
+/// (write those tables only through them).
 #[derive(Default)]
 pub(crate) struct State {
     pub tenants: HashMap<TenantId, Tenant>,
+    /// Index: tenant by slug (slugs are unique and never change).
+    pub tenant_by_slug: HashMap<Slug, TenantId>,
     pub users: HashMap<UserId, UserRow>,
-    pub memberships: HashMap<(TenantId, UserId), MemberRow>,
-    pub invitations: HashMap<InvitationId, InvitationRow>,
-    pub teams: HashMap<TeamId, Team>,
+    /// Index: user by email (emails are unique and never change; users are
+    /// never deleted).
+    pub user_by_email: HashMap<Email, UserId>,
+    pub memberships: TenantTable<UserId, MemberRow>,
+    /// Index: the memberships of a user, `(user, tenant)`.
+    pub memberships_by_user: BTreeSet<(UserId, TenantId)>,
+    pub invitations: TenantTable<InvitationId, InvitationRow>,
+    /// Index: invitations by token prefix (unique only per tenant, as in
+    /// Postgres), `(prefix, tenant, id)`.
+    pub invitations_by_prefix: BTreeSet<(String, TenantId, InvitationId)>,
+    pub teams: TenantTable<TeamId, Team>,
     /// `(tenant, team, user)`.
     pub team_members: BTreeSet<(TenantId, TeamId, UserId)>,
-    /// Built-in roles (tenant `None`) and tenant roles.
-    pub roles: HashMap<RoleId, Role>,
-    pub grants: HashMap<RoleGrantId, RoleGrant>,
-    pub providers: HashMap<SsoProviderId, SsoProvider>,
-    pub identities: HashMap<IdentityId, Identity>,
-    pub api_keys: HashMap<ApiKeyId, KeyRow>,
-    pub projects: HashMap<ProjectId, Project>,
-    pub environments: HashMap<EnvironmentId, Environment>,
+    /// Built-in roles (tenant `None`), the catalog.
+    pub builtin_roles: HashMap<RoleId, Role>,
+    /// Tenant-defined roles.
+    pub roles: TenantTable<RoleId, Role>,
+    pub grants: TenantTable<RoleGrantId, RoleGrant>,
+    pub providers: TenantTable<SsoProviderId, SsoProvider>,
+    pub identities: TenantTable<IdentityId, Identity>,
+    pub api_keys: TenantTable<ApiKeyId, KeyRow>,
+    /// Index: API keys by prefix (unique only per tenant, as in Postgres),
+    /// `(prefix, tenant, id)`.
+    pub api_keys_by_prefix: BTreeSet<(String, TenantId, ApiKeyId)>,
+    pub projects: TenantTable<ProjectId, Project>,
+    pub environments: TenantTable<EnvironmentId, Environment>,
 }
 
 impl State {
@@ -209,9 +321,104 @@ impl State {
                 description: Some(b.description.to_owned()),
                 permissions,
             };
-            st.roles.insert(role.id, role);
+            st.builtin_roles.insert(role.id, role);
         }
         st
+    }
+
+    // --- writes of indexed tables ----------------------------------------
+
+    pub fn insert_tenant(&mut self, tenant: Tenant) {
+        self.tenant_by_slug.insert(tenant.slug.clone(), tenant.id);
+        self.tenants.insert(tenant.id, tenant);
+    }
+
+    pub fn insert_user(&mut self, row: UserRow) {
+        self.user_by_email
+            .insert(row.user.email.clone(), row.user.id);
+        self.users.insert(row.user.id, row);
+    }
+
+    pub fn insert_membership(&mut self, m: Membership) {
+        let (t, u) = (m.tenant_id, m.user_id);
+        self.memberships_by_user.insert((u, t));
+        self.memberships.insert((t, u), MemberRow { m });
+    }
+
+    pub fn insert_invitation(&mut self, row: InvitationRow) {
+        let (t, id) = (row.inv.tenant_id, row.inv.id);
+        self.invitations_by_prefix
+            .insert((row.prefix.clone(), t, id));
+        self.invitations.insert((t, id), row);
+    }
+
+    pub fn insert_api_key(&mut self, row: KeyRow) {
+        let (t, id) = (row.key.tenant_id, row.key.id);
+        self.api_keys_by_prefix
+            .insert((row.key.prefix.clone(), t, id));
+        self.api_keys.insert((t, id), row);
+    }
+
+    fn remove_membership(&mut self, t: TenantId, u: UserId) {
+        self.memberships.remove(&(t, u));
+        self.memberships_by_user.remove(&(u, t));
+    }
+
+    /// Removes the API keys of tenant `t` that match `pred`.
+    fn remove_api_keys(&mut self, t: TenantId, pred: impl FnMut(&KeyRow) -> bool) {
+        for row in self.api_keys.remove_of_tenant(t, pred) {
+            self.api_keys_by_prefix
+                .remove(&(row.key.prefix, t, row.key.id));
+        }
+    }
+
+    /// Removes the team memberships of tenant `t` that match `pred`.
+    fn remove_team_members(&mut self, t: TenantId, mut pred: impl FnMut(TeamId, UserId) -> bool) {
+        let doomed: Vec<(TenantId, TeamId, UserId)> = self
+            .team_members_of_tenant(t)
+            .filter(|(team, u)| pred(*team, *u))
+            .map(|(team, u)| (t, team, u))
+            .collect();
+        for key in doomed {
+            self.team_members.remove(&key);
+        }
+    }
+
+    // --- reads of indexed tables -----------------------------------------
+
+    /// The tenants user `u` has a membership in (any status).
+    pub fn tenants_of_user(&self, u: UserId) -> impl Iterator<Item = TenantId> + '_ {
+        self.memberships_by_user
+            .range((u, TenantId::min_id())..)
+            .take_while(move |(uu, _)| *uu == u)
+            .map(|(_, t)| *t)
+    }
+
+    /// The `(tenant, id)` of the invitations whose token has `prefix`.
+    pub fn invitations_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (TenantId, InvitationId)> + 'a {
+        under_prefix(&self.invitations_by_prefix, prefix)
+    }
+
+    /// The `(tenant, id)` of the API keys with `prefix`.
+    pub fn api_keys_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (TenantId, ApiKeyId)> + 'a {
+        under_prefix(&self.api_keys_by_prefix, prefix)
+    }
+
+    /// The `(team, user)` pairs of tenant `t`, in that order.
+    pub fn team_members_of_tenant(
+        &self,
+        t: TenantId,
+    ) -> impl Iterator<Item = (TeamId, UserId)> + '_ {
+        self.team_members
+            .range((t, TeamId::min_id(), UserId::min_id())..)
+            .take_while(move |(tt, _, _)| *tt == t)
+            .map(|(_, team, u)| (*team, *u))
     }
 
     // --- visibility -------------------------------------------------------
@@ -260,10 +467,8 @@ impl State {
 
     pub fn active_owner_count(&self, t: TenantId) -> usize {
         self.memberships
-            .values()
-            .filter(|m| {
-                m.m.tenant_id == t && m.m.is_owner && m.m.status == MembershipStatus::Active
-            })
+            .of_tenant(t)
+            .filter(|m| m.m.is_owner && m.m.status == MembershipStatus::Active)
             .count()
     }
 
@@ -298,8 +503,8 @@ impl State {
     /// A visible project of tenant `t`, or `NotFound{project}`.
     pub fn project(&self, ctx: &Context, t: TenantId, id: ProjectId) -> Result<&Project> {
         self.projects
-            .get(&id)
-            .filter(|p| p.tenant_id == t && Self::project_visible(ctx, p))
+            .get(&(t, id))
+            .filter(|p| Self::project_visible(ctx, p))
             .ok_or_else(|| Error::not_found("project"))
     }
 
@@ -311,16 +516,16 @@ impl State {
         id: EnvironmentId,
     ) -> Result<&Environment> {
         self.environments
-            .get(&id)
-            .filter(|e| e.tenant_id == t && Self::environment_visible(ctx, e))
+            .get(&(t, id))
+            .filter(|e| Self::environment_visible(ctx, e))
             .ok_or_else(|| Error::not_found("environment"))
     }
 
     /// A role visible in tenant `t` (built-in or `t`'s own), or `NotFound{role}`.
     pub fn role(&self, t: TenantId, id: RoleId) -> Result<&Role> {
-        self.roles
+        self.builtin_roles
             .get(&id)
-            .filter(|r| r.tenant_id.is_none() || r.tenant_id == Some(t))
+            .or_else(|| self.roles.get(&(t, id)))
             .ok_or_else(|| Error::not_found("role"))
     }
 
@@ -334,9 +539,8 @@ impl State {
             Principal::User(me) => {
                 *me == target
                     || self
-                        .memberships
-                        .values()
-                        .any(|m| m.m.user_id == target && self.is_active_member(m.m.tenant_id, *me))
+                        .tenants_of_user(target)
+                        .any(|t| self.is_active_member(t, *me))
             }
             Principal::ApiKey(k) => {
                 self.tenants.contains_key(&k.tenant_id)
@@ -356,10 +560,11 @@ impl State {
                 .map(|m| (m.m.is_owner, m.m.status)),
             grants: self
                 .grants
-                .values()
-                .filter(|g| g.tenant_id == t && g.user_id == u)
+                .of_tenant(t)
+                .filter(|g| g.user_id == u)
                 .filter_map(|g| {
-                    self.roles.get(&g.role_id).map(|r| GrantFacts {
+                    // A grant names a built-in role or one of its tenant's.
+                    self.role(t, g.role_id).ok().map(|r| GrantFacts {
                         project: g.project_id,
                         permissions: r.permissions.clone(),
                     })
@@ -400,66 +605,82 @@ impl State {
     }
 
     // --- cascades (what ON DELETE CASCADE / SET NULL do in Postgres) -----
+    //
+    // Every row a cascade reaches lives in the same tenant as the row deleted,
+    // so each cascade looks only there: the foreign keys are `(tenant_id, …)`
+    // except `role_id`, and a grant or invitation only ever names a built-in
+    // role (never deleted) or one of its own tenant's (checked on insert).
 
     /// Removes a membership with the user's grants, team memberships and
     /// identities in the tenant.
     pub fn delete_membership(&mut self, t: TenantId, u: UserId) {
-        self.memberships.remove(&(t, u));
-        self.grants
-            .retain(|_, g| !(g.tenant_id == t && g.user_id == u));
-        self.team_members
-            .retain(|(tt, _, uu)| !(*tt == t && *uu == u));
-        self.identities
-            .retain(|_, i| !(i.tenant_id == t && i.user_id == u));
+        self.remove_membership(t, u);
+        self.grants.remove_of_tenant(t, |g| g.user_id == u);
+        self.remove_team_members(t, |_, uu| uu == u);
+        self.identities.remove_of_tenant(t, |i| i.user_id == u);
     }
 
-    /// Removes a role with its grants; invitations naming it lose the role.
-    pub fn delete_role(&mut self, id: RoleId) {
-        self.roles.remove(&id);
-        self.grants.retain(|_, g| g.role_id != id);
-        for row in self.invitations.values_mut() {
+    /// Removes tenant `t`'s role `id` with its grants; invitations naming it
+    /// lose the role.
+    pub fn delete_role(&mut self, t: TenantId, id: RoleId) {
+        self.roles.remove(&(t, id));
+        self.grants.remove_of_tenant(t, |g| g.role_id == id);
+        for row in self.invitations.of_tenant_mut(t) {
             if row.inv.role_id == Some(id) {
                 row.inv.role_id = None;
             }
         }
     }
 
+    /// Removes a team with its members.
+    pub fn delete_team(&mut self, t: TenantId, id: TeamId) {
+        self.teams.remove(&(t, id));
+        self.remove_team_members(t, |team, _| team == id);
+    }
+
+    /// Removes an SSO provider with its identities.
+    pub fn delete_provider(&mut self, t: TenantId, id: SsoProviderId) {
+        self.providers.remove(&(t, id));
+        self.identities.remove_of_tenant(t, |i| i.provider_id == id);
+    }
+
     /// Removes an environment with the API keys scoped to it.
-    pub fn delete_environment(&mut self, id: EnvironmentId) {
-        self.environments.remove(&id);
-        self.api_keys.retain(|_, k| k.environment_id() != Some(id));
+    pub fn delete_environment(&mut self, t: TenantId, id: EnvironmentId) {
+        self.environments.remove(&(t, id));
+        self.remove_api_keys(t, |k| k.environment_id() == Some(id));
     }
 
     /// Removes a project with its environments, project grants and scoped keys.
-    pub fn delete_project(&mut self, id: ProjectId) {
-        self.projects.remove(&id);
-        self.environments.retain(|_, e| e.project_id != id);
-        self.grants.retain(|_, g| g.project_id != Some(id));
-        self.api_keys.retain(|_, k| k.key.project_id != Some(id));
+    pub fn delete_project(&mut self, t: TenantId, id: ProjectId) {
+        self.projects.remove(&(t, id));
+        self.environments
+            .remove_of_tenant(t, |e| e.project_id == id);
+        self.grants
+            .remove_of_tenant(t, |g| g.project_id == Some(id));
+        self.remove_api_keys(t, |k| k.key.project_id == Some(id));
     }
 
     /// Removes a tenant and every row that belongs to it.
     pub fn delete_tenant(&mut self, t: TenantId) {
-        self.tenants.remove(&t);
-        self.memberships.retain(|(tt, _), _| *tt != t);
-        self.invitations.retain(|_, i| i.inv.tenant_id != t);
-        self.teams.retain(|_, x| x.tenant_id != t);
-        self.team_members.retain(|(tt, _, _)| *tt != t);
-        let tenant_roles: Vec<RoleId> = self
-            .roles
-            .values()
-            .filter(|r| r.tenant_id == Some(t))
-            .map(|r| r.id)
-            .collect();
-        for id in tenant_roles {
-            self.delete_role(id);
+        if let Some(tenant) = self.tenants.remove(&t) {
+            self.tenant_by_slug.remove(&tenant.slug);
         }
-        self.grants.retain(|_, g| g.tenant_id != t);
-        self.providers.retain(|_, p| p.tenant_id != t);
-        self.identities.retain(|_, i| i.tenant_id != t);
-        self.api_keys.retain(|_, k| k.key.tenant_id != t);
-        self.projects.retain(|_, p| p.tenant_id != t);
-        self.environments.retain(|_, e| e.tenant_id != t);
+        for row in self.memberships.remove_of_tenant(t, |_| true) {
+            self.memberships_by_user.remove(&(row.m.user_id, t));
+        }
+        for row in self.invitations.remove_of_tenant(t, |_| true) {
+            self.invitations_by_prefix
+                .remove(&(row.prefix, t, row.inv.id));
+        }
+        self.teams.remove_of_tenant(t, |_| true);
+        self.remove_team_members(t, |_, _| true);
+        self.roles.remove_of_tenant(t, |_| true);
+        self.grants.remove_of_tenant(t, |_| true);
+        self.providers.remove_of_tenant(t, |_| true);
+        self.identities.remove_of_tenant(t, |_| true);
+        self.remove_api_keys(t, |_| true);
+        self.projects.remove_of_tenant(t, |_| true);
+        self.environments.remove_of_tenant(t, |_| true);
     }
 }
 

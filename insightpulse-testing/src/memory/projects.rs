@@ -7,7 +7,7 @@
 //! only that project (or environment). Deleting cascades like Postgres'
 //! foreign keys: environments, project grants and scoped keys.
 
-use super::MemoryBackend;
+use super::{MemoryBackend, TenantRows};
 use async_trait::async_trait;
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
 use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result};
@@ -33,11 +33,7 @@ impl ProjectRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "project.create", None)?;
-            if st
-                .projects
-                .values()
-                .any(|p| p.tenant_id == t && p.slug == new.slug)
-            {
+            if st.projects.of_tenant(t).any(|p| p.slug == new.slug) {
                 return Err(Error::conflict("project", format!("slug={}", new.slug)));
             }
             let project = Project {
@@ -50,7 +46,7 @@ impl ProjectRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
-            st.projects.insert(project.id, project.clone());
+            st.projects.insert((t, project.id), project.clone());
             Ok(project)
         })
     }
@@ -71,8 +67,8 @@ impl ProjectRepo for MemoryBackend {
             };
             let mut out: Vec<Project> = st
                 .projects
-                .values()
-                .filter(|p| p.tenant_id == t && super::State::project_visible(ctx, p))
+                .of_tenant(t)
+                .filter(|p| super::State::project_visible(ctx, p))
                 .filter(|p| include_archived || p.archived_at.is_none())
                 .cloned()
                 .collect();
@@ -96,7 +92,7 @@ impl ProjectRepo for MemoryBackend {
             }
             let p = st
                 .projects
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("project"))?;
             p.name = name;
             p.updated_at = now;
@@ -113,7 +109,7 @@ impl ProjectRepo for MemoryBackend {
             st.require(ctx, t, "project.update", Some(id))?;
             let p = st
                 .projects
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("project"))?;
             if p.archived_at.is_none() {
                 p.archived_at = Some(now);
@@ -132,7 +128,7 @@ impl ProjectRepo for MemoryBackend {
             st.require(ctx, t, "project.update", Some(id))?;
             let p = st
                 .projects
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("project"))?;
             if p.archived_at.is_some() {
                 p.archived_at = None;
@@ -148,7 +144,7 @@ impl ProjectRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.project(ctx, t, id)?;
             st.require(ctx, t, "project.delete", Some(id))?;
-            st.delete_project(id);
+            st.delete_project(t, id);
             Ok(())
         })
     }
@@ -173,8 +169,8 @@ impl ProjectRepo for MemoryBackend {
             }
             if st
                 .environments
-                .values()
-                .any(|e| e.tenant_id == t && e.project_id == project && e.kind == kind)
+                .of_tenant(t)
+                .any(|e| e.project_id == project && e.kind == kind)
             {
                 return Err(Error::conflict(
                     "environment",
@@ -188,7 +184,7 @@ impl ProjectRepo for MemoryBackend {
                 kind,
                 created_at: now,
             };
-            st.environments.insert(env.id, env.clone());
+            st.environments.insert((t, env.id), env.clone());
             Ok(env)
         })
     }
@@ -215,8 +211,8 @@ impl ProjectRepo for MemoryBackend {
             st.project(ctx, t, project)?;
             let mut out: Vec<Environment> = st
                 .environments
-                .values()
-                .filter(|e| e.tenant_id == t && e.project_id == project)
+                .of_tenant(t)
+                .filter(|e| e.project_id == project)
                 .filter(|e| super::State::environment_visible(ctx, e))
                 .cloned()
                 .collect();
@@ -231,7 +227,7 @@ impl ProjectRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             let project = st.environment(ctx, t, id)?.project_id;
             st.require(ctx, t, "environment.manage", Some(project))?;
-            st.delete_environment(id);
+            st.delete_environment(t, id);
             Ok(())
         })
     }

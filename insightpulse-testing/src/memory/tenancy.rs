@@ -8,7 +8,7 @@
 //! tokens and passwords are stored only as hashes.
 
 use super::{
-    check_known_permissions, normalized, perm, InvitationRow, KeyRow, MemberRow, MemoryBackend,
+    check_known_permissions, normalized, perm, InvitationRow, KeyRow, MemoryBackend, TenantRows,
     UserRow,
 };
 use async_trait::async_trait;
@@ -45,17 +45,13 @@ impl TenantRepo for MemoryBackend {
             if !st.users.contains_key(&user) {
                 return Err(Error::not_found("user"));
             }
-            if st.tenants.values().any(|t| t.slug == new.slug) {
+            if st.tenant_by_slug.contains_key(&new.slug) {
                 return Err(Error::conflict("tenant", format!("slug={}", new.slug)));
             }
             let admin = st
-                .roles
+                .builtin_roles
                 .values()
-                .find(|r| {
-                    r.tenant_id.is_none()
-                        && r.name.as_str() == ADMIN_ROLE
-                        && r.scope == RoleScope::Org
-                })
+                .find(|r| r.name.as_str() == ADMIN_ROLE && r.scope == RoleScope::Org)
                 .map(|r| r.id)
                 .ok_or_else(|| Error::not_found("role"))?;
             let tenant = Tenant {
@@ -67,19 +63,14 @@ impl TenantRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
-            st.tenants.insert(tenant.id, tenant.clone());
-            st.memberships.insert(
-                (tenant.id, user),
-                MemberRow {
-                    m: Membership {
-                        tenant_id: tenant.id,
-                        user_id: user,
-                        is_owner: true,
-                        status: MembershipStatus::Active,
-                        created_at: now,
-                    },
-                },
-            );
+            st.insert_tenant(tenant.clone());
+            st.insert_membership(Membership {
+                tenant_id: tenant.id,
+                user_id: user,
+                is_owner: true,
+                status: MembershipStatus::Active,
+                created_at: now,
+            });
             let grant = RoleGrant {
                 id: RoleGrantId::new(),
                 tenant_id: tenant.id,
@@ -89,7 +80,7 @@ impl TenantRepo for MemoryBackend {
                 granted_by: Some(user),
                 created_at: now,
             };
-            st.grants.insert(grant.id, grant);
+            st.grants.insert((tenant.id, grant.id), grant);
             Ok(tenant)
         })
     }
@@ -108,10 +99,10 @@ impl TenantRepo for MemoryBackend {
     async fn get_tenant_by_slug(&self, ctx: &Context, slug: &Slug) -> Result<Tenant> {
         self.run(ctx, "TenantRepo.get_tenant_by_slug", || {
             let st = self.lock();
-            st.tenants
-                .values()
-                .find(|t| &t.slug == slug && st.tenant_visible(ctx, t.id))
-                .cloned()
+            st.tenant_by_slug
+                .get(slug)
+                .filter(|t| st.tenant_visible(ctx, **t))
+                .map(|t| st.tenants[t].clone())
                 .ok_or_else(|| Error::not_found("tenant"))
         })
     }
@@ -121,10 +112,9 @@ impl TenantRepo for MemoryBackend {
             let user = ctx.require_user()?;
             let st = self.lock();
             let mut out: Vec<Tenant> = st
-                .tenants
-                .values()
-                .filter(|t| st.is_active_member(t.id, user))
-                .cloned()
+                .tenants_of_user(user)
+                .filter(|t| st.is_active_member(*t, user))
+                .filter_map(|t| st.tenants.get(&t).cloned())
                 .collect();
             out.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
             Ok(out)
@@ -184,7 +174,7 @@ impl UserRepo for MemoryBackend {
             }
             let now = self.now();
             let mut st = self.lock();
-            if st.users.values().any(|u| u.user.email == new.email) {
+            if st.user_by_email.contains_key(&new.email) {
                 return Err(Error::conflict("user", format!("email={}", new.email)));
             }
             let user = User {
@@ -195,13 +185,10 @@ impl UserRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
-            st.users.insert(
-                user.id,
-                UserRow {
-                    user: user.clone(),
-                    password_hash: None,
-                },
-            );
+            st.insert_user(UserRow {
+                user: user.clone(),
+                password_hash: None,
+            });
             Ok(user)
         })
     }
@@ -221,10 +208,10 @@ impl UserRepo for MemoryBackend {
         self.run(ctx, "UserRepo.find_user_by_email", || {
             let st = self.lock();
             Ok(st
-                .users
-                .values()
-                .find(|u| &u.user.email == email && st.user_visible(ctx, u.user.id))
-                .map(|u| u.user.clone()))
+                .user_by_email
+                .get(email)
+                .filter(|u| st.user_visible(ctx, **u))
+                .map(|u| st.users[u].user.clone()))
         })
     }
 
@@ -288,9 +275,9 @@ impl UserRepo for MemoryBackend {
             }
             let found = {
                 let st = self.lock();
-                st.users
-                    .values()
-                    .find(|u| &u.user.email == email)
+                st.user_by_email
+                    .get(email)
+                    .and_then(|u| st.users.get(u))
                     .and_then(|u| u.password_hash.clone().map(|h| (u.user.clone(), h)))
             };
             // argon2 runs without the lock held.
@@ -314,12 +301,8 @@ impl MemberRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            let mut out: Vec<Membership> = st
-                .memberships
-                .values()
-                .filter(|m| m.m.tenant_id == t)
-                .map(|m| m.m.clone())
-                .collect();
+            let mut out: Vec<Membership> =
+                st.memberships.of_tenant(t).map(|m| m.m.clone()).collect();
             out.sort_by_key(|m| (m.created_at, m.user_id));
             Ok(out)
         })
@@ -349,9 +332,9 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "member.invite", None)?;
             let already_member = st
-                .users
-                .values()
-                .any(|u| u.user.email == new.email && st.memberships.contains_key(&(t, u.user.id)));
+                .user_by_email
+                .get(&new.email)
+                .is_some_and(|u| st.memberships.contains_key(&(t, *u)));
             if already_member {
                 return Err(Error::conflict("member", format!("email={}", new.email)));
             }
@@ -384,14 +367,11 @@ impl MemberRepo for MemoryBackend {
                 revoked_at: None,
                 created_at: now,
             };
-            st.invitations.insert(
-                invitation.id,
-                InvitationRow {
-                    inv: invitation.clone(),
-                    prefix: issued.prefix,
-                    hash: issued.hash,
-                },
-            );
+            st.insert_invitation(InvitationRow {
+                inv: invitation.clone(),
+                prefix: issued.prefix,
+                hash: issued.hash,
+            });
             Ok(IssuedInvitation {
                 invitation,
                 token: issued.token,
@@ -406,12 +386,8 @@ impl MemberRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             st.require(ctx, t, "member.invite", None)?;
-            let mut out: Vec<Invitation> = st
-                .invitations
-                .values()
-                .filter(|i| i.inv.tenant_id == t)
-                .map(|i| i.inv.clone())
-                .collect();
+            let mut out: Vec<Invitation> =
+                st.invitations.of_tenant(t).map(|i| i.inv.clone()).collect();
             out.sort_by_key(|i| (i.created_at, i.id));
             Ok(out)
         })
@@ -425,8 +401,7 @@ impl MemberRepo for MemoryBackend {
             st.require(ctx, t, "member.invite", None)?;
             let row = st
                 .invitations
-                .get_mut(&id)
-                .filter(|r| r.inv.tenant_id == t)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("invitation"))?;
             if row.inv.accepted_at.is_some() {
                 return Err(Error::invalid_state("invitation", "already accepted"));
@@ -447,9 +422,9 @@ impl MemberRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let inv = st
-                .invitations
-                .values()
-                .find(|r| r.prefix == prefix && self.hasher.matches(presented, &r.hash))
+                .invitations_with_prefix(prefix)
+                .filter_map(|key| st.invitations.get(&key))
+                .find(|r| self.hasher.matches(presented, &r.hash))
                 .map(|r| r.inv.clone())
                 .ok_or_else(|| reject(TokenRejection::Unknown))?;
             if inv.revoked_at.is_some() {
@@ -476,13 +451,8 @@ impl MemberRepo for MemoryBackend {
                 status: MembershipStatus::Active,
                 created_at: now,
             };
-            st.memberships.insert(
-                (t, me),
-                MemberRow {
-                    m: membership.clone(),
-                },
-            );
-            if let Some(role_id) = inv.role_id.filter(|r| st.roles.contains_key(r)) {
+            st.insert_membership(membership.clone());
+            if let Some(role_id) = inv.role_id.filter(|r| st.role(t, *r).is_ok()) {
                 let grant = RoleGrant {
                     id: RoleGrantId::new(),
                     tenant_id: t,
@@ -492,9 +462,9 @@ impl MemberRepo for MemoryBackend {
                     granted_by: inv.invited_by,
                     created_at: now,
                 };
-                st.grants.insert(grant.id, grant);
+                st.grants.insert((t, grant.id), grant);
             }
-            if let Some(row) = st.invitations.get_mut(&inv.id) {
+            if let Some(row) = st.invitations.get_mut(&(t, inv.id)) {
                 row.inv.accepted_at = Some(now);
             }
             Ok(membership)
@@ -608,8 +578,7 @@ impl MemberRepo for MemoryBackend {
 impl super::State {
     fn team(&self, t: TenantId, id: TeamId) -> Result<&Team> {
         self.teams
-            .get(&id)
-            .filter(|x| x.tenant_id == t)
+            .get(&(t, id))
             .ok_or_else(|| Error::not_found("team"))
     }
 }
@@ -622,11 +591,7 @@ impl TeamRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "team.manage", None)?;
-            if st
-                .teams
-                .values()
-                .any(|x| x.tenant_id == t && x.slug == new.slug)
-            {
+            if st.teams.of_tenant(t).any(|x| x.slug == new.slug) {
                 return Err(Error::conflict("team", format!("slug={}", new.slug)));
             }
             let team = Team {
@@ -636,7 +601,7 @@ impl TeamRepo for MemoryBackend {
                 name: new.name,
                 created_at: now,
             };
-            st.teams.insert(team.id, team.clone());
+            st.teams.insert((t, team.id), team.clone());
             Ok(team)
         })
     }
@@ -655,12 +620,7 @@ impl TeamRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            let mut out: Vec<Team> = st
-                .teams
-                .values()
-                .filter(|x| x.tenant_id == t)
-                .cloned()
-                .collect();
+            let mut out: Vec<Team> = st.teams.of_tenant(t).cloned().collect();
             out.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
             Ok(out)
         })
@@ -674,7 +634,7 @@ impl TeamRepo for MemoryBackend {
             st.team(t, id)?;
             let team = st
                 .teams
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("team"))?;
             team.name = name;
             Ok(team.clone())
@@ -687,8 +647,7 @@ impl TeamRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "team.manage", None)?;
             st.team(t, id)?;
-            st.teams.remove(&id);
-            st.team_members.retain(|(_, team, _)| *team != id);
+            st.delete_team(t, id);
             Ok(())
         })
     }
@@ -729,10 +688,9 @@ impl TeamRepo for MemoryBackend {
             st.team(t, team)?;
             // The set is ordered by (tenant, team, user): users come out by id.
             Ok(st
-                .team_members
-                .iter()
-                .filter(|(tt, tm, _)| *tt == t && *tm == team)
-                .map(|(_, _, u)| *u)
+                .team_members_of_tenant(t)
+                .filter(|(tm, _)| *tm == team)
+                .map(|(_, u)| u)
                 .collect())
         })
     }
@@ -768,12 +726,10 @@ impl RbacRepo for MemoryBackend {
         self.run(ctx, "RbacRepo.list_roles", || {
             let st = self.lock();
             let t = st.list_tenant(ctx)?;
-            let mut out: Vec<Role> = st
-                .roles
-                .values()
-                .filter(|r| r.tenant_id.is_none() || (t.is_some() && r.tenant_id == t))
-                .cloned()
-                .collect();
+            let mut out: Vec<Role> = st.builtin_roles.values().cloned().collect();
+            if let Some(t) = t {
+                out.extend(st.roles.of_tenant(t).cloned());
+            }
             sort_roles(&mut out);
             Ok(out)
         })
@@ -783,12 +739,14 @@ impl RbacRepo for MemoryBackend {
         self.run(ctx, "RbacRepo.get_role", || {
             let st = self.lock();
             let t = ctx.require_tenant()?;
-            let role = st.roles.get(&id).ok_or_else(|| Error::not_found("role"))?;
-            match role.tenant_id {
-                None => Ok(role.clone()),
-                Some(rt) if rt == t && st.tenant_visible(ctx, t) => Ok(role.clone()),
-                Some(_) => Err(Error::not_found("role")),
+            if let Some(role) = st.builtin_roles.get(&id) {
+                return Ok(role.clone());
             }
+            st.roles
+                .get(&(t, id))
+                .filter(|_| st.tenant_visible(ctx, t))
+                .cloned()
+                .ok_or_else(|| Error::not_found("role"))
         })
     }
 
@@ -800,8 +758,8 @@ impl RbacRepo for MemoryBackend {
             st.require(ctx, t, "role.manage", None)?;
             if st
                 .roles
-                .values()
-                .any(|r| r.tenant_id == Some(t) && r.name == new.name && r.scope == new.scope)
+                .of_tenant(t)
+                .any(|r| r.name == new.name && r.scope == new.scope)
             {
                 return Err(Error::conflict(
                     "role",
@@ -816,7 +774,7 @@ impl RbacRepo for MemoryBackend {
                 description: new.description,
                 permissions: normalized(new.permissions),
             };
-            st.roles.insert(role.id, role.clone());
+            st.roles.insert((t, role.id), role.clone());
             Ok(role)
         })
     }
@@ -837,7 +795,7 @@ impl RbacRepo for MemoryBackend {
             }
             let role = st
                 .roles
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("role"))?;
             role.permissions = normalized(permissions);
             Ok(role.clone())
@@ -852,7 +810,7 @@ impl RbacRepo for MemoryBackend {
             if st.role(t, id)?.tenant_id.is_none() {
                 return Err(Error::invalid_state("role", "built-in roles are read-only"));
             }
-            st.delete_role(id);
+            st.delete_role(t, id);
             Ok(())
         })
     }
@@ -893,12 +851,11 @@ impl RbacRepo for MemoryBackend {
                 return Err(Error::denied(missing.to_string()));
             }
             let role_id = role.id;
-            if st.grants.values().any(|g| {
-                g.tenant_id == t
-                    && g.user_id == user
-                    && g.role_id == role_id
-                    && g.project_id == project
-            }) {
+            if st
+                .grants
+                .of_tenant(t)
+                .any(|g| g.user_id == user && g.role_id == role_id && g.project_id == project)
+            {
                 return Err(Error::conflict(
                     "role grant",
                     format!("user_id={user} role_id={role_id}"),
@@ -913,7 +870,7 @@ impl RbacRepo for MemoryBackend {
                 granted_by: ctx.user_id(),
                 created_at: now,
             };
-            st.grants.insert(grant.id, grant.clone());
+            st.grants.insert((t, grant.id), grant.clone());
             Ok(grant)
         })
     }
@@ -924,12 +881,11 @@ impl RbacRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             let level = st
                 .grants
-                .get(&grant)
-                .filter(|g| g.tenant_id == t)
+                .get(&(t, grant))
                 .map(|g| g.project_id)
                 .ok_or_else(|| Error::not_found("role grant"))?;
             st.require(ctx, t, "role.assign", level)?;
-            st.grants.remove(&grant);
+            st.grants.remove(&(t, grant));
             Ok(())
         })
     }
@@ -942,8 +898,8 @@ impl RbacRepo for MemoryBackend {
             };
             let mut out: Vec<RoleGrant> = st
                 .grants
-                .values()
-                .filter(|g| g.tenant_id == t && (user.is_none() || user == Some(g.user_id)))
+                .of_tenant(t)
+                .filter(|g| user.is_none() || user == Some(g.user_id))
                 .cloned()
                 .collect();
             out.sort_by_key(|g| (g.created_at, g.id));
@@ -972,8 +928,7 @@ impl RbacRepo for MemoryBackend {
 impl super::State {
     fn provider(&self, t: TenantId, id: SsoProviderId) -> Result<&SsoProvider> {
         self.providers
-            .get(&id)
-            .filter(|p| p.tenant_id == t)
+            .get(&(t, id))
             .ok_or_else(|| Error::not_found("sso provider"))
     }
 }
@@ -987,11 +942,7 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "sso.manage", None)?;
-            if st
-                .providers
-                .values()
-                .any(|p| p.tenant_id == t && p.name == new.name)
-            {
+            if st.providers.of_tenant(t).any(|p| p.name == new.name) {
                 return Err(Error::conflict(
                     "sso provider",
                     format!("name={}", new.name),
@@ -1006,7 +957,7 @@ impl SsoRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
-            st.providers.insert(provider.id, provider.clone());
+            st.providers.insert((t, provider.id), provider.clone());
             Ok(provider)
         })
     }
@@ -1017,12 +968,7 @@ impl SsoRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            let mut out: Vec<SsoProvider> = st
-                .providers
-                .values()
-                .filter(|p| p.tenant_id == t)
-                .cloned()
-                .collect();
+            let mut out: Vec<SsoProvider> = st.providers.of_tenant(t).cloned().collect();
             out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
             Ok(out)
         })
@@ -1046,7 +992,7 @@ impl SsoRepo for MemoryBackend {
             st.provider(t, id)?;
             let p = st
                 .providers
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("sso provider"))?;
             if let Some(c) = config {
                 p.config = c;
@@ -1065,8 +1011,7 @@ impl SsoRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "sso.manage", None)?;
             st.provider(t, id)?;
-            st.providers.remove(&id);
-            st.identities.retain(|_, i| i.provider_id != id);
+            st.delete_provider(t, id);
             Ok(())
         })
     }
@@ -1093,8 +1038,8 @@ impl SsoRepo for MemoryBackend {
             }
             if st
                 .identities
-                .values()
-                .any(|i| i.tenant_id == t && i.provider_id == provider && i.subject == subject)
+                .of_tenant(t)
+                .any(|i| i.provider_id == provider && i.subject == subject)
             {
                 return Err(Error::conflict("identity", format!("subject={subject}")));
             }
@@ -1106,7 +1051,7 @@ impl SsoRepo for MemoryBackend {
                 user_id: user,
                 created_at: now,
             };
-            st.identities.insert(identity.id, identity.clone());
+            st.identities.insert((t, identity.id), identity.clone());
             Ok(identity)
         })
     }
@@ -1126,12 +1071,13 @@ impl SsoRepo for MemoryBackend {
                     "the provider is disabled",
                 ));
             }
-            Ok(st
+            let user = st
                 .identities
-                .values()
-                .find(|i| i.tenant_id == t && i.provider_id == provider && i.subject == subject)
+                .of_tenant(t)
+                .find(|i| i.provider_id == provider && i.subject == subject)
                 .and_then(|i| st.users.get(&i.user_id))
-                .map(|u| u.user.clone()))
+                .map(|u| u.user.clone());
+            Ok(user)
         })
     }
 
@@ -1143,8 +1089,8 @@ impl SsoRepo for MemoryBackend {
             };
             let mut out: Vec<Identity> = st
                 .identities
-                .values()
-                .filter(|i| i.tenant_id == t && i.user_id == user)
+                .of_tenant(t)
+                .filter(|i| i.user_id == user)
                 .cloned()
                 .collect();
             out.sort_by_key(|i| (i.created_at, i.id));
@@ -1157,11 +1103,9 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "sso.manage", None)?;
-            let in_tenant = st.identities.get(&id).is_some_and(|i| i.tenant_id == t);
-            if !in_tenant {
+            if st.identities.remove(&(t, id)).is_none() {
                 return Err(Error::not_found("identity"));
             }
-            st.identities.remove(&id);
             Ok(())
         })
     }
@@ -1174,8 +1118,7 @@ impl SsoRepo for MemoryBackend {
 impl super::State {
     fn api_key(&self, t: TenantId, id: ApiKeyId) -> Result<&KeyRow> {
         self.api_keys
-            .get(&id)
-            .filter(|k| k.key.tenant_id == t)
+            .get(&(t, id))
             .ok_or_else(|| Error::not_found("api key"))
     }
 }
@@ -1226,13 +1169,10 @@ impl ApiKeyRepo for MemoryBackend {
                 revoked_at: None,
                 created_at: now,
             };
-            st.api_keys.insert(
-                key.id,
-                KeyRow {
-                    key: key.clone(),
-                    hash: issued.hash,
-                },
-            );
+            st.insert_api_key(KeyRow {
+                key: key.clone(),
+                hash: issued.hash,
+            });
             Ok(IssuedApiKey {
                 key,
                 secret: issued.token,
@@ -1247,12 +1187,7 @@ impl ApiKeyRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             st.require(ctx, t, "api_key.manage", None)?;
-            let mut out: Vec<ApiKey> = st
-                .api_keys
-                .values()
-                .filter(|k| k.key.tenant_id == t)
-                .map(|k| k.key.clone())
-                .collect();
+            let mut out: Vec<ApiKey> = st.api_keys.of_tenant(t).map(|k| k.key.clone()).collect();
             out.sort_by_key(|k| (k.created_at, k.id));
             Ok(out)
         })
@@ -1276,7 +1211,7 @@ impl ApiKeyRepo for MemoryBackend {
             st.require(ctx, t, "api_key.manage", level)?;
             let row = st
                 .api_keys
-                .get_mut(&id)
+                .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("api key"))?;
             if row.key.revoked_at.is_none() {
                 row.key.revoked_at = Some(now);
@@ -1292,10 +1227,17 @@ impl ApiKeyRepo for MemoryBackend {
             let prefix = prefix_of(TokenKind::ApiKey, presented).map_err(reject)?;
             let now = self.now();
             let mut st = self.lock();
+            let key = st
+                .api_keys_with_prefix(prefix)
+                .find(|key| {
+                    st.api_keys
+                        .get(key)
+                        .is_some_and(|k| self.hasher.matches(presented, &k.hash))
+                })
+                .ok_or_else(|| reject(TokenRejection::Unknown))?;
             let row = st
                 .api_keys
-                .values_mut()
-                .find(|k| k.key.prefix == prefix && self.hasher.matches(presented, &k.hash))
+                .get_mut(&key)
                 .ok_or_else(|| reject(TokenRejection::Unknown))?;
             if row.key.revoked_at.is_some() {
                 return Err(reject(TokenRejection::Revoked));
