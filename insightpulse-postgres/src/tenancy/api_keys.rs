@@ -2,7 +2,7 @@
 //! are stored; `authenticated` cannot even read the hash column.
 
 use super::rbac::known_codes;
-use super::{first_missing, may_list, parse, require, traced};
+use super::{first_missing, may_list, parse, require, tenant_rows, traced};
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -176,13 +176,14 @@ impl ApiKeyRepo for PgBackend {
             if !may_list(&mut tx, ctx, tenant, "api_key.manage").await? {
                 return Ok(vec![]);
             }
-            let rows: Vec<Row> = sqlx::query_as(&format!(
-                "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
-            ))
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<Row> = tenant_rows(
+                &mut tx,
+                &format!(
+                    "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
+                ),
+                tenant,
+            )
+            .await?;
             tx.commit().await.map_err(db)?;
             rows.into_iter().map(ApiKey::try_from).collect()
         })

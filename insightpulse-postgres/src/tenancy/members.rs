@@ -4,7 +4,7 @@
 //! member yet, so no tenant policy could let them in; the token is the
 //! credential, checked here before anything is written.
 
-use super::{first_missing, is_owner, may_list, parse, require, traced};
+use super::{first_missing, is_owner, may_list, parse, require, tenant_rows, traced};
 use crate::error::{db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -195,13 +195,12 @@ impl MemberRepo for PgBackend {
         traced!(ctx, "MemberRepo.list_members", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<MemberRow> = sqlx::query_as(&format!(
-                "SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"
-            ))
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<MemberRow> = tenant_rows(
+                &mut tx,
+                &format!("SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"),
+                tenant,
+            )
+            .await?;
             tx.commit().await.map_err(db)?;
             rows.into_iter().map(Membership::try_from).collect()
         })
@@ -285,13 +284,12 @@ impl MemberRepo for PgBackend {
             if !may_list(&mut tx, ctx, tenant, "member.invite").await? {
                 return Ok(vec![]);
             }
-            let rows: Vec<InvitationRow> = sqlx::query_as(&format!(
-                "SELECT {INVITATION_COLS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"
-            ))
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<InvitationRow> = tenant_rows(
+                &mut tx,
+                &format!("SELECT {INVITATION_COLS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"),
+                tenant,
+            )
+            .await?;
             tx.commit().await.map_err(db)?;
             rows.into_iter().map(Invitation::try_from).collect()
         })

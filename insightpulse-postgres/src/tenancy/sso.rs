@@ -1,7 +1,7 @@
 //! `SsoRepo` on PostgreSQL: providers (configuration as JSONB, validated
 //! by core before every write) and federated identities.
 
-use super::{parse, require, traced};
+use super::{delete_one, parse, require, tenant_rows, traced};
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -119,13 +119,12 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.list_providers", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<ProviderRow> = sqlx::query_as(&format!(
-                "SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 ORDER BY name COLLATE \"C\""
-            ))
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<ProviderRow> = tenant_rows(
+                &mut tx,
+                &format!("SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 ORDER BY name COLLATE \"C\""),
+                tenant,
+            )
+            .await?;
             tx.commit().await.map_err(db)?;
             rows.into_iter().map(SsoProvider::try_from).collect()
         })
@@ -168,15 +167,7 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
-            let deleted = sqlx::query("DELETE FROM sso_providers WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            if deleted.rows_affected() == 0 {
-                return Err(Error::not_found("sso provider"));
-            }
+            delete_one(&mut tx, "sso_providers", tenant, id.0, "sso provider").await?;
             tx.commit().await.map_err(db)
         })
     }
@@ -263,16 +254,7 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
-            let deleted =
-                sqlx::query("DELETE FROM user_identities WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.0)
-                    .bind(id.0)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            if deleted.rows_affected() == 0 {
-                return Err(Error::not_found("identity"));
-            }
+            delete_one(&mut tx, "user_identities", tenant, id.0, "identity").await?;
             tx.commit().await.map_err(db)
         })
     }

@@ -1,6 +1,6 @@
 //! `TeamRepo` on PostgreSQL.
 
-use super::{parse, require, traced};
+use super::{delete_one, parse, require, tenant_rows, traced};
 use crate::error::{db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -83,13 +83,14 @@ impl TeamRepo for PgBackend {
         traced!(ctx, "TeamRepo.list_teams", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<Row> = sqlx::query_as(&format!(
-                "SELECT {COLS} FROM teams WHERE tenant_id = $1 ORDER BY slug COLLATE \"C\""
-            ))
-            .bind(tenant.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<Row> = tenant_rows(
+                &mut tx,
+                &format!(
+                    "SELECT {COLS} FROM teams WHERE tenant_id = $1 ORDER BY slug COLLATE \"C\""
+                ),
+                tenant,
+            )
+            .await?;
             tx.commit().await.map_err(db)?;
             rows.into_iter().map(Team::try_from).collect()
         })
@@ -120,15 +121,7 @@ impl TeamRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
-            let deleted = sqlx::query("DELETE FROM teams WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.0)
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
-            if deleted.rows_affected() == 0 {
-                return Err(Error::not_found("team"));
-            }
+            delete_one(&mut tx, "teams", tenant, id.0, "team").await?;
             tx.commit().await.map_err(db)
         })
     }
