@@ -123,8 +123,8 @@ impl Context {
 
     /// The same principal acting in `tenant`.
     ///
-    /// An API key cannot change tenant: the tenant of the key stays in force
-    /// (and a repository call for another tenant then finds nothing).
+    /// An API key is bound to the tenant it was created in: for an API-key
+    /// context this leaves the tenant unchanged.
     pub fn in_tenant(mut self, tenant: TenantId) -> Self {
         if !matches!(self.principal, Principal::ApiKey(_)) {
             self.tenant = Some(tenant);
