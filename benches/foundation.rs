@@ -98,6 +98,49 @@ where
 
 /// The bench database: reused when a previous run seeded it completely,
 /// created afresh (and migrated, then seeded) otherwise.
+/// A point read sent on a held connection: a simple-query message as is,
+/// or sqlx's extended protocol with binds.
+enum Msg<'a> {
+    Simple(&'a str),
+    Extended(Uuid, Uuid),
+}
+
+async fn send(conn: &mut sqlx::PgConnection, msg: &Msg<'_>) {
+    let rows = match msg {
+        Msg::Simple(sql) => sqlx::Executor::fetch_all(&mut *conn, *sql).await.unwrap().len(),
+        Msg::Extended(tenant, id) => sqlx::query(
+            "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at FROM projects
+              WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant)
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .len(),
+    };
+    assert_eq!(rows, 1);
+}
+
+/// Like [`compare`], on one held connection (no pool acquire/release).
+async fn compare_on(conn: &mut sqlx::PgConnection, a: Msg<'_>, b: Msg<'_>) -> (Stats, Stats) {
+    let (mut sa, mut sb) = (Stats::new(), Stats::new());
+    for _ in 0..50 {
+        send(conn, &a).await;
+        send(conn, &b).await;
+    }
+    for _ in 0..ROUNDS {
+        for (msg, stats) in [(&a, &mut sa), (&b, &mut sb)] {
+            for _ in 0..PER_ROUND {
+                let t = Instant::now();
+                send(conn, msg).await;
+                stats.samples.push(t.elapsed());
+            }
+        }
+    }
+    (sa, sb)
+}
+
 async fn bench_database(admin_url: &str) -> String {
     let url = url_with_db(admin_url, "insightpulse_bench");
     let admin = PgPoolOptions::new()
@@ -292,64 +335,14 @@ async fn postgres(url: &str) {
         "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT"
     );
     let without_rls = format!("BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT");
-    let conn = std::cell::RefCell::new(conn);
-    let (s, b) = compare(
-        || async {
-            assert_eq!(
-                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), with_rls.as_str())
-                    .await
-                    .unwrap()
-                    .len(),
-                1
-            )
-        },
-        || async {
-            assert_eq!(
-                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), without_rls.as_str())
-                    .await
-                    .unwrap()
-                    .len(),
-                1
-            )
-        },
-    )
-    .await;
+    let (s, b) = compare_on(&mut conn, Msg::Simple(&with_rls), Msg::Simple(&without_rls)).await;
     report("  one message: RLS on vs bypassed", &s, &b, f64::NAN);
-    let (s, b) = compare(
-        || async {
-            assert_eq!(
-                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), without_rls.as_str())
-                    .await
-                    .unwrap()
-                    .len(),
-                1
-            )
-        },
-        || async {
-            assert_eq!(
-                sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), execute.as_str())
-                    .await
-                    .unwrap()
-                    .len(),
-                1
-            )
-        },
-    )
-    .await;
+    let (s, b) = compare_on(&mut conn, Msg::Simple(&without_rls), Msg::Simple(&execute)).await;
     report("  one message vs bare EXECUTE", &s, &b, f64::NAN);
-    let (s, b) = compare(
-        || async { assert_eq!(sqlx::Executor::fetch_all(&mut **conn.borrow_mut(), execute.as_str()).await.unwrap().len(), 1) },
-        || async {
-            sqlx::query(
-                "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at FROM projects
-                  WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.0)
-            .bind(project.0)
-            .fetch_one(&mut **conn.borrow_mut())
-            .await
-            .unwrap();
-        },
+    let (s, b) = compare_on(
+        &mut conn,
+        Msg::Simple(&execute),
+        Msg::Extended(tenant.0, project.0),
     )
     .await;
     report("  bare EXECUTE vs extended protocol", &s, &b, f64::NAN);

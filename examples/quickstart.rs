@@ -16,6 +16,8 @@ use insightpulse::{Context, Email, ExposeSecret, Name, PermissionCode, Repos, Sl
 async fn main() -> Result<(), insightpulse::Error> {
     let repos = backend().await?;
     let system = Context::system("quickstart sign-up");
+    // Names are unique per run, so the tour can run again on the same database.
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
 
     // Users sign up (a system action: nobody is signed in yet).
     let ada = repos
@@ -23,7 +25,7 @@ async fn main() -> Result<(), insightpulse::Error> {
         .create_user(
             &system,
             NewUser {
-                email: Email::parse("ada@acme.example")?,
+                email: Email::parse(&format!("ada-{run}@acme.example"))?,
                 full_name: Some(Name::parse("Ada")?),
             },
         )
@@ -33,7 +35,7 @@ async fn main() -> Result<(), insightpulse::Error> {
         .create_user(
             &system,
             NewUser {
-                email: Email::parse("bob@acme.example")?,
+                email: Email::parse(&format!("bob-{run}@acme.example"))?,
                 full_name: None,
             },
         )
@@ -46,7 +48,7 @@ async fn main() -> Result<(), insightpulse::Error> {
         .create_tenant(
             &Context::user(ada.id),
             NewTenant {
-                slug: Slug::parse("acme")?,
+                slug: Slug::parse(&format!("acme-{run}"))?,
                 name: Name::parse("Acme Corporation")?,
                 timezone: TimeZone::parse("America/New_York")?,
             },
@@ -212,24 +214,13 @@ async fn main() -> Result<(), insightpulse::Error> {
     Ok(())
 }
 
-/// PostgreSQL when `DATABASE_URL` is set (migrated, fresh names per run),
-/// the in-memory backend otherwise.
+/// PostgreSQL when `DATABASE_URL` is set (migrated first), the in-memory
+/// backend otherwise.
 async fn backend() -> Result<Repos, insightpulse::Error> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
             let backend = insightpulse::postgres::PgBackend::connect(&url).await?;
             backend.migrate().await?;
-            // The quickstart's names are fixed; start from a clean slate.
-            sqlx::query("DELETE FROM tenants WHERE slug = 'acme'")
-                .execute(backend.pool())
-                .await
-                .map_err(insightpulse::Error::backend)?;
-            sqlx::query(
-                "DELETE FROM users WHERE email IN ('ada@acme.example', 'bob@acme.example')",
-            )
-            .execute(backend.pool())
-            .await
-            .map_err(insightpulse::Error::backend)?;
             println!("backend: PostgreSQL");
             Ok(backend.repos())
         }

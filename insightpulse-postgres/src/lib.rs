@@ -31,6 +31,13 @@ use insightpulse_core::{Clock, Error, Repos, Result, SystemClock};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::sync::Arc;
 
+/// The environment variable holding the pepper API keys and invitation
+/// tokens are hashed under. Every process sharing a database must use the
+/// same value; changing it invalidates every issued key and invitation.
+pub const PEPPER_ENV: &str = "INSIGHTPULSE_TOKEN_PEPPER";
+
+const DEVELOPMENT_PEPPER: &[u8] = b"insightpulse-development-pepper-not-for-production";
+
 /// The embedded migrations of every module, in order.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -46,13 +53,21 @@ pub struct PgBackend {
 impl PgBackend {
     /// Wraps an existing pool. Its login role may be a superuser or the
     /// schema owner: every unit of work switches to `authenticated` or
-    /// `service_role` before touching data. Tokens are hashed with
-    /// [`TokenHasher::from_env`]; time comes from the system clock.
+    /// `service_role` before touching data. Tokens are hashed under the
+    /// pepper in [`PEPPER_ENV`] (a development pepper, with a warning, when
+    /// it is unset); time comes from the system clock.
     pub fn from_pool(pool: PgPool) -> Self {
+        let hasher = match std::env::var(PEPPER_ENV) {
+            Ok(pepper) if !pepper.is_empty() => TokenHasher::new(pepper.into_bytes()),
+            _ => {
+                tracing::warn!("{PEPPER_ENV} is not set: hashing tokens under the development pepper (not for production)");
+                TokenHasher::new(DEVELOPMENT_PEPPER.to_vec())
+            }
+        };
         Self {
             pool,
             clock: Arc::new(SystemClock),
-            hasher: TokenHasher::from_env(),
+            hasher,
         }
     }
 

@@ -51,27 +51,12 @@ impl std::fmt::Debug for TokenHasher {
     }
 }
 
-/// The environment variable [`TokenHasher::from_env`] reads.
-pub const PEPPER_ENV: &str = "INSIGHTPULSE_TOKEN_PEPPER";
-
 impl TokenHasher {
     /// A hasher keyed with `pepper` (at least 32 bytes recommended). Every
     /// process sharing a database must use the same pepper.
     pub fn new(pepper: impl Into<Vec<u8>>) -> Self {
         Self {
             pepper: std::sync::Arc::new(secrecy::SecretSlice::from(pepper.into())),
-        }
-    }
-
-    /// Keyed by `INSIGHTPULSE_TOKEN_PEPPER`, or by a fixed development pepper
-    /// (with a warning on stderr) when it is unset.
-    pub fn from_env() -> Self {
-        match std::env::var(PEPPER_ENV) {
-            Ok(p) if !p.is_empty() => Self::new(p.into_bytes()),
-            _ => {
-                eprintln!("insightpulse: {PEPPER_ENV} is not set; using the development pepper (do not use in production)");
-                Self::new(b"insightpulse-development-pepper-not-for-production".to_vec())
-            }
         }
     }
 
