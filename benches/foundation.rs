@@ -347,6 +347,28 @@ async fn postgres(url: &str) {
     .await;
     report("  bare EXECUTE vs extended protocol", &s, &b, f64::NAN);
     drop(conn);
+    // The SDK call against the very same message sent through the pool: what
+    // the SDK itself adds (spans, claims, decoding into domain types).
+    let message = format!(
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL TimeZone = 'UTC'; EXECUTE insightpulse_get_project('{}', '{}'); COMMIT",
+        tenant.0, project.0
+    );
+    let (s, b) = compare(
+        || async {
+            repos.projects.get_project(&ctx, project).await.unwrap();
+        },
+        || async {
+            assert_eq!(
+                sqlx::Executor::fetch_all(&pool, message.as_str())
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            )
+        },
+    )
+    .await;
+    report("  SDK call vs its message via the pool", &s, &b, f64::NAN);
 
     // What the unit of work itself costs: BEGIN+role+claims, COMMIT.
     let (s, b) = compare(
