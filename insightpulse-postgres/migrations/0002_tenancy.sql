@@ -378,6 +378,32 @@ CREATE CONSTRAINT TRIGGER tenant_has_active_owner
     DEFERRABLE INITIALLY IMMEDIATE
     FOR EACH ROW EXECUTE FUNCTION auth.check_tenant_has_active_owner();
 
+-- Only owners act on ownership. Under RLS a holder of member.manage may
+-- change and remove memberships, but granting ownership, or changing or
+-- removing an owner's membership, needs the actor to be an active owner of
+-- the tenant. The SDK checks this first; this makes the database refuse it
+-- as well. Other roles (the service role, and the table owner running
+-- ON DELETE CASCADE) are not restricted.
+CREATE OR REPLACE FUNCTION auth.guard_ownership() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = public, pg_temp
+AS $$
+BEGIN
+    IF current_user = 'authenticated'
+       AND (OLD.is_owner OR (TG_OP = 'UPDATE' AND NEW.is_owner))
+       AND NOT auth.is_tenant_owner(OLD.tenant_id) THEN
+        RAISE EXCEPTION 'only an owner of the tenant may grant ownership or change an owner''s membership'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+REVOKE ALL ON FUNCTION auth.guard_ownership() FROM PUBLIC;
+
+CREATE TRIGGER org_memberships_guard_ownership
+    BEFORE UPDATE OR DELETE ON org_memberships
+    FOR EACH ROW EXECUTE FUNCTION auth.guard_ownership();
+
 -- ---------------------------------------------------------------------------
 -- A migrating role that is neither superuser nor BYPASSRLS is itself subject
 -- to the forced RLS below (and no policy names it), so SECURITY DEFINER

@@ -310,3 +310,74 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         leaks.join("\n")
     );
 }
+
+/// Inside its own tenant, a member holding `member.manage` (but not an
+/// owner) cannot take ownership or touch an owner's membership with raw SQL
+/// behind the SDK's back — while it can still manage ordinary members.
+#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+async fn only_owners_act_on_ownership_even_in_raw_sql(pool: PgPool) {
+    let repos = crate::harness(pool.clone()).await.repos;
+    let owner = user(&repos, "owner@a.io").await;
+    let (t, octx) = tenant(&repos, owner.id, "alpha").await;
+    let mut members = vec![];
+    for email in ["manager@a.io", "plain@a.io"] {
+        let u = user(&repos, email).await;
+        let issued = repos
+            .members
+            .invite(
+                &octx,
+                NewInvitation {
+                    email: u.email.clone(),
+                    role_id: None,
+                    valid_for: Duration::days(1),
+                },
+            )
+            .await
+            .unwrap();
+        repos
+            .members
+            .accept_invitation(&Context::user(u.id), &issued.token)
+            .await
+            .unwrap();
+        members.push(u.id);
+    }
+    let role = repos
+        .rbac
+        .create_role(
+            &octx,
+            NewRole {
+                name: Name::parse("People ops").unwrap(),
+                scope: RoleScope::Org,
+                description: None,
+                permissions: vec![PermissionCode::parse("member.manage").unwrap()],
+            },
+        )
+        .await
+        .unwrap();
+    repos
+        .rbac
+        .grant_role(&octx, members[0], role.id, None)
+        .await
+        .unwrap();
+    let manager = Context::user(members[0]).in_tenant(t.id);
+
+    for sql in [
+        format!("UPDATE org_memberships SET is_owner = true WHERE tenant_id = '{}' AND user_id = '{}'", t.id, members[0]),
+        format!("UPDATE org_memberships SET status = 'suspended' WHERE tenant_id = '{}' AND user_id = '{}'", t.id, owner.id),
+        format!("DELETE FROM org_memberships WHERE tenant_id = '{}' AND user_id = '{}'", t.id, owner.id),
+    ] {
+        assert_eq!(attack(&pool, &manager, &sql, None).await, Err("42501".to_owned()), "{sql}");
+    }
+    let suspend_plain = format!(
+        "UPDATE org_memberships SET status = 'suspended' WHERE tenant_id = '{}' AND user_id = '{}'",
+        t.id, members[1]
+    );
+    assert_eq!(attack(&pool, &manager, &suspend_plain, None).await, Ok(1));
+    // The owner still can, and deleting the whole tenant still cascades.
+    let promote = format!(
+        "UPDATE org_memberships SET is_owner = true WHERE tenant_id = '{}' AND user_id = '{}'",
+        t.id, members[0]
+    );
+    assert_eq!(attack(&pool, &octx, &promote, None).await, Ok(1));
+    repos.tenants.delete_tenant(&octx).await.unwrap();
+}
