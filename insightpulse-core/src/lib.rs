@@ -17,6 +17,23 @@
 //! | [`tenancy`] | tenants, users, memberships, invitations, teams, RBAC, SSO, API keys |
 //! | [`projects`] | projects and their environments |
 
+/// `FromStr` for an enum with an `as_str` label, built from the labels
+/// themselves so each label is written once (backends parse stored labels
+/// with it).
+macro_rules! parse_by_label {
+    ($ty:ty, $field:literal, [$($variant:expr),+ $(,)?]) => {
+        impl std::str::FromStr for $ty {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                [$($variant),+]
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| $crate::Error::validation($field, format!("unknown {} {s:?}", $field)))
+            }
+        }
+    };
+}
+
 pub mod clock;
 pub mod context;
 pub mod error;

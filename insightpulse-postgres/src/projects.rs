@@ -69,17 +69,7 @@ struct EnvRow {
 impl TryFrom<EnvRow> for Environment {
     type Error = Error;
     fn try_from(r: EnvRow) -> Result<Self> {
-        let kind = match r.kind.as_str() {
-            "development" => EnvironmentKind::Development,
-            "staging" => EnvironmentKind::Staging,
-            "production" => EnvironmentKind::Production,
-            other => {
-                return Err(crate::error::corrupt(Error::validation(
-                    "kind",
-                    other.to_owned(),
-                )))
-            }
-        };
+        let kind = parse(&r.kind, str::parse)?;
         Ok(Environment {
             id: EnvironmentId(r.id),
             tenant_id: TenantId(r.tenant_id),

@@ -68,6 +68,16 @@ impl EnvironmentKind {
     }
 }
 
+parse_by_label!(
+    EnvironmentKind,
+    "kind",
+    [
+        EnvironmentKind::Development,
+        EnvironmentKind::Staging,
+        EnvironmentKind::Production
+    ]
+);
+
 /// An environment of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Environment {

@@ -94,6 +94,12 @@ impl MembershipStatus {
     }
 }
 
+parse_by_label!(
+    MembershipStatus,
+    "status",
+    [MembershipStatus::Active, MembershipStatus::Suspended]
+);
+
 /// A user's membership in a tenant (`org_memberships`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
@@ -207,6 +213,12 @@ impl RoleScope {
         }
     }
 }
+
+parse_by_label!(
+    RoleScope,
+    "scope",
+    [RoleScope::Global, RoleScope::Org, RoleScope::Project]
+);
 
 /// A role: a named set of permissions. Built-in roles (`tenant_id = None`)
 /// are shared by every tenant and cannot be changed by tenants.

@@ -41,16 +41,7 @@ impl TryFrom<MemberRow> for Membership {
             tenant_id: TenantId(r.tenant_id),
             user_id: UserId(r.user_id),
             is_owner: r.is_owner,
-            status: match r.status.as_str() {
-                "active" => MembershipStatus::Active,
-                "suspended" => MembershipStatus::Suspended,
-                other => {
-                    return Err(crate::error::corrupt(Error::validation(
-                        "status",
-                        other.to_owned(),
-                    )))
-                }
-            },
+            status: parse(&r.status, str::parse)?,
             created_at: r.created_at,
         })
     }
@@ -151,7 +142,7 @@ pub(crate) async fn role_permissions(
     .fetch_one(&mut **tx)
     .await
     .map_err(not_found("role"))?;
-    Ok((super::rbac::scope_of(&scope)?, perms))
+    Ok((parse(&scope, str::parse)?, perms))
 }
 
 impl PgBackend {

@@ -3,14 +3,12 @@
 
 use super::members::role_permissions;
 use super::{first_missing, parse, require, traced};
-use crate::error::{corrupt, db, not_found};
+use crate::error::{db, not_found};
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use insightpulse_core::tenancy::{
-    catalog, NewRole, Permission, RbacRepo, Role, RoleGrant, RoleScope,
-};
+use insightpulse_core::tenancy::{catalog, NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
     Context, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
 };
@@ -25,15 +23,6 @@ const HAS_PERMISSION: Prepared = Prepared {
     sql: "SELECT auth.user_has_permission($1, $2, $3)",
 };
 const GRANT_COLS: &str = "tenant_id, id, user_id, role_id, project_id, granted_by, created_at";
-
-pub(crate) fn scope_of(s: &str) -> Result<RoleScope> {
-    match s {
-        "global" => Ok(RoleScope::Global),
-        "org" => Ok(RoleScope::Org),
-        "project" => Ok(RoleScope::Project),
-        other => Err(corrupt(Error::validation("scope", other.to_owned()))),
-    }
-}
 
 #[derive(sqlx::FromRow)]
 struct RoleRow {
@@ -52,7 +41,7 @@ impl TryFrom<RoleRow> for Role {
             id: RoleId(r.id),
             tenant_id: r.tenant_id.map(TenantId),
             name: parse(&r.name, Name::parse)?,
-            scope: scope_of(&r.scope)?,
+            scope: parse(&r.scope, str::parse)?,
             description: r.description,
             permissions: r
                 .permissions
