@@ -80,4 +80,8 @@ typed_id!(
     ProjectId,
     /// An environment of a project.
     EnvironmentId,
+    /// An entry of the audit trail.
+    AuditEntryId,
+    /// One recorded consent or withdrawal.
+    ConsentId,
 );

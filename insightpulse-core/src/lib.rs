@@ -16,6 +16,8 @@
 //! |---|---|
 //! | [`tenancy`] | tenants, users, memberships, invitations, teams, RBAC, SSO, API keys |
 //! | [`projects`] | projects and their environments |
+//! | [`audit`] | the tamper-evident audit trail every mutation writes to |
+//! | [`privacy`] | data retention policies, consents and user erasure |
 
 /// `FromStr` for an enum with an `as_str` label, built from the labels
 /// themselves so each label is written once (backends parse stored labels
@@ -34,10 +36,12 @@ macro_rules! parse_by_label {
     };
 }
 
+pub mod audit;
 pub mod clock;
 pub mod context;
 pub mod error;
 pub mod ids;
+pub mod privacy;
 pub mod projects;
 pub mod repos;
 pub mod tenancy;
@@ -48,7 +52,10 @@ pub use context::{ApiKeyPrincipal, Context, Principal, PrincipalKind, RequestMet
 pub use error::{Error, Result, TokenRejection};
 pub use ids::*;
 pub use repos::Repos;
-pub use values::{Email, Name, PermissionCode, Slug, TimeZone};
+pub use values::{
+    AuditAction, ConsentPurpose, ConsentSource, Email, Name, PermissionCode, PolicyVersion, Slug,
+    TargetType, TimeZone,
+};
 
 /// Re-exported so host apps use the same secret types the SDK returns.
 pub use secrecy::{ExposeSecret, SecretString};

@@ -1,6 +1,8 @@
 //! Every module's repository, gathered in one cloneable bundle. A backend
 //! hands out a `Repos`; host code depends on the traits, not the backend.
 
+use crate::audit::AuditRepo;
+use crate::privacy::PrivacyRepo;
 use crate::projects::ProjectRepo;
 use crate::tenancy::{ApiKeyRepo, MemberRepo, RbacRepo, SsoRepo, TeamRepo, TenantRepo, UserRepo};
 use std::sync::Arc;
@@ -24,6 +26,10 @@ pub struct Repos {
     pub api_keys: Arc<dyn ApiKeyRepo>,
     /// Projects and environments.
     pub projects: Arc<dyn ProjectRepo>,
+    /// The audit trail.
+    pub audit: Arc<dyn AuditRepo>,
+    /// Data policies, consents and erasure.
+    pub privacy: Arc<dyn PrivacyRepo>,
 }
 
 impl std::fmt::Debug for Repos {

@@ -200,3 +200,91 @@ impl PermissionCode {
     }
 }
 string_value!(PermissionCode);
+
+/// Declares a label type: 1–`$max` characters of `a-z`, `0-9`, `_`, `-`
+/// and `.`, starting with a letter, with no empty dot-separated segment.
+/// Errors name `$field`.
+macro_rules! label_value {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates the label.
+            pub fn parse(s: &str) -> Result<Self> {
+                let ok = (1..=$max).contains(&s.len())
+                    && s.as_bytes()[0].is_ascii_lowercase()
+                    && s.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+                    })
+                    && s.split('.').all(|seg| !seg.is_empty());
+                if !ok {
+                    return Err(Error::validation(
+                        $field,
+                        concat!(
+                            "must be 1 to ",
+                            stringify!($max),
+                            " characters of a-z, 0-9, '_', '-', '.', starting with a letter"
+                        ),
+                    ));
+                }
+                Ok(Self(s.to_owned()))
+            }
+        }
+        string_value!($name);
+    };
+}
+
+label_value!(
+    /// What an audited action did, as `noun.verb` (e.g. `member.invited`).
+    ///
+    /// ```
+    /// use insightpulse_core::AuditAction;
+    /// assert!(AuditAction::parse("invoice.finalized").is_ok());
+    /// assert!(AuditAction::parse("Invoice Finalized").is_err());
+    /// ```
+    AuditAction,
+    "action",
+    100
+);
+label_value!(
+    /// The kind of thing an audited action touched (e.g. `api_key`).
+    TargetType,
+    "target_type",
+    64
+);
+label_value!(
+    /// What a user consents to (e.g. `marketing_email`, `analytics`).
+    ConsentPurpose,
+    "purpose",
+    64
+);
+label_value!(
+    /// Where a consent was given or withdrawn (e.g. `signup_form`, `api`).
+    ConsentSource,
+    "source",
+    64
+);
+
+/// The version of the policy text a consent refers to (e.g. `2026-05`,
+/// `v3.1`): 1–64 characters, no whitespace or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyVersion(String);
+
+impl PolicyVersion {
+    /// Validates a policy version.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.is_empty()
+            || s.chars().count() > 64
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::validation(
+                "policy_version",
+                "must be 1 to 64 characters without whitespace",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_value!(PolicyVersion);
