@@ -96,7 +96,7 @@ pub(crate) fn not_found(entity: &'static str) -> impl Fn(sqlx::Error) -> Error {
 
 /// Decoding a stored value into a validated type failed: the database holds
 /// something the SDK never writes.
-pub(crate) fn corrupt(e: Error) -> Error {
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
     Error::backend(std::io::Error::other(format!(
         "stored value failed validation: {e}"
     )))

@@ -21,7 +21,9 @@
 //! # let _ = repos; Ok(()) }
 //! ```
 
+mod audit;
 mod error;
+mod privacy;
 mod projects;
 mod tenancy;
 pub mod uow;
@@ -115,7 +117,9 @@ impl PgBackend {
             rbac: this.clone(),
             sso: this.clone(),
             api_keys: this.clone(),
-            projects: this,
+            projects: this.clone(),
+            audit: this.clone(),
+            privacy: this,
         }
     }
 }

@@ -62,9 +62,13 @@ pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
 
 /// The statement that opens a unit of work for `ctx`.
 pub fn begin_statement(ctx: &Context) -> String {
+    open_statement("BEGIN", ctx)
+}
+
+fn open_statement(begin: &str, ctx: &Context) -> String {
     let (role, claims) = role_and_claims(ctx);
     format!(
-        "BEGIN; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true)",
+        "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true)",
         quote_literal(&claims)
     )
 }
@@ -113,6 +117,14 @@ impl PgBackend {
     /// Opens a unit of work for `ctx`: one round trip.
     pub(crate) async fn begin(&self, ctx: &Context) -> Result<Tx> {
         self.pool.begin_with(begin_statement(ctx)).await.map_err(db)
+    }
+
+    /// Opens a read-only unit of work whose statements all see one snapshot
+    /// (a long read, such as a chain verification, stays consistent while
+    /// writers go on).
+    pub(crate) async fn begin_snapshot(&self, ctx: &Context) -> Result<Tx> {
+        let begin = open_statement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx);
+        self.pool.begin_with(begin).await.map_err(db)
     }
 
     /// Runs the read-only prepared statement `stmt` with `args` (SQL

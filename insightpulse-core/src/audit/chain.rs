@@ -234,25 +234,53 @@ impl StoredEntry {
 /// tenant in ascending `seq` order, `head` its head (`None` when the tenant
 /// never wrote one). Returns the first position that does not hold.
 pub fn verify(head: Option<&ChainHead>, entries: impl IntoIterator<Item = StoredEntry>) -> ChainVerdict {
-    let empty = ChainHead {
-        seq: 0,
-        hash: GENESIS,
-        anchor_seq: 0,
-        anchor_hash: GENESIS,
-    };
-    let head = head.unwrap_or(&empty);
-    let broken = |seq, reason| ChainVerdict::Broken { seq, reason };
-    let (mut expected, mut prev) = (head.anchor_seq + 1, head.anchor_hash);
-    let mut attested = head.anchor_seq == 0;
-    let mut count = 0u64;
+    let mut v = Verifier::new(head.copied());
     for e in entries {
-        if e.seq < expected {
+        if let Some(broken) = v.push(&e) {
+            return broken;
+        }
+    }
+    v.finish()
+}
+
+/// [`verify`], one entry at a time, for chains too long to hold in memory.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    head: ChainHead,
+    expected: i64,
+    prev: Digest,
+    attested: bool,
+    count: u64,
+}
+
+impl Verifier {
+    /// Starts at the chain's anchor.
+    pub fn new(head: Option<ChainHead>) -> Self {
+        let head = head.unwrap_or(ChainHead {
+            seq: 0,
+            hash: GENESIS,
+            anchor_seq: 0,
+            anchor_hash: GENESIS,
+        });
+        Self {
+            expected: head.anchor_seq + 1,
+            prev: head.anchor_hash,
+            attested: head.anchor_seq == 0,
+            count: 0,
+            head,
+        }
+    }
+
+    /// Checks the next entry; `Some` when the chain breaks at it.
+    pub fn push(&mut self, e: &StoredEntry) -> Option<ChainVerdict> {
+        let broken = |seq, reason| Some(ChainVerdict::Broken { seq, reason });
+        if e.seq < self.expected {
             return broken(e.seq, ChainBreak::Duplicate);
         }
-        if e.seq > expected {
-            return broken(expected, ChainBreak::Missing);
+        if e.seq > self.expected {
+            return broken(self.expected, ChainBreak::Missing);
         }
-        if e.prev_hash != prev {
+        if e.prev_hash != self.prev {
             return broken(e.seq, ChainBreak::LinkBroken);
         }
         if entry_hash(&e.hashed()) != e.hash {
@@ -261,20 +289,31 @@ pub fn verify(head: Option<&ChainHead>, entries: impl IntoIterator<Item = Stored
         if !e.personal_data_holds() {
             return broken(e.seq, ChainBreak::PersonalDataChanged);
         }
-        attested |= e.attests(head);
-        prev = e.hash;
-        expected += 1;
-        count += 1;
+        self.attested |= e.attests(&self.head);
+        self.prev = e.hash;
+        self.expected += 1;
+        self.count += 1;
+        None
     }
-    let last = expected - 1;
-    if last != head.seq || prev != head.hash {
-        return broken(last.min(head.seq) + 1, ChainBreak::HeadMismatch);
-    }
-    if !attested {
-        return broken(head.anchor_seq, ChainBreak::UnattestedPurge);
-    }
-    ChainVerdict::Intact {
-        entries: count,
-        head_seq: head.seq,
+
+    /// The verdict once every entry was pushed.
+    pub fn finish(self) -> ChainVerdict {
+        let last = self.expected - 1;
+        if last != self.head.seq || self.prev != self.head.hash {
+            return ChainVerdict::Broken {
+                seq: last.min(self.head.seq) + 1,
+                reason: ChainBreak::HeadMismatch,
+            };
+        }
+        if !self.attested {
+            return ChainVerdict::Broken {
+                seq: self.head.anchor_seq,
+                reason: ChainBreak::UnattestedPurge,
+            };
+        }
+        ChainVerdict::Intact {
+            entries: self.count,
+            head_seq: self.head.seq,
+        }
     }
 }

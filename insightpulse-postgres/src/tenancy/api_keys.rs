@@ -3,10 +3,12 @@
 
 use super::rbac::known_codes;
 use super::{first_missing, may_list, parse, require, tenant_rows, traced};
+use crate::audit::append;
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
+use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{ApiKey, ApiKeyRepo, ApiKeyScope, IssuedApiKey, NewApiKey};
@@ -161,9 +163,18 @@ impl ApiKeyRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let key: ApiKey = row.try_into()?;
+            let diff = Diff::new()
+                .set("name", &key.name)
+                .set("prefix", &key.prefix)
+                .set("permissions", &key.permissions)
+                .set("project_id", project)
+                .set("environment_id", environment);
+            let event = AuditEvent::new("api_key.created", "api_key", Some(key.id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
             Ok(IssuedApiKey {
-                key: row.try_into()?,
+                key,
                 secret: token.token,
             })
         })
@@ -224,6 +235,10 @@ impl ApiKeyRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            if found.revoked_at.is_none() {
+                let event = AuditEvent::new("api_key.revoked", "api_key", Some(id), Diff::new())?;
+                self.audit(&mut tx, ctx, tenant, event).await?;
+            }
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -261,13 +276,27 @@ impl ApiKeyRepo for PgBackend {
             if key.expires_at.is_some_and(|e| now >= e) {
                 return Err(reject(TokenRejection::Expired));
             }
-            sqlx::query("UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(key.tenant_id)
-                .bind(key.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+            // The row lock makes "first use" true for exactly one caller.
+            let first_use: bool = sqlx::query_scalar(
+                "UPDATE api_keys k SET last_used_at = $3
+                   FROM (SELECT last_used_at FROM api_keys
+                          WHERE tenant_id = $1 AND id = $2 FOR UPDATE) AS before
+                  WHERE k.tenant_id = $1 AND k.id = $2
+                 RETURNING before.last_used_at IS NULL",
+            )
+            .bind(key.tenant_id)
+            .bind(key.id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            if first_use {
+                let event =
+                    AuditEvent::new("api_key.first_used", "api_key", Some(key.id), Diff::new())?;
+                let actor = Actor::ApiKey(ApiKeyId(key.id));
+                append(&mut tx, TenantId(key.tenant_id), &actor, ctx.request(), &event, now)
+                    .await?;
+            }
             tx.commit().await.map_err(db)?;
             Ok(Context::api_key(ApiKeyPrincipal {
                 permissions: key.permissions()?,

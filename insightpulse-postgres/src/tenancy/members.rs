@@ -10,6 +10,7 @@ use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{
     Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation,
@@ -164,6 +165,18 @@ impl PgBackend {
             status == MembershipStatus::Active,
         )
         .await?;
+        if target.status == status.as_str() {
+            tx.commit().await.map_err(db)?;
+            return target.try_into();
+        }
+        // Recorded before the change: a member suspending themselves can
+        // no longer write to the tenant's trail afterwards.
+        let action = match status {
+            MembershipStatus::Active => "member.reactivated",
+            MembershipStatus::Suspended => "member.suspended",
+        };
+        let event = AuditEvent::new(action, "user", Some(user), Diff::new())?;
+        self.audit(&mut tx, ctx, tenant, event).await?;
         let row: MemberRow = sqlx::query_as(&format!(
             "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
               WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
@@ -260,9 +273,15 @@ impl MemberRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let invitation: Invitation = row.try_into()?;
+            let diff = Diff::new()
+                .set("role_id", invitation.role_id)
+                .set("expires_at", invitation.expires_at);
+            let event = AuditEvent::new("member.invited", "invitation", Some(invitation.id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
             Ok(IssuedInvitation {
-                invitation: row.try_into()?,
+                invitation,
                 token: token.token,
             })
         })
@@ -312,6 +331,8 @@ impl MemberRepo for PgBackend {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+                let event = AuditEvent::new("invitation.revoked", "invitation", Some(id), Diff::new())?;
+                self.audit(&mut tx, ctx, tenant, event).await?;
             }
             tx.commit().await.map_err(db)
         })
@@ -393,6 +414,11 @@ impl MemberRepo for PgBackend {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            let diff = Diff::new()
+                .set("invitation_id", inv.id)
+                .set("role_id", inv.role_id);
+            let event = AuditEvent::new("member.joined", "user", Some(user), diff)?;
+            self.audit(&mut tx, ctx, TenantId(inv.tenant_id), event).await?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -418,6 +444,10 @@ impl MemberRepo for PgBackend {
             require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
             let target = membership(&mut tx, tenant, user, true).await?;
             check_owner_rules(&mut tx, ctx, tenant, &target, false).await?;
+            // Recorded first: a member removing themselves can no longer
+            // write to the tenant's trail afterwards.
+            let event = AuditEvent::new("member.removed", "user", Some(user), Diff::new())?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             // Grants, team memberships and identities go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM org_memberships WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant.0)
@@ -438,9 +468,16 @@ impl MemberRepo for PgBackend {
                 return Err(Error::denied("tenant owner"));
             }
             let target = membership(&mut tx, tenant, user, true).await?;
+            if target.is_owner == owner {
+                tx.commit().await.map_err(db)?;
+                return target.try_into();
+            }
             if !owner {
                 check_owner_rules(&mut tx, ctx, tenant, &target, false).await?;
             }
+            let diff = Diff::new().change("is_owner", target.is_owner, owner);
+            let event = AuditEvent::new("member.ownership_changed", "user", Some(user), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             let row: MemberRow = sqlx::query_as(&format!(
                 "UPDATE org_memberships SET is_owner = $3, updated_at = $4
                   WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"

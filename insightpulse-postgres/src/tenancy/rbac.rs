@@ -7,6 +7,7 @@ use crate::error::{db, not_found};
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
+use insightpulse_core::audit::{AuditEvent, Diff};
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::{catalog, NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
@@ -75,6 +76,14 @@ impl From<GrantRow> for RoleGrant {
             created_at: r.created_at,
         }
     }
+}
+
+/// What a grant's audit entries record.
+fn grant_diff(g: &RoleGrant) -> Diff {
+    Diff::new()
+        .set("user_id", g.user_id)
+        .set("role_id", g.role_id)
+        .set("project_id", g.project_id)
 }
 
 /// Refuses permission codes outside the catalog; returns them deduplicated
@@ -201,9 +210,15 @@ impl RbacRepo for PgBackend {
             .await
             .map_err(db)?;
             replace_permissions(&mut tx, id, &codes).await?;
-            let row = role(&mut tx, tenant, RoleId(id)).await?;
+            let created: Role = role(&mut tx, tenant, RoleId(id)).await?.try_into()?;
+            let diff = Diff::new()
+                .set("name", &created.name)
+                .set("scope", created.scope.as_str())
+                .set("permissions", &created.permissions);
+            let event = AuditEvent::new("role.created", "role", Some(created.id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(created)
         })
     }
 
@@ -218,7 +233,7 @@ impl RbacRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
-            own_role(&mut tx, tenant, id).await?;
+            let old: Role = own_role(&mut tx, tenant, id).await?.try_into()?;
             replace_permissions(&mut tx, id.0, &codes).await?;
             sqlx::query("UPDATE roles SET updated_at = $2 WHERE id = $1")
                 .bind(id.0)
@@ -226,9 +241,12 @@ impl RbacRepo for PgBackend {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-            let row = role(&mut tx, tenant, id).await?;
+            let new: Role = role(&mut tx, tenant, id).await?.try_into()?;
+            let diff = Diff::new().change("permissions", &old.permissions, &new.permissions);
+            let event = AuditEvent::new("role.updated", "role", Some(id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(new)
         })
     }
 
@@ -237,7 +255,9 @@ impl RbacRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
-            own_role(&mut tx, tenant, id).await?;
+            let old = own_role(&mut tx, tenant, id).await?;
+            let event = AuditEvent::new("role.deleted", "role", Some(id), Diff::new().set("name", old.name))?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             sqlx::query("DELETE FROM roles WHERE id = $1 AND tenant_id = $2")
                 .bind(id.0)
                 .bind(tenant.0)
@@ -309,8 +329,11 @@ impl RbacRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let grant: RoleGrant = row.into();
+            let event = AuditEvent::new("role.granted", "role_grant", Some(grant.id), grant_diff(&grant))?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
-            Ok(row.into())
+            Ok(grant)
         })
     }
 
@@ -318,22 +341,18 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.revoke_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let project: Option<Uuid> = sqlx::query_scalar(
-                "SELECT project_id FROM user_roles WHERE tenant_id = $1 AND id = $2",
-            )
+            let granted: RoleGrant = sqlx::query_as::<_, GrantRow>(&format!(
+                "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND id = $2"
+            ))
             .bind(tenant.0)
             .bind(grant.0)
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("role grant"))?;
-            require(
-                &mut tx,
-                ctx,
-                tenant,
-                Some("role.assign"),
-                project.map(ProjectId),
-            )
-            .await?;
+            .map_err(not_found("role grant"))?
+            .into();
+            require(&mut tx, ctx, tenant, Some("role.assign"), granted.project_id).await?;
+            let event = AuditEvent::new("role.revoked", "role_grant", Some(grant), grant_diff(&granted))?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(grant.0)

@@ -6,6 +6,7 @@ use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
+use insightpulse_core::audit::{AuditEvent, Diff};
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
 use insightpulse_core::{
@@ -110,8 +111,15 @@ impl SsoRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let created: SsoProvider = row.try_into()?;
+            let diff = Diff::new()
+                .set("name", &created.name)
+                .set("kind", created.config.kind())
+                .set("enabled", created.enabled);
+            let event = AuditEvent::new("sso_provider.created", "sso_provider", Some(created.id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(created)
         })
     }
 
@@ -142,6 +150,7 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            let old = provider(&mut tx, tenant, id).await?;
             let row: ProviderRow = sqlx::query_as(&format!(
                 "UPDATE sso_providers
                     SET config = coalesce($3, config), kind = coalesce($4::sso_kind, kind),
@@ -157,6 +166,11 @@ impl SsoRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(not_found("sso provider"))?;
+            let diff = Diff::new()
+                .change("enabled", old.enabled, row.enabled)
+                .set("config_changed", config.is_some());
+            let event = AuditEvent::new("sso_provider.updated", "sso_provider", Some(id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -167,7 +181,11 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            let old = provider(&mut tx, tenant, id).await?;
             delete_one(&mut tx, "sso_providers", tenant, id.0, "sso provider").await?;
+            let diff = Diff::new().set("name", old.name);
+            let event = AuditEvent::new("sso_provider.deleted", "sso_provider", Some(id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)
         })
     }
@@ -198,8 +216,14 @@ impl SsoRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let identity: Identity = row.into();
+            let diff = Diff::new()
+                .set("provider_id", provider_id)
+                .set("user_id", user);
+            let event = AuditEvent::new("identity.linked", "identity", Some(identity.id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
-            Ok(row.into())
+            Ok(identity)
         })
     }
 
@@ -255,6 +279,8 @@ impl SsoRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
             delete_one(&mut tx, "user_identities", tenant, id.0, "identity").await?;
+            let event = AuditEvent::new("identity.unlinked", "identity", Some(id), Diff::new())?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)
         })
     }

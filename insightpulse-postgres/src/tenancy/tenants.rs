@@ -5,6 +5,7 @@ use crate::error::{db, not_found};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::{catalog, NewTenant, Tenant, TenantRepo, TenantUpdate};
 use insightpulse_core::{Context, Error, Name, Result, Slug, TenantId, TimeZone};
 use uuid::Uuid;
@@ -71,8 +72,12 @@ impl TenantRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let tenant: Tenant = row.try_into()?;
+            let diff = Diff::new().set("slug", &tenant.slug).set("name", &tenant.name);
+            let event = AuditEvent::new("tenant.created", "tenant", Some(tenant.id), diff)?;
+            self.audit(&mut tx, ctx, tenant.id, event).await?;
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(tenant)
         })
     }
 
@@ -130,6 +135,14 @@ impl TenantRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("tenant.manage"), None).await?;
+            let old: Tenant = sqlx::query_as::<_, Row>(&format!(
+                "SELECT {COLS} FROM tenants WHERE id = $1 FOR UPDATE"
+            ))
+            .bind(tenant.0)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found("tenant"))?
+            .try_into()?;
             let row: Row = sqlx::query_as(&format!(
                 "UPDATE tenants SET name = coalesce($2, name), timezone = coalesce($3, timezone),
                         settings = coalesce($4, settings), updated_at = $5
@@ -143,8 +156,15 @@ impl TenantRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(not_found("tenant"))?;
+            let new: Tenant = row.try_into()?;
+            let diff = Diff::new()
+                .change("name", &old.name, &new.name)
+                .change("timezone", &old.timezone, &new.timezone)
+                .change("settings", &old.settings, &new.settings);
+            let event = AuditEvent::new("tenant.updated", "tenant", Some(tenant), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(new)
         })
     }
 
@@ -156,6 +176,16 @@ impl TenantRepo for PgBackend {
             if !is_owner(&mut tx, ctx, tenant).await? {
                 return Err(Error::denied("tenant owner"));
             }
+            // Recorded first: once the tenant is gone the owner is no
+            // longer a member who may write to its trail (which stays).
+            let slug: String = sqlx::query_scalar("SELECT slug FROM tenants WHERE id = $1")
+                .bind(tenant.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found("tenant"))?;
+            let diff = Diff::new().set("slug", slug);
+            let event = AuditEvent::new("tenant.deleted", "tenant", Some(tenant), diff)?;
+            self.audit(&mut tx, ctx, tenant, event).await?;
             sqlx::query("DELETE FROM tenants WHERE id = $1")
                 .bind(tenant.0)
                 .execute(&mut *tx)

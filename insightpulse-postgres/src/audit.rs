@@ -1,0 +1,309 @@
+//! The audit trail on PostgreSQL (core module [`insightpulse_core::audit`];
+//! schema in `migrations/0004_audit.sql`).
+//!
+//! Rule guarded here: every audited mutation calls [`PgBackend::audit`]
+//! inside its own transaction, so the entry commits or rolls back with the
+//! change. The database links the entry into the tenant's chain (a trigger
+//! sets `seq`, `prev_hash` and `hash`); this module only supplies the
+//! content, and the commitment to the personal fields, which is computed
+//! here by core so that SQL never has to format an ip address the way Rust
+//! does.
+
+use crate::error::db;
+use crate::tenancy::{may_list, require, traced};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{
+    chain, Actor, ActorFilter, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery,
+    AuditRepo, ChainVerdict, PLATFORM_TENANT,
+};
+use insightpulse_core::{
+    ApiKeyId, AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType,
+    TenantId, UserId,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+/// Entries a verification reads per round trip.
+const VERIFY_PAGE: i64 = 5_000;
+
+impl PgBackend {
+    /// Appends `event` to `tenant`'s trail inside `tx`, as the context's
+    /// principal with its request metadata.
+    pub(crate) async fn audit(
+        &self,
+        tx: &mut Tx,
+        ctx: &Context,
+        tenant: TenantId,
+        event: AuditEvent,
+    ) -> Result<AuditEntryId> {
+        append(tx, tenant, &Actor::of(ctx), ctx.request(), &event, self.clock.now()).await
+    }
+}
+
+/// Appends an entry for `actor` (not necessarily the transaction's
+/// principal: the system writes on behalf of an invitation's acceptor).
+pub(crate) async fn append(
+    tx: &mut Tx,
+    tenant: TenantId,
+    actor: &Actor,
+    request: &RequestMeta,
+    event: &AuditEvent,
+    at: DateTime<Utc>,
+) -> Result<AuditEntryId> {
+    let id = AuditEntryId::new();
+    let salt = chain::new_salt();
+    let digest = chain::pii_digest(&salt, request.ip, request.user_agent.as_deref());
+    // seq, prev_hash and hash are placeholders the chain trigger overwrites.
+    sqlx::query(
+        "INSERT INTO audit_logs (tenant_id, created_at, id, actor_kind, user_id, api_key_id,
+                                 actor_reason, action, target_type, target_id, diff, ip,
+                                 user_agent, request_id, pii_salt, pii_digest,
+                                 seq, prev_hash, hash)
+         VALUES ($1, $2, $3, $4::audit_actor_kind, $5, $6, $7, $8, $9, $10, $11, $12::inet,
+                 $13, $14, $15, $16, 0, '', '')",
+    )
+    .bind(tenant.0)
+    .bind(at)
+    .bind(id.0)
+    .bind(actor.kind())
+    .bind(actor.user_id().map(|u| u.0))
+    .bind(actor.api_key_id().map(|k| k.0))
+    .bind(actor.reason())
+    .bind(event.action.as_str())
+    .bind(event.target_type.as_str())
+    .bind(event.target_id.as_deref())
+    .bind(&event.diff)
+    .bind(request.ip.map(|ip| ip.to_string()))
+    .bind(request.user_agent.as_deref())
+    .bind(request.request_id.as_deref())
+    .bind(digest.map(|_| salt))
+    .bind(digest.map(Vec::from))
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(id)
+}
+
+/// Refuses unless `ctx` may read `tenant`'s trail: holders of `audit.read`,
+/// and the system for any trail (also of deleted tenants and the platform).
+async fn require_reader(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Result<()> {
+    if ctx.is_system() {
+        return Ok(());
+    }
+    require(tx, ctx, tenant, Some("audit.read"), None).await
+}
+
+fn actor_of(row: &sqlx::postgres::PgRow) -> Result<Actor> {
+    Actor::from_parts(
+        row.try_get::<String, _>("actor_kind").map_err(db)?.as_str(),
+        row.try_get::<Option<Uuid>, _>("user_id").map_err(db)?.map(UserId),
+        row.try_get::<Option<Uuid>, _>("api_key_id").map_err(db)?.map(ApiKeyId),
+        row.try_get("actor_reason").map_err(db)?,
+    )
+    .map_err(crate::error::corrupt)
+}
+
+fn ip_of(row: &sqlx::postgres::PgRow) -> Result<Option<std::net::IpAddr>> {
+    row.try_get::<Option<String>, _>("ip")
+        .map_err(db)?
+        .map(|s| s.parse().map_err(crate::error::corrupt))
+        .transpose()
+}
+
+fn digest_of(bytes: Vec<u8>) -> Result<chain::Digest> {
+    chain::digest(&bytes).ok_or_else(|| crate::error::corrupt("a hash that is not 32 bytes"))
+}
+
+fn entry_of(row: &sqlx::postgres::PgRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: AuditEntryId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        seq: row.try_get("seq").map_err(db)?,
+        created_at: row.try_get("created_at").map_err(db)?,
+        actor: actor_of(row)?,
+        actor_email: row.try_get("actor_email").map_err(db)?,
+        action: crate::tenancy::parse(row.try_get("action").map_err(db)?, AuditAction::parse)?,
+        target_type: crate::tenancy::parse(
+            row.try_get("target_type").map_err(db)?,
+            TargetType::parse,
+        )?,
+        target_id: row.try_get("target_id").map_err(db)?,
+        diff: row.try_get("diff").map_err(db)?,
+        ip: ip_of(row)?,
+        user_agent: row.try_get("user_agent").map_err(db)?,
+        request_id: row.try_get("request_id").map_err(db)?,
+        hash: digest_of(row.try_get("hash").map_err(db)?)?,
+    })
+}
+
+fn stored_of(row: &sqlx::postgres::PgRow) -> Result<chain::StoredEntry> {
+    Ok(chain::StoredEntry {
+        seq: row.try_get("seq").map_err(db)?,
+        prev_hash: digest_of(row.try_get("prev_hash").map_err(db)?)?,
+        hash: digest_of(row.try_get("hash").map_err(db)?)?,
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        id: AuditEntryId(row.try_get("id").map_err(db)?),
+        created_at: row.try_get("created_at").map_err(db)?,
+        actor: actor_of(row)?,
+        action: row.try_get("action").map_err(db)?,
+        target_type: row.try_get("target_type").map_err(db)?,
+        target_id: row.try_get("target_id").map_err(db)?,
+        diff_text: row.try_get("diff_text").map_err(db)?,
+        request_id: row.try_get("request_id").map_err(db)?,
+        pii_digest: row
+            .try_get::<Option<Vec<u8>>, _>("pii_digest")
+            .map_err(db)?
+            .map(digest_of)
+            .transpose()?,
+        pii_salt: row.try_get("pii_salt").map_err(db)?,
+        ip: ip_of(row)?,
+        user_agent: row.try_get("user_agent").map_err(db)?,
+    })
+}
+
+#[async_trait]
+impl AuditRepo for PgBackend {
+    async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
+        traced!(ctx, "AuditRepo.record", {
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            if t == PLATFORM_TENANT {
+                if !ctx.is_system() {
+                    return Err(Error::not_found("tenant"));
+                }
+            } else {
+                require(&mut tx, ctx, t, None, None).await?;
+            }
+            let id = self.audit(&mut tx, ctx, t, event).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(id)
+        })
+    }
+
+    async fn query(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage> {
+        traced!(ctx, "AuditRepo.query", {
+            let t = ctx.require_tenant()?;
+            q.validate()?;
+            let mut tx = self.begin(ctx).await?;
+            if !ctx.is_system() && !may_list(&mut tx, ctx, t, "audit.read").await? {
+                return Ok(AuditPage {
+                    entries: vec![],
+                    next: None,
+                });
+            }
+            let since = self.clock.now() - chrono::Duration::days(i64::from(q.last_days));
+            let (kind, user, key) = match &q.actor {
+                None => (None, None, None),
+                Some(ActorFilter::User(u)) => (Some("user"), Some(u.0), None),
+                Some(ActorFilter::ApiKey(k)) => (Some("api_key"), None, Some(k.0)),
+                Some(ActorFilter::System) => (Some("system"), None, None),
+            };
+            // The seed's "Audit Report"; the email comes from `users` under
+            // RLS, so only users the reader can see are named.
+            let rows = sqlx::query(
+                "SELECT al.id, al.tenant_id, al.seq, al.created_at, al.actor_kind::text AS actor_kind,
+                        al.user_id, al.api_key_id, al.actor_reason, u.email AS actor_email,
+                        al.action, al.target_type, al.target_id, al.diff, host(al.ip) AS ip,
+                        al.user_agent, al.request_id, al.hash
+                   FROM audit_logs al
+                   LEFT JOIN users u ON u.id = al.user_id
+                  WHERE al.tenant_id = $1
+                    AND al.created_at >= $2
+                    AND ($3::text IS NULL OR al.action = $3)
+                    AND ($4::audit_actor_kind IS NULL OR al.actor_kind = $4)
+                    AND ($5::uuid IS NULL OR al.user_id = $5)
+                    AND ($6::uuid IS NULL OR al.api_key_id = $6)
+                    AND ($7::text IS NULL OR al.target_type = $7)
+                    AND ($8::text IS NULL OR al.target_id = $8)
+                    AND ($9::timestamptz IS NULL OR (al.created_at, al.seq) < ($9, $10))
+                  ORDER BY al.created_at DESC, al.seq DESC
+                  LIMIT $11",
+            )
+            .bind(t.0)
+            .bind(since)
+            .bind(q.action.as_ref().map(|a| a.as_str()))
+            .bind(kind)
+            .bind(user)
+            .bind(key)
+            .bind(q.target_type.as_ref().map(|t| t.as_str()))
+            .bind(q.target_id.as_deref())
+            .bind(q.after.map(|c| c.created_at()))
+            .bind(q.after.map_or(0, |c| c.seq))
+            .bind(i64::from(q.limit) + 1)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            let mut entries = rows.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
+            let more = entries.len() > q.limit as usize;
+            entries.truncate(q.limit as usize);
+            let next = if more {
+                entries.last().map(AuditCursor::after)
+            } else {
+                None
+            };
+            Ok(AuditPage { entries, next })
+        })
+    }
+
+    async fn verify_chain(&self, ctx: &Context) -> Result<ChainVerdict> {
+        traced!(ctx, "AuditRepo.verify_chain", {
+            let t = ctx.require_tenant()?;
+            // One snapshot: entries appended meanwhile are neither in the
+            // head read here nor in the pages below.
+            let mut tx = self.begin_snapshot(ctx).await?;
+            require_reader(&mut tx, ctx, t).await?;
+            let head = sqlx::query(
+                "SELECT seq, hash, anchor_seq, anchor_hash FROM audit_chain_heads WHERE tenant_id = $1",
+            )
+            .bind(t.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .map(|r| -> Result<chain::ChainHead> {
+                Ok(chain::ChainHead {
+                    seq: r.try_get("seq").map_err(db)?,
+                    hash: digest_of(r.try_get("hash").map_err(db)?)?,
+                    anchor_seq: r.try_get("anchor_seq").map_err(db)?,
+                    anchor_hash: digest_of(r.try_get("anchor_hash").map_err(db)?)?,
+                })
+            })
+            .transpose()?;
+            let mut verifier = chain::Verifier::new(head);
+            let mut after = i64::MIN;
+            loop {
+                let rows = sqlx::query(
+                    "SELECT seq, prev_hash, hash, tenant_id, id, created_at,
+                            actor_kind::text AS actor_kind, user_id, api_key_id, actor_reason,
+                            action, target_type, target_id, diff::text AS diff_text, request_id,
+                            pii_digest, pii_salt, host(ip) AS ip, user_agent
+                       FROM audit_logs
+                      WHERE tenant_id = $1 AND seq > $2
+                      ORDER BY seq
+                      LIMIT $3",
+                )
+                .bind(t.0)
+                .bind(after)
+                .bind(VERIFY_PAGE)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                for row in &rows {
+                    let entry = stored_of(row)?;
+                    after = entry.seq;
+                    if let Some(broken) = verifier.push(&entry) {
+                        return Ok(broken);
+                    }
+                }
+                if (rows.len() as i64) < VERIFY_PAGE {
+                    break;
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(verifier.finish())
+        })
+    }
+}

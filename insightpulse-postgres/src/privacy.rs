@@ -1,0 +1,588 @@
+//! Data policies, retention, consents and erasure on PostgreSQL (core
+//! module [`insightpulse_core::privacy`]; schema in
+//! `migrations/0005_privacy.sql`).
+//!
+//! Rules guarded here: retention and erasure are system paths (they cross
+//! tenants, or delete what runtime roles cannot), each named in its
+//! `Context::system` reason and audited in the affected tenant's trail in
+//! the transaction that makes the change. Retention works in transactions
+//! of at most `batch_size` rows so it never holds long locks; a module
+//! plugs its category in by adding an arm to [`PgBackend::apply_batch`].
+
+use crate::audit::append;
+use crate::error::db;
+use crate::tenancy::{may_list, parse, require, traced};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{chain, Actor, AuditEvent, Diff, PLATFORM_TENANT};
+use insightpulse_core::privacy::{
+    erased_email, hashed_email, AnonymizationRule, Consent, ConsentChange, DataCategory,
+    DataPolicy, ErasureReport, NewDataPolicy, PrivacyRepo, RetentionAction, RetentionDays,
+    RetentionOutcome, RetentionReport,
+};
+use insightpulse_core::{
+    ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Error, PolicyVersion,
+    RequestMeta, Result, TenantId, UserId,
+};
+use sqlx::Row;
+use uuid::Uuid;
+
+const POLICY_COLS: &str = "tenant_id, category::text AS category, retention_days, \
+                           action::text AS action, anonymization, updated_at";
+
+fn policy_of(row: &sqlx::postgres::PgRow) -> Result<DataPolicy> {
+    let rules: Vec<AnonymizationRule> =
+        serde_json::from_value(row.try_get("anonymization").map_err(db)?)
+            .map_err(crate::error::corrupt)?;
+    let corrupt = crate::error::corrupt;
+    Ok(DataPolicy {
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        category: row
+            .try_get::<String, _>("category")
+            .map_err(db)?
+            .parse()
+            .map_err(corrupt)?,
+        retention: RetentionDays::new(row.try_get::<i32, _>("retention_days").map_err(db)?.into())
+            .map_err(corrupt)?,
+        action: RetentionAction::from_parts(
+            &row.try_get::<String, _>("action").map_err(db)?,
+            rules,
+        )
+        .map_err(corrupt)?,
+        updated_at: row.try_get("updated_at").map_err(db)?,
+    })
+}
+
+const CONSENT_COLS: &str = "id, tenant_id, user_id, purpose, policy_version, source, granted, \
+                            recorded_at, actor_kind::text AS actor_kind, actor_user_id, \
+                            actor_api_key_id, actor_reason";
+
+fn consent_of(row: &sqlx::postgres::PgRow) -> Result<Consent> {
+    let corrupt = crate::error::corrupt;
+    Ok(Consent {
+        id: ConsentId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        user_id: UserId(row.try_get("user_id").map_err(db)?),
+        purpose: parse(row.try_get("purpose").map_err(db)?, ConsentPurpose::parse)?,
+        policy_version: parse(row.try_get("policy_version").map_err(db)?, PolicyVersion::parse)?,
+        source: parse(row.try_get("source").map_err(db)?, ConsentSource::parse)?,
+        granted: row.try_get("granted").map_err(db)?,
+        recorded_at: row.try_get("recorded_at").map_err(db)?,
+        recorded_by: Actor::from_parts(
+            &row.try_get::<String, _>("actor_kind").map_err(db)?,
+            row.try_get::<Option<Uuid>, _>("actor_user_id").map_err(db)?.map(UserId),
+            row.try_get::<Option<Uuid>, _>("actor_api_key_id").map_err(db)?.map(ApiKeyId),
+            row.try_get("actor_reason").map_err(db)?,
+        )
+        .map_err(corrupt)?,
+    })
+}
+
+/// Refuses unless the subject is a member of the tenant (`NotFound` user)
+/// and the caller is the subject, the system or a holder of
+/// `consent.manage` (`PermissionDenied`).
+async fn require_consent_access(
+    tx: &mut Tx,
+    ctx: &Context,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<()> {
+    if !ctx.is_system() {
+        require(tx, ctx, tenant, None, None).await?;
+    }
+    let member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM org_memberships WHERE tenant_id = $1 AND user_id = $2)",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    if !member {
+        return Err(Error::not_found("user"));
+    }
+    if ctx.is_system() || ctx.user_id() == Some(user) {
+        return Ok(());
+    }
+    require(tx, ctx, tenant, Some("consent.manage"), None).await
+}
+
+/// Whether the user's newest consent entry for `purpose` is a grant.
+async fn consents_now(
+    tx: &mut Tx,
+    tenant: TenantId,
+    user: UserId,
+    purpose: &ConsentPurpose,
+) -> Result<bool> {
+    let latest: Option<bool> = sqlx::query_scalar(
+        "SELECT granted FROM consents
+          WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3
+          ORDER BY recorded_at DESC, seq DESC LIMIT 1",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .bind(purpose.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(latest == Some(true))
+}
+
+/// What one retention batch changed.
+#[derive(Default)]
+struct Batch {
+    deleted: u64,
+    anonymized: u64,
+}
+
+impl Batch {
+    fn affected(&self) -> u64 {
+        self.deleted + self.anonymized
+    }
+}
+
+impl PgBackend {
+    async fn change_consent(
+        &self,
+        ctx: &Context,
+        change: ConsentChange,
+        granted: bool,
+    ) -> Result<Consent> {
+        let t = ctx.require_tenant()?;
+        let mut tx = self.begin(ctx).await?;
+        require_consent_access(&mut tx, ctx, t, change.user).await?;
+        if !granted && !consents_now(&mut tx, t, change.user, &change.purpose).await? {
+            return Err(Error::invalid_state(
+                "consent",
+                "the user does not currently consent to this purpose",
+            ));
+        }
+        let actor = Actor::of(ctx);
+        let row = sqlx::query(&format!(
+            "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
+                                   recorded_at, actor_kind, actor_user_id, actor_api_key_id,
+                                   actor_reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::audit_actor_kind, $9, $10, $11)
+             RETURNING {CONSENT_COLS}"
+        ))
+        .bind(t.0)
+        .bind(change.user.0)
+        .bind(change.purpose.as_str())
+        .bind(change.policy_version.as_str())
+        .bind(change.source.as_str())
+        .bind(granted)
+        .bind(self.clock.now())
+        .bind(actor.kind())
+        .bind(actor.user_id().map(|u| u.0))
+        .bind(actor.api_key_id().map(|k| k.0))
+        .bind(actor.reason())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let consent = consent_of(&row)?;
+        let action = if granted { "consent.granted" } else { "consent.withdrawn" };
+        let diff = Diff::new()
+            .set("user_id", change.user)
+            .set("purpose", &change.purpose)
+            .set("policy_version", &change.policy_version)
+            .set("source", &change.source);
+        self.audit(&mut tx, ctx, t, AuditEvent::new(action, "consent", Some(consent.id), diff)?)
+            .await?;
+        tx.commit().await.map_err(db)?;
+        Ok(consent)
+    }
+
+    /// Applies one batch of `policy` in its own transaction, with its audit
+    /// entry. Only stored categories reach here.
+    async fn apply_batch(
+        &self,
+        ctx: &Context,
+        policy: &DataPolicy,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Batch> {
+        let (t, cutoff) = (policy.tenant_id, policy.retention.cutoff(now));
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let mut tx = self.begin(ctx).await?;
+        let mut batch = Batch::default();
+        let mut event = None;
+        match (policy.category, &policy.action) {
+            (DataCategory::AuditLogs, RetentionAction::Delete) => {
+                let row = sqlx::query(
+                    "SELECT deleted, through_seq, through_hash FROM audit.purge($1, $2, $3)",
+                )
+                .bind(t.0)
+                .bind(cutoff)
+                .bind(limit)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                batch.deleted = row.try_get::<i64, _>("deleted").map_err(db)? as u64;
+                if batch.deleted > 0 {
+                    let seq: i64 = row.try_get("through_seq").map_err(db)?;
+                    let hash: Vec<u8> = row.try_get("through_hash").map_err(db)?;
+                    let diff = Diff::new()
+                        .set("through_seq", seq)
+                        .set("through_hash", chain::hex(&hash))
+                        .set("deleted", batch.deleted)
+                        .set("cutoff", cutoff);
+                    event = Some(AuditEvent::new(
+                        chain::PURGE_ACTION,
+                        "audit_log",
+                        None::<String>,
+                        diff,
+                    )?);
+                }
+            }
+            (DataCategory::AuditLogs, RetentionAction::Anonymize(_)) => {
+                let n: i64 = sqlx::query_scalar("SELECT audit.erase_personal(NULL, $1, $2, $3)")
+                    .bind(t.0)
+                    .bind(cutoff)
+                    .bind(limit)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                batch.anonymized = n as u64;
+            }
+            (DataCategory::Invitations, action) => {
+                // Only invitations that can no longer be used.
+                let ids: Vec<(Uuid, String)> = sqlx::query_as(
+                    "SELECT id, email FROM invitations
+                      WHERE tenant_id = $1 AND created_at < $2
+                        AND (accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at <= $3)
+                        AND ($4 OR email NOT LIKE '%@anonymized.invalid')
+                      ORDER BY created_at, id LIMIT $5",
+                )
+                .bind(t.0)
+                .bind(cutoff)
+                .bind(now)
+                .bind(matches!(action, RetentionAction::Delete))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+                let (ids, emails): (Vec<Uuid>, Vec<String>) = match action {
+                    RetentionAction::Delete => ids.into_iter().unzip(),
+                    // The only rule invitations allow is hashing the email.
+                    RetentionAction::Anonymize(_) => ids
+                        .into_iter()
+                        .map(|(id, email)| (id, hashed_email(&email)))
+                        .unzip(),
+                };
+                let n = if matches!(action, RetentionAction::Delete) {
+                    sqlx::query("DELETE FROM invitations WHERE tenant_id = $1 AND id = ANY ($2)")
+                        .bind(t.0)
+                        .bind(&ids)
+                } else {
+                    sqlx::query(
+                        "UPDATE invitations i SET email = v.email
+                           FROM unnest($2::uuid[], $3::text[]) AS v (id, email)
+                          WHERE i.tenant_id = $1 AND i.id = v.id",
+                    )
+                    .bind(t.0)
+                    .bind(&ids)
+                    .bind(&emails)
+                }
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                match action {
+                    RetentionAction::Delete => batch.deleted = n,
+                    RetentionAction::Anonymize(_) => batch.anonymized = n,
+                }
+            }
+            _ => {}
+        }
+        if batch.affected() > 0 {
+            let event = match event {
+                Some(e) => e,
+                None => {
+                    let diff = Diff::new()
+                        .set("cutoff", cutoff)
+                        .set("deleted", batch.deleted)
+                        .set("anonymized", batch.anonymized);
+                    AuditEvent::new(
+                        "retention.applied",
+                        "data_policy",
+                        Some(policy.category.as_str()),
+                        diff,
+                    )?
+                }
+            };
+            self.audit(&mut tx, ctx, t, event).await?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(batch)
+    }
+}
+
+#[async_trait]
+impl PrivacyRepo for PgBackend {
+    async fn set_data_policy(&self, ctx: &Context, policy: NewDataPolicy) -> Result<DataPolicy> {
+        traced!(ctx, "PrivacyRepo.set_data_policy", {
+            policy.validate()?;
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, t, Some("data_policy.manage"), None).await?;
+            let rules = serde_json::to_value(policy.action.rules()).map_err(Error::backend)?;
+            let row = sqlx::query(&format!(
+                "INSERT INTO data_policies (tenant_id, category, retention_days, action,
+                                            anonymization, created_at, updated_at)
+                 VALUES ($1, $2::data_category, $3, $4::retention_action, $5, $6, $6)
+                 ON CONFLICT (tenant_id, category) DO UPDATE
+                    SET retention_days = EXCLUDED.retention_days, action = EXCLUDED.action,
+                        anonymization = EXCLUDED.anonymization, updated_at = EXCLUDED.updated_at
+                 RETURNING {POLICY_COLS}"
+            ))
+            .bind(t.0)
+            .bind(policy.category.as_str())
+            .bind(policy.retention.get() as i32)
+            .bind(policy.action.as_str())
+            .bind(rules)
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+            let diff = Diff::new()
+                .set("retention_days", policy.retention.get())
+                .set("action", policy.action.as_str());
+            let event = AuditEvent::new(
+                "data_policy.set",
+                "data_policy",
+                Some(policy.category.as_str()),
+                diff,
+            )?;
+            self.audit(&mut tx, ctx, t, event).await?;
+            tx.commit().await.map_err(db)?;
+            policy_of(&row)
+        })
+    }
+
+    async fn list_data_policies(&self, ctx: &Context) -> Result<Vec<DataPolicy>> {
+        traced!(ctx, "PrivacyRepo.list_data_policies", {
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            if !may_list(&mut tx, ctx, t, "data_policy.manage").await? {
+                return Ok(vec![]);
+            }
+            let rows = sqlx::query(&format!(
+                "SELECT {POLICY_COLS} FROM data_policies WHERE tenant_id = $1 ORDER BY category"
+            ))
+            .bind(t.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.iter().map(policy_of).collect()
+        })
+    }
+
+    async fn delete_data_policy(&self, ctx: &Context, category: DataCategory) -> Result<()> {
+        traced!(ctx, "PrivacyRepo.delete_data_policy", {
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, t, Some("data_policy.manage"), None).await?;
+            let deleted = sqlx::query(
+                "DELETE FROM data_policies WHERE tenant_id = $1 AND category = $2::data_category",
+            )
+            .bind(t.0)
+            .bind(category.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if deleted.rows_affected() == 0 {
+                return Err(Error::not_found("data_policy"));
+            }
+            let event = AuditEvent::new(
+                "data_policy.deleted",
+                "data_policy",
+                Some(category.as_str()),
+                Diff::new(),
+            )?;
+            self.audit(&mut tx, ctx, t, event).await?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn enforce_retention(
+        &self,
+        ctx: &Context,
+        now: DateTime<Utc>,
+        batch_size: u32,
+    ) -> Result<RetentionReport> {
+        traced!(ctx, "PrivacyRepo.enforce_retention", {
+            if !ctx.is_system() {
+                return Err(Error::denied("system"));
+            }
+            if batch_size == 0 {
+                return Err(Error::validation("batch_size", "must be at least 1"));
+            }
+            let mut tx = self.begin(ctx).await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {POLICY_COLS} FROM data_policies ORDER BY tenant_id, category"
+            ))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            let mut report = RetentionReport::default();
+            for row in &rows {
+                let policy = policy_of(row)?;
+                let mut outcome = RetentionOutcome {
+                    tenant_id: policy.tenant_id,
+                    category: policy.category,
+                    cutoff: policy.retention.cutoff(now),
+                    deleted: 0,
+                    anonymized: 0,
+                    applied: policy.category.is_stored(),
+                };
+                while outcome.applied {
+                    let batch = self.apply_batch(ctx, &policy, now, batch_size).await?;
+                    outcome.deleted += batch.deleted;
+                    outcome.anonymized += batch.anonymized;
+                    if batch.affected() < u64::from(batch_size) {
+                        break;
+                    }
+                }
+                report.outcomes.push(outcome);
+            }
+            Ok(report)
+        })
+    }
+
+    async fn record_consent(&self, ctx: &Context, change: ConsentChange) -> Result<Consent> {
+        traced!(ctx, "PrivacyRepo.record_consent", {
+            self.change_consent(ctx, change, true).await
+        })
+    }
+
+    async fn withdraw_consent(&self, ctx: &Context, change: ConsentChange) -> Result<Consent> {
+        traced!(ctx, "PrivacyRepo.withdraw_consent", {
+            self.change_consent(ctx, change, false).await
+        })
+    }
+
+    async fn has_consent(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        purpose: &ConsentPurpose,
+    ) -> Result<bool> {
+        traced!(ctx, "PrivacyRepo.has_consent", {
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require_consent_access(&mut tx, ctx, t, user).await?;
+            let granted = consents_now(&mut tx, t, user, purpose).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(granted)
+        })
+    }
+
+    async fn consent_history(&self, ctx: &Context, user: UserId) -> Result<Vec<Consent>> {
+        traced!(ctx, "PrivacyRepo.consent_history", {
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            require_consent_access(&mut tx, ctx, t, user).await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {CONSENT_COLS} FROM consents
+                  WHERE tenant_id = $1 AND user_id = $2 ORDER BY recorded_at, seq"
+            ))
+            .bind(t.0)
+            .bind(user.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            rows.iter().map(consent_of).collect()
+        })
+    }
+
+    async fn erase_user(&self, ctx: &Context, user: UserId) -> Result<ErasureReport> {
+        traced!(ctx, "PrivacyRepo.erase_user", {
+            if !(ctx.is_system() || ctx.user_id() == Some(user)) {
+                return Err(Error::denied("system"));
+            }
+            // Erasure crosses tenants: a named system path, whoever asked.
+            let system = Context::system("erasure of a user (GDPR art. 17)");
+            let mut tx = self.begin(&system).await?;
+            let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+                .ok_or_else(|| Error::not_found("user"))?;
+            let tenants: Vec<Uuid> = sqlx::query_scalar(
+                "SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id",
+            )
+            .bind(user.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+            let pseudonymized: i64 =
+                sqlx::query_scalar("SELECT audit.erase_personal($1, NULL, NULL, NULL)")
+                    .bind(user.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            let identities = sqlx::query("DELETE FROM user_identities WHERE user_id = $1")
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            // Grants and team memberships go with the memberships (ON DELETE
+            // CASCADE); the last active owner of a tenant is refused here by
+            // the tenant_has_active_owner trigger, and nothing is changed.
+            let memberships = sqlx::query("DELETE FROM org_memberships WHERE user_id = $1")
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            let invitations = sqlx::query("DELETE FROM invitations WHERE email = $1")
+                .bind(&email)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+            sqlx::query(
+                "UPDATE users SET email = $2, full_name = NULL, password_hash = NULL, updated_at = $3
+                  WHERE id = $1",
+            )
+            .bind(user.0)
+            .bind(erased_email(user))
+            .bind(self.clock.now())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            // No new personal data about the erased user: when they asked
+            // themselves, their address and agent are not recorded.
+            let actor = Actor::of(ctx);
+            let request = if actor.user_id() == Some(user) {
+                RequestMeta {
+                    request_id: ctx.request().request_id.clone(),
+                    ..RequestMeta::default()
+                }
+            } else {
+                ctx.request().clone()
+            };
+            let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
+            let now = self.clock.now();
+            for t in tenants.iter().copied().map(TenantId).chain([PLATFORM_TENANT]) {
+                append(&mut tx, t, &actor, &request, &event, now).await?;
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(ErasureReport {
+                user_id: user,
+                tenants: tenants.into_iter().map(TenantId).collect(),
+                memberships_removed: memberships,
+                identities_removed: identities,
+                invitations_removed: invitations,
+                audit_entries_pseudonymized: pseudonymized as u64,
+            })
+        })
+    }
+}
