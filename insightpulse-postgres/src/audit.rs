@@ -20,8 +20,8 @@ use insightpulse_core::audit::{
     AuditRepo, ChainVerdict, PLATFORM_TENANT,
 };
 use insightpulse_core::{
-    ApiKeyId, AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType,
-    TenantId, UserId,
+    ApiKeyId, AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType, TenantId,
+    UserId,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -39,7 +39,15 @@ impl PgBackend {
         tenant: TenantId,
         event: AuditEvent,
     ) -> Result<AuditEntryId> {
-        append(tx, tenant, &Actor::of(ctx), ctx.request(), &event, self.clock.now()).await
+        append(
+            tx,
+            tenant,
+            &Actor::of(ctx),
+            ctx.request(),
+            &event,
+            self.clock.now(),
+        )
+        .await
     }
 }
 
@@ -99,8 +107,12 @@ async fn require_reader(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Result<
 fn actor_of(row: &sqlx::postgres::PgRow) -> Result<Actor> {
     Actor::from_parts(
         row.try_get::<String, _>("actor_kind").map_err(db)?.as_str(),
-        row.try_get::<Option<Uuid>, _>("user_id").map_err(db)?.map(UserId),
-        row.try_get::<Option<Uuid>, _>("api_key_id").map_err(db)?.map(ApiKeyId),
+        row.try_get::<Option<Uuid>, _>("user_id")
+            .map_err(db)?
+            .map(UserId),
+        row.try_get::<Option<Uuid>, _>("api_key_id")
+            .map_err(db)?
+            .map(ApiKeyId),
         row.try_get("actor_reason").map_err(db)?,
     )
     .map_err(crate::error::corrupt)
@@ -304,6 +316,47 @@ impl AuditRepo for PgBackend {
             }
             tx.commit().await.map_err(db)?;
             Ok(verifier.finish())
+        })
+    }
+}
+
+impl PgBackend {
+    /// Partition maintenance: makes sure the month of `from` and the
+    /// `months_ahead` months after it have their own partition of
+    /// `audit_logs`, moving any rows the default partition already holds
+    /// for those months. Returns the partitions created. System only; run it
+    /// from a monthly job (running it more often is harmless).
+    ///
+    /// ```no_run
+    /// # async fn demo(backend: insightpulse_postgres::PgBackend) -> insightpulse_core::Result<()> {
+    /// use insightpulse_core::Context;
+    /// let created = backend
+    ///     .ensure_audit_partitions(&Context::system("monthly maintenance"), chrono::Utc::now(), 3)
+    ///     .await?;
+    /// # let _ = created; Ok(()) }
+    /// ```
+    pub async fn ensure_audit_partitions(
+        &self,
+        ctx: &Context,
+        from: DateTime<Utc>,
+        months_ahead: u32,
+    ) -> Result<Vec<String>> {
+        traced!(ctx, "PgBackend.ensure_audit_partitions", {
+            if !ctx.is_system() {
+                return Err(Error::denied("system"));
+            }
+            if months_ahead > 120 {
+                return Err(Error::validation("months_ahead", "must be at most 120"));
+            }
+            let mut tx = self.begin(ctx).await?;
+            let created: Vec<String> = sqlx::query_scalar("SELECT audit.ensure_partitions($1, $2)")
+                .bind(from)
+                .bind(months_ahead as i32)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(created)
         })
     }
 }

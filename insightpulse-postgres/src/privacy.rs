@@ -23,8 +23,8 @@ use insightpulse_core::privacy::{
     RetentionOutcome, RetentionReport,
 };
 use insightpulse_core::{
-    ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Error, PolicyVersion,
-    RequestMeta, Result, TenantId, UserId,
+    ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Error, PolicyVersion, RequestMeta,
+    Result, TenantId, UserId,
 };
 use sqlx::Row;
 use uuid::Uuid;
@@ -66,14 +66,21 @@ fn consent_of(row: &sqlx::postgres::PgRow) -> Result<Consent> {
         tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
         user_id: UserId(row.try_get("user_id").map_err(db)?),
         purpose: parse(row.try_get("purpose").map_err(db)?, ConsentPurpose::parse)?,
-        policy_version: parse(row.try_get("policy_version").map_err(db)?, PolicyVersion::parse)?,
+        policy_version: parse(
+            row.try_get("policy_version").map_err(db)?,
+            PolicyVersion::parse,
+        )?,
         source: parse(row.try_get("source").map_err(db)?, ConsentSource::parse)?,
         granted: row.try_get("granted").map_err(db)?,
         recorded_at: row.try_get("recorded_at").map_err(db)?,
         recorded_by: Actor::from_parts(
             &row.try_get::<String, _>("actor_kind").map_err(db)?,
-            row.try_get::<Option<Uuid>, _>("actor_user_id").map_err(db)?.map(UserId),
-            row.try_get::<Option<Uuid>, _>("actor_api_key_id").map_err(db)?.map(ApiKeyId),
+            row.try_get::<Option<Uuid>, _>("actor_user_id")
+                .map_err(db)?
+                .map(UserId),
+            row.try_get::<Option<Uuid>, _>("actor_api_key_id")
+                .map_err(db)?
+                .map(ApiKeyId),
             row.try_get("actor_reason").map_err(db)?,
         )
         .map_err(corrupt)?,
@@ -182,14 +189,23 @@ impl PgBackend {
         .await
         .map_err(db)?;
         let consent = consent_of(&row)?;
-        let action = if granted { "consent.granted" } else { "consent.withdrawn" };
+        let action = if granted {
+            "consent.granted"
+        } else {
+            "consent.withdrawn"
+        };
         let diff = Diff::new()
             .set("user_id", change.user)
             .set("purpose", &change.purpose)
             .set("policy_version", &change.policy_version)
             .set("source", &change.source);
-        self.audit(&mut tx, ctx, t, AuditEvent::new(action, "consent", Some(consent.id), diff)?)
-            .await?;
+        self.audit(
+            &mut tx,
+            ctx,
+            t,
+            AuditEvent::new(action, "consent", Some(consent.id), diff)?,
+        )
+        .await?;
         tx.commit().await.map_err(db)?;
         Ok(consent)
     }
@@ -508,12 +524,13 @@ impl PrivacyRepo for PgBackend {
             // Erasure crosses tenants: a named system path, whoever asked.
             let system = Context::system("erasure of a user (GDPR art. 17)");
             let mut tx = self.begin(&system).await?;
-            let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
-                .bind(user.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?
-                .ok_or_else(|| Error::not_found("user"))?;
+            let email: String =
+                sqlx::query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
+                    .bind(user.0)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .ok_or_else(|| Error::not_found("user"))?;
             let tenants: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id",
             )
@@ -571,7 +588,12 @@ impl PrivacyRepo for PgBackend {
             };
             let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
             let now = self.clock.now();
-            for t in tenants.iter().copied().map(TenantId).chain([PLATFORM_TENANT]) {
+            for t in tenants
+                .iter()
+                .copied()
+                .map(TenantId)
+                .chain([PLATFORM_TENANT])
+            {
                 append(&mut tx, t, &actor, &request, &event, now).await?;
             }
             tx.commit().await.map_err(db)?;

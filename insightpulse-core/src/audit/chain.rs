@@ -212,9 +212,7 @@ impl StoredEntry {
         match &self.pii_salt {
             // Erased: the fields must be gone too.
             None => self.ip.is_none() && self.user_agent.is_none(),
-            Some(salt) => {
-                pii_digest(salt, self.ip, self.user_agent.as_deref()) == self.pii_digest
-            }
+            Some(salt) => pii_digest(salt, self.ip, self.user_agent.as_deref()) == self.pii_digest,
         }
     }
 
@@ -233,7 +231,10 @@ impl StoredEntry {
 /// Verifies a tenant's chain: `entries` must be every stored entry of the
 /// tenant in ascending `seq` order, `head` its head (`None` when the tenant
 /// never wrote one). Returns the first position that does not hold.
-pub fn verify(head: Option<&ChainHead>, entries: impl IntoIterator<Item = StoredEntry>) -> ChainVerdict {
+pub fn verify(
+    head: Option<&ChainHead>,
+    entries: impl IntoIterator<Item = StoredEntry>,
+) -> ChainVerdict {
     let mut v = Verifier::new(head.copied());
     for e in entries {
         if let Some(broken) = v.push(&e) {

@@ -81,8 +81,10 @@ impl Diff {
     pub fn change(mut self, field: &str, from: impl Serialize, to: impl Serialize) -> Self {
         let (from, to) = (json(from), json(to));
         if from != to {
-            self.0
-                .insert(field.to_owned(), serde_json::json!({ "from": from, "to": to }));
+            self.0.insert(
+                field.to_owned(),
+                serde_json::json!({ "from": from, "to": to }),
+            );
         }
         self
     }
@@ -146,8 +148,14 @@ impl AuditEvent {
             ));
         }
         let target_id = target_id.map(|t| t.to_string());
-        if target_id.as_ref().is_some_and(|t| t.is_empty() || t.len() > 200) {
-            return Err(Error::validation("target_id", "must be 1 to 200 characters"));
+        if target_id
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.len() > 200)
+        {
+            return Err(Error::validation(
+                "target_id",
+                "must be 1 to 200 characters",
+            ));
         }
         Ok(Self {
             action: AuditAction::parse(action)?,
@@ -434,7 +442,10 @@ impl AuditQuery {
     pub fn matches(&self, e: &AuditEntry) -> bool {
         self.action.as_ref().is_none_or(|a| *a == e.action)
             && self.actor.as_ref().is_none_or(|f| f.matches(&e.actor))
-            && self.target_type.as_ref().is_none_or(|t| *t == e.target_type)
+            && self
+                .target_type
+                .as_ref()
+                .is_none_or(|t| *t == e.target_type)
             && self
                 .target_id
                 .as_ref()

@@ -68,7 +68,10 @@ impl DataCategory {
             Self::AuditLogs => &[("ip", &[Null]), ("user_agent", &[Null])],
             Self::Invitations => &[("email", &[Hash])],
             Self::MeteredEvents => &[("properties", &[Null, Replace])],
-            Self::PromptRuns => &[("prompt", &[Null, Hash, Replace]), ("response", &[Null, Hash, Replace])],
+            Self::PromptRuns => &[
+                ("prompt", &[Null, Hash, Replace]),
+                ("response", &[Null, Hash, Replace]),
+            ],
             Self::Tickets => &[
                 ("requester_email", &[Hash, Replace]),
                 ("body", &[Null, Replace]),
@@ -108,7 +111,10 @@ impl RetentionDays {
     pub fn new(days: i64) -> Result<Self> {
         match u32::try_from(days) {
             Ok(d) if (1..=36_500).contains(&d) => Ok(Self(d)),
-            _ => Err(Error::validation("retention_days", "must be 1 to 36500 days")),
+            _ => Err(Error::validation(
+                "retention_days",
+                "must be 1 to 36500 days",
+            )),
         }
     }
     /// The number of days.
@@ -183,7 +189,10 @@ impl AnonymizationRule {
 /// for equal inputs, not reversible, still a syntactically valid address.
 pub fn hashed_email(email: &str) -> String {
     let digest = Sha256::digest(email.as_bytes());
-    format!("anon-{}@anonymized.invalid", &crate::audit::chain::hex(&digest)[..24])
+    format!(
+        "anon-{}@anonymized.invalid",
+        &crate::audit::chain::hex(&digest)[..24]
+    )
 }
 
 /// What happens to data past its retention.
@@ -217,7 +226,10 @@ impl RetentionAction {
         match label {
             "delete" => Ok(Self::Delete),
             "anonymize" => Ok(Self::Anonymize(rules)),
-            other => Err(Error::validation("action", format!("unknown action {other:?}"))),
+            other => Err(Error::validation(
+                "action",
+                format!("unknown action {other:?}"),
+            )),
         }
     }
 }
@@ -255,7 +267,11 @@ impl NewDataPolicy {
                 ));
             };
             if !allowed.contains(&rule.treatment.kind()) {
-                return bad(format!("{:?} does not allow {:?}", rule.field, rule.treatment.kind()));
+                return bad(format!(
+                    "{:?} does not allow {:?}",
+                    rule.field,
+                    rule.treatment.kind()
+                ));
             }
             if let FieldTreatment::Replace { value } = &rule.treatment {
                 if value.chars().count() > 200 {

@@ -48,7 +48,12 @@ pub trait PrivacyRepo: Send + Sync {
 
     /// Whether the user currently consents to `purpose` (the latest entry is
     /// a grant). The user themselves, or a holder of `consent.manage`.
-    async fn has_consent(&self, ctx: &Context, user: UserId, purpose: &ConsentPurpose) -> Result<bool>;
+    async fn has_consent(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        purpose: &ConsentPurpose,
+    ) -> Result<bool>;
 
     /// The user's consent history in the tenant, oldest first. Same rights.
     async fn consent_history(&self, ctx: &Context, user: UserId) -> Result<Vec<Consent>>;

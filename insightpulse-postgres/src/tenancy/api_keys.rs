@@ -8,8 +8,8 @@ use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
-use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{ApiKey, ApiKeyRepo, ApiKeyScope, IssuedApiKey, NewApiKey};
 use insightpulse_core::{
@@ -294,8 +294,15 @@ impl ApiKeyRepo for PgBackend {
                 let event =
                     AuditEvent::new("api_key.first_used", "api_key", Some(key.id), Diff::new())?;
                 let actor = Actor::ApiKey(ApiKeyId(key.id));
-                append(&mut tx, TenantId(key.tenant_id), &actor, ctx.request(), &event, now)
-                    .await?;
+                append(
+                    &mut tx,
+                    TenantId(key.tenant_id),
+                    &actor,
+                    ctx.request(),
+                    &event,
+                    now,
+                )
+                .await?;
             }
             tx.commit().await.map_err(db)?;
             Ok(Context::api_key(ApiKeyPrincipal {

@@ -331,7 +331,8 @@ impl MemberRepo for PgBackend {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
-                let event = AuditEvent::new("invitation.revoked", "invitation", Some(id), Diff::new())?;
+                let event =
+                    AuditEvent::new("invitation.revoked", "invitation", Some(id), Diff::new())?;
                 self.audit(&mut tx, ctx, tenant, event).await?;
             }
             tx.commit().await.map_err(db)
@@ -418,7 +419,8 @@ impl MemberRepo for PgBackend {
                 .set("invitation_id", inv.id)
                 .set("role_id", inv.role_id);
             let event = AuditEvent::new("member.joined", "user", Some(user), diff)?;
-            self.audit(&mut tx, ctx, TenantId(inv.tenant_id), event).await?;
+            self.audit(&mut tx, ctx, TenantId(inv.tenant_id), event)
+                .await?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })

@@ -7,8 +7,8 @@ use crate::error::{db, not_found};
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
-use insightpulse_core::audit::{AuditEvent, Diff};
 use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::{catalog, NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
     Context, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
@@ -256,7 +256,12 @@ impl RbacRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
             let old = own_role(&mut tx, tenant, id).await?;
-            let event = AuditEvent::new("role.deleted", "role", Some(id), Diff::new().set("name", old.name))?;
+            let event = AuditEvent::new(
+                "role.deleted",
+                "role",
+                Some(id),
+                Diff::new().set("name", old.name),
+            )?;
             self.audit(&mut tx, ctx, tenant, event).await?;
             sqlx::query("DELETE FROM roles WHERE id = $1 AND tenant_id = $2")
                 .bind(id.0)
@@ -330,7 +335,12 @@ impl RbacRepo for PgBackend {
             .await
             .map_err(db)?;
             let grant: RoleGrant = row.into();
-            let event = AuditEvent::new("role.granted", "role_grant", Some(grant.id), grant_diff(&grant))?;
+            let event = AuditEvent::new(
+                "role.granted",
+                "role_grant",
+                Some(grant.id),
+                grant_diff(&grant),
+            )?;
             self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
             Ok(grant)
@@ -350,8 +360,20 @@ impl RbacRepo for PgBackend {
             .await
             .map_err(not_found("role grant"))?
             .into();
-            require(&mut tx, ctx, tenant, Some("role.assign"), granted.project_id).await?;
-            let event = AuditEvent::new("role.revoked", "role_grant", Some(grant), grant_diff(&granted))?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some("role.assign"),
+                granted.project_id,
+            )
+            .await?;
+            let event = AuditEvent::new(
+                "role.revoked",
+                "role_grant",
+                Some(grant),
+                grant_diff(&granted),
+            )?;
             self.audit(&mut tx, ctx, tenant, event).await?;
             sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)

@@ -6,8 +6,8 @@ use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
-use insightpulse_core::audit::{AuditEvent, Diff};
 use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
 use insightpulse_core::{
     Context, Error, IdentityId, Name, Result, SsoProviderId, TenantId, UserId,
@@ -116,7 +116,12 @@ impl SsoRepo for PgBackend {
                 .set("name", &created.name)
                 .set("kind", created.config.kind())
                 .set("enabled", created.enabled);
-            let event = AuditEvent::new("sso_provider.created", "sso_provider", Some(created.id), diff)?;
+            let event = AuditEvent::new(
+                "sso_provider.created",
+                "sso_provider",
+                Some(created.id),
+                diff,
+            )?;
             self.audit(&mut tx, ctx, tenant, event).await?;
             tx.commit().await.map_err(db)?;
             Ok(created)

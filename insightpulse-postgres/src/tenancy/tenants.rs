@@ -73,7 +73,9 @@ impl TenantRepo for PgBackend {
             .await
             .map_err(db)?;
             let tenant: Tenant = row.try_into()?;
-            let diff = Diff::new().set("slug", &tenant.slug).set("name", &tenant.name);
+            let diff = Diff::new()
+                .set("slug", &tenant.slug)
+                .set("name", &tenant.name);
             let event = AuditEvent::new("tenant.created", "tenant", Some(tenant.id), diff)?;
             self.audit(&mut tx, ctx, tenant.id, event).await?;
             tx.commit().await.map_err(db)?;

@@ -9,9 +9,15 @@
 
 use crate::{acting_as, tenant, user};
 use chrono::Duration;
+use insightpulse_core::privacy::{
+    ConsentChange, DataCategory, NewDataPolicy, RetentionAction, RetentionDays,
+};
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
 use insightpulse_core::tenancy::*;
-use insightpulse_core::{Context, Email, Name, PermissionCode, Repos, Slug, TenantId, UserId};
+use insightpulse_core::{
+    ConsentPurpose, ConsentSource, Context, Email, Name, PermissionCode, PolicyVersion, Repos,
+    Slug, TenantId, UserId,
+};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -126,6 +132,32 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
+    // Audit entries and the chain head exist by now: every call above wrote one.
+    repos
+        .privacy
+        .set_data_policy(
+            &ctx,
+            NewDataPolicy {
+                category: DataCategory::AuditLogs,
+                retention: RetentionDays::new(365).unwrap(),
+                action: RetentionAction::Delete,
+            },
+        )
+        .await
+        .unwrap();
+    repos
+        .privacy
+        .record_consent(
+            &ctx,
+            ConsentChange {
+                user: member.id,
+                purpose: ConsentPurpose::parse("analytics").unwrap(),
+                policy_version: PolicyVersion::parse("v1").unwrap(),
+                source: ConsentSource::parse("settings").unwrap(),
+            },
+        )
+        .await
+        .unwrap();
     (t.id, owner.id)
 }
 
@@ -136,6 +168,8 @@ async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
           WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
             AND c.relnamespace = 'public'::regnamespace
+            -- Partitions are reached only through their parent (checked below).
+            AND NOT c.relispartition
           ORDER BY 1",
     )
     .fetch_all(pool)
@@ -173,7 +207,22 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
     let attacker = Context::user(attacker_id).in_tenant(a);
 
     let tables = tenant_tables(&pool).await;
-    assert!(tables.len() >= 11, "{tables:?}");
+    assert!(tables.len() >= 14, "{tables:?}");
+    // No runtime role may touch a partition directly, bypassing the
+    // parent's policies.
+    let reachable: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c, unnest(ARRAY['authenticated', 'service_role']) AS r
+          WHERE c.relispartition AND c.relnamespace = 'public'::regnamespace
+            AND (has_table_privilege(r, c.oid, 'SELECT') OR has_table_privilege(r, c.oid, 'INSERT')
+                 OR has_table_privilege(r, c.oid, 'UPDATE') OR has_table_privilege(r, c.oid, 'DELETE'))",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        reachable.is_empty(),
+        "partitions reachable directly: {reachable:?}"
+    );
     let mut leaks = vec![];
     for (table, enabled, forced, policies) in &tables {
         assert!(

@@ -2,6 +2,7 @@
 //! (`#[sqlx::test]`), every SDK call running as `authenticated` (or
 //! `service_role` for the system) with RLS forced.
 
+mod audit;
 mod catalog;
 mod isolation;
 mod permissions;
