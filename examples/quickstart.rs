@@ -1,6 +1,7 @@
 //! A tour of InsightPulse Core: sign-up, a tenant with its owner, roles and
 //! permission checks, an invited member, an API key, projects and
-//! environments.
+//! environments, then the audit trail all of that wrote, a retention
+//! policy, a consent and the erasure of a user.
 //!
 //! ```text
 //! cargo run --example quickstart                       # in-memory backend
@@ -8,6 +9,10 @@
 //! ```
 
 use chrono::Duration;
+use insightpulse::audit::{AuditEvent, AuditQuery, Diff};
+use insightpulse::privacy::{
+    ConsentChange, DataCategory, NewDataPolicy, RetentionAction, RetentionDays,
+};
 use insightpulse::projects::{EnvironmentKind, NewProject};
 use insightpulse::tenancy::{ApiKeyScope, NewApiKey, NewInvitation, NewTenant, NewUser};
 use insightpulse::{Context, Email, ExposeSecret, Name, PermissionCode, Repos, Slug, TimeZone};
@@ -89,7 +94,14 @@ async fn main() -> Result<(), insightpulse::Error> {
         .members
         .accept_invitation(&Context::user(bob.id), &invitation.token)
         .await?;
-    let bob_ctx = Context::user(bob.id).in_tenant(acme.id);
+    let bob_ctx =
+        Context::user(bob.id)
+            .in_tenant(acme.id)
+            .with_request(insightpulse::RequestMeta {
+                request_id: Some("quickstart-2".into()),
+                ip: Some("203.0.113.7".parse().expect("an ip address")),
+                user_agent: Some("quickstart/1.0".into()),
+            });
     let delete: PermissionCode = "dashboard.delete".parse()?;
     let read: PermissionCode = "dashboard.read".parse()?;
     println!(
@@ -211,6 +223,86 @@ async fn main() -> Result<(), insightpulse::Error> {
         Err(e) => println!("   after revocation: {e}"),
         Ok(_) => unreachable!("revoked keys are refused"),
     }
+
+    // The audit trail: every change above wrote its entry in the same
+    // transaction; the host app adds its own.
+    repos
+        .audit
+        .record(
+            &ada_ctx,
+            AuditEvent::new(
+                "report.exported",
+                "report",
+                Some("q3-revenue"),
+                Diff::new().set("rows", 1200),
+            )?,
+        )
+        .await?;
+    let page = repos
+        .audit
+        .query(&ada_ctx, AuditQuery::last_days(30).limit(20))
+        .await?;
+    println!("8. audit report, newest first:");
+    for e in &page.entries {
+        println!(
+            "   #{:<2} {:<26} {:<12} by {}",
+            e.seq,
+            e.action.as_str(),
+            e.target_type.as_str(),
+            e.actor_email.as_deref().unwrap_or(e.actor.kind())
+        );
+    }
+    println!("   chain: {:?}", repos.audit.verify_chain(&ada_ctx).await?);
+    match repos.audit.query(&bob_ctx, AuditQuery::last_days(30)).await {
+        Err(e) => println!("   Bob (Viewer) cannot read it: {e}"),
+        Ok(_) => unreachable!("viewers hold no audit.read"),
+    }
+
+    // 9. Data governance: retention, consent, erasure.
+    repos
+        .privacy
+        .set_data_policy(
+            &ada_ctx,
+            NewDataPolicy {
+                category: DataCategory::AuditLogs,
+                retention: RetentionDays::new(400)?,
+                action: RetentionAction::Delete,
+            },
+        )
+        .await?;
+    let consent = ConsentChange {
+        user: bob.id,
+        purpose: "product_analytics".parse()?,
+        policy_version: "2026-11".parse()?,
+        source: "settings_page".parse()?,
+    };
+    repos
+        .privacy
+        .record_consent(&bob_ctx, consent.clone())
+        .await?;
+    repos
+        .privacy
+        .withdraw_consent(&bob_ctx, consent.clone())
+        .await?;
+    println!(
+        "9. Bob consents to {} now: {} (history: {} entries)",
+        consent.purpose,
+        repos
+            .privacy
+            .has_consent(&bob_ctx, bob.id, &consent.purpose)
+            .await?,
+        repos.privacy.consent_history(&bob_ctx, bob.id).await?.len()
+    );
+    let erased = repos
+        .privacy
+        .erase_user(&Context::user(bob.id), bob.id)
+        .await?;
+    println!(
+        "   Bob erased himself: left {} tenant(s), {} audit entries pseudonymized; chain: {:?}",
+        erased.tenants.len(),
+        erased.audit_entries_pseudonymized,
+        repos.audit.verify_chain(&ada_ctx).await?
+    );
     Ok(())
 }
 

@@ -1,15 +1,16 @@
 //! # InsightPulse Core
 //!
 //! The backbone of a multi-tenant SaaS — tenants, users, RBAC, API keys,
-//! projects and environments, … — on PostgreSQL guarded by Row Level
+//! projects and environments, a tamper-evident audit trail, retention,
+//! consents and erasure, … — on PostgreSQL guarded by Row Level
 //! Security, with an in-memory backend that obeys the same rules for host
 //! apps' tests.
 //!
 //! This facade re-exports the three crates:
 //!
 //! * everything of [`insightpulse_core`] at the top level (ids, [`Context`],
-//!   [`Error`], value types, the repository traits in [`tenancy`] and
-//!   [`projects`], [`Repos`]);
+//!   [`Error`], value types, the repository traits in [`tenancy`],
+//!   [`projects`], [`audit`] and [`privacy`], [`Repos`]);
 //! * [`postgres`] (feature `postgres`): [`postgres::PgBackend`];
 //! * [`testing`] (feature `testing`): the in-memory backend, fixtures and
 //!   the conformance suite (mockall mocks with feature `mocks`).

@@ -39,6 +39,10 @@ impl PgBackend {
         tenant: TenantId,
         event: AuditEvent,
     ) -> Result<AuditEntryId> {
+        #[cfg(feature = "bench-unaudited")]
+        if self.unaudited {
+            return Ok(AuditEntryId::new());
+        }
         append(
             tx,
             tenant,
@@ -225,7 +229,7 @@ impl AuditRepo for PgBackend {
                   WHERE al.tenant_id = $1
                     AND al.created_at >= $2
                     AND ($3::text IS NULL OR al.action = $3)
-                    AND ($4::audit_actor_kind IS NULL OR al.actor_kind = $4)
+                    AND ($4::audit_actor_kind IS NULL OR al.actor_kind = $4::audit_actor_kind)
                     AND ($5::uuid IS NULL OR al.user_id = $5)
                     AND ($6::uuid IS NULL OR al.api_key_id = $6)
                     AND ($7::text IS NULL OR al.target_type = $7)

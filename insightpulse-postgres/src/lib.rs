@@ -50,6 +50,8 @@ pub struct PgBackend {
     pub(crate) pool: PgPool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: TokenHasher,
+    #[cfg(feature = "bench-unaudited")]
+    pub(crate) unaudited: bool,
 }
 
 impl PgBackend {
@@ -70,7 +72,18 @@ impl PgBackend {
             pool,
             clock: Arc::new(SystemClock),
             hasher,
+            #[cfg(feature = "bench-unaudited")]
+            unaudited: false,
         }
+    }
+
+    /// A backend whose mutations write no audit entries: the baseline that
+    /// measures what the automatic audit costs. Benchmarks only.
+    #[cfg(feature = "bench-unaudited")]
+    #[doc(hidden)]
+    pub fn without_audit_for_benchmarks(mut self) -> Self {
+        self.unaudited = true;
+        self
     }
 
     /// Connects a pool of up to 10 connections to `url`.
