@@ -56,8 +56,9 @@ CREATE TABLE audit_logs_default PARTITION OF audit_logs DEFAULT;
 
 -- Verification and purges walk a chain in order.
 CREATE INDEX idx_audit_logs_tenant_seq ON audit_logs (tenant_id, seq);
--- Erasure finds a user's entries across tenants.
-CREATE INDEX idx_audit_logs_user ON audit_logs (user_id) WHERE user_id IS NOT NULL;
+-- Erasure finds a user's entries across tenants; the report finds whether
+-- a user acts in a tenant's trail.
+CREATE INDEX idx_audit_logs_user ON audit_logs (user_id, tenant_id) WHERE user_id IS NOT NULL;
 
 -- One row per chain: the last position and hash, and the anchor a purge left.
 CREATE TABLE audit_chain_heads (
@@ -318,6 +319,24 @@ SELECT coalesce(array_agg(t), '{}'::uuid[])
 $$;
 REVOKE ALL ON FUNCTION auth.tenants_with_permission(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION auth.tenants_with_permission(text) TO authenticated, service_role;
+
+-- The report names each acting user by their current email, also once they
+-- have left the tenant (no longer visible through the users policies):
+-- only to readers of the trail, and only for users who act in it.
+CREATE FUNCTION audit.actor_emails(p_tenant uuid, p_users uuid[])
+    RETURNS TABLE (id uuid, email text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = public, pg_temp
+AS $$
+SELECT u.id, u.email
+  FROM users u
+ WHERE u.id = ANY (p_users)
+   AND (current_setting('role') = 'service_role'
+        OR auth.user_has_permission('audit.read', p_tenant))
+   AND EXISTS (SELECT 1 FROM audit_logs a WHERE a.tenant_id = p_tenant AND a.user_id = u.id)
+$$;
+REVOKE ALL ON FUNCTION audit.actor_emails(uuid, uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.actor_emails(uuid, uuid[]) TO authenticated, service_role;
 
 ALTER TABLE audit_logs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_logs FORCE ROW LEVEL SECURITY;

@@ -217,26 +217,32 @@ impl AuditRepo for PgBackend {
                 Some(ActorFilter::ApiKey(k)) => (Some("api_key"), None, Some(k.0)),
                 Some(ActorFilter::System) => (Some("system"), None, None),
             };
-            // The seed's "Audit Report"; the email comes from `users` under
-            // RLS, so only users the reader can see are named.
+            // The seed's "Audit Report", one page; the acting users' emails
+            // come from audit.actor_emails, which also names members who
+            // have left (the users policies no longer show them).
             let rows = sqlx::query(
-                "SELECT al.id, al.tenant_id, al.seq, al.created_at, al.actor_kind::text AS actor_kind,
-                        al.user_id, al.api_key_id, al.actor_reason, u.email AS actor_email,
-                        al.action, al.target_type, al.target_id, al.diff, host(al.ip) AS ip,
-                        al.user_agent, al.request_id, al.hash
-                   FROM audit_logs al
-                   LEFT JOIN users u ON u.id = al.user_id
-                  WHERE al.tenant_id = $1
-                    AND al.created_at >= $2
-                    AND ($3::text IS NULL OR al.action = $3)
-                    AND ($4::audit_actor_kind IS NULL OR al.actor_kind = $4::audit_actor_kind)
-                    AND ($5::uuid IS NULL OR al.user_id = $5)
-                    AND ($6::uuid IS NULL OR al.api_key_id = $6)
-                    AND ($7::text IS NULL OR al.target_type = $7)
-                    AND ($8::text IS NULL OR al.target_id = $8)
-                    AND ($9::timestamptz IS NULL OR (al.created_at, al.seq) < ($9, $10))
-                  ORDER BY al.created_at DESC, al.seq DESC
-                  LIMIT $11",
+                "WITH page AS (
+                    SELECT al.id, al.tenant_id, al.seq, al.created_at,
+                           al.actor_kind::text AS actor_kind, al.user_id, al.api_key_id,
+                           al.actor_reason, al.action, al.target_type, al.target_id, al.diff,
+                           host(al.ip) AS ip, al.user_agent, al.request_id, al.hash
+                      FROM audit_logs al
+                     WHERE al.tenant_id = $1
+                       AND al.created_at >= $2
+                       AND ($3::text IS NULL OR al.action = $3)
+                       AND ($4::audit_actor_kind IS NULL OR al.actor_kind = $4::audit_actor_kind)
+                       AND ($5::uuid IS NULL OR al.user_id = $5)
+                       AND ($6::uuid IS NULL OR al.api_key_id = $6)
+                       AND ($7::text IS NULL OR al.target_type = $7)
+                       AND ($8::text IS NULL OR al.target_id = $8)
+                       AND ($9::timestamptz IS NULL OR (al.created_at, al.seq) < ($9, $10))
+                     ORDER BY al.created_at DESC, al.seq DESC
+                     LIMIT $11)
+                 SELECT page.*, e.email AS actor_email
+                   FROM page
+                   LEFT JOIN audit.actor_emails($1, ARRAY(SELECT DISTINCT user_id FROM page)) e
+                          ON e.id = page.user_id
+                  ORDER BY page.created_at DESC, page.seq DESC",
             )
             .bind(t.0)
             .bind(since)

@@ -385,7 +385,7 @@ impl PrivacyRepo for PgBackend {
                 return Ok(vec![]);
             }
             let rows = sqlx::query(&format!(
-                "SELECT {POLICY_COLS} FROM data_policies WHERE tenant_id = $1 ORDER BY category"
+                "SELECT {POLICY_COLS} FROM data_policies WHERE tenant_id = $1 ORDER BY data_policies.category"
             ))
             .bind(t.0)
             .fetch_all(&mut *tx)
@@ -438,7 +438,7 @@ impl PrivacyRepo for PgBackend {
             }
             let mut tx = self.begin(ctx).await?;
             let rows = sqlx::query(&format!(
-                "SELECT {POLICY_COLS} FROM data_policies ORDER BY tenant_id, category"
+                "SELECT {POLICY_COLS} FROM data_policies ORDER BY tenant_id, data_policies.category"
             ))
             .fetch_all(&mut *tx)
             .await

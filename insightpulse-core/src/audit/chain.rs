@@ -318,3 +318,179 @@ impl Verifier {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::UserId;
+
+    fn chain(n: i64) -> (ChainHead, Vec<StoredEntry>) {
+        let tenant = TenantId::new();
+        let actor = Actor::User(UserId::new());
+        let mut prev = GENESIS;
+        let mut entries = vec![];
+        for seq in 1..=n {
+            let salt = new_salt();
+            let ip = Some("192.0.2.1".parse().unwrap());
+            let mut e = StoredEntry {
+                seq,
+                prev_hash: prev,
+                hash: GENESIS,
+                tenant_id: tenant,
+                id: AuditEntryId::new(),
+                created_at: DateTime::from_timestamp_micros(1_700_000_000_000_000 + seq).unwrap(),
+                actor: actor.clone(),
+                action: "thing.done".into(),
+                target_type: "thing".into(),
+                target_id: Some(seq.to_string()),
+                diff_text: format!("{{\"n\": {seq}}}"),
+                request_id: None,
+                pii_digest: pii_digest(&salt, ip, Some("ua")),
+                pii_salt: Some(salt),
+                ip,
+                user_agent: Some("ua".into()),
+            };
+            e.hash = entry_hash(&e.hashed());
+            prev = e.hash;
+            entries.push(e);
+        }
+        let head = ChainHead {
+            seq: n,
+            hash: prev,
+            anchor_seq: 0,
+            anchor_hash: GENESIS,
+        };
+        (head, entries)
+    }
+
+    fn broken(seq: i64, reason: ChainBreak) -> ChainVerdict {
+        ChainVerdict::Broken { seq, reason }
+    }
+
+    #[test]
+    fn an_untouched_chain_is_intact() {
+        let (head, entries) = chain(5);
+        assert_eq!(
+            verify(Some(&head), entries),
+            ChainVerdict::Intact {
+                entries: 5,
+                head_seq: 5
+            }
+        );
+        assert_eq!(
+            verify(None, vec![]),
+            ChainVerdict::Intact {
+                entries: 0,
+                head_seq: 0
+            }
+        );
+    }
+
+    #[test]
+    fn every_kind_of_tampering_is_found_at_its_entry() {
+        let (head, entries) = chain(5);
+        let with = |f: &dyn Fn(&mut Vec<StoredEntry>)| {
+            let mut e = entries.clone();
+            f(&mut e);
+            verify(Some(&head), e)
+        };
+        assert_eq!(
+            with(&|e| e[2].action = "thing.undone".into()),
+            broken(3, ChainBreak::ContentChanged)
+        );
+        assert_eq!(
+            with(&|e| {
+                e[2].diff_text = "{}".into();
+                e[2].hash = entry_hash(&e[2].hashed());
+            }),
+            broken(4, ChainBreak::LinkBroken)
+        );
+        assert_eq!(
+            with(&|e| {
+                e.remove(1);
+            }),
+            broken(2, ChainBreak::Missing)
+        );
+        assert_eq!(
+            with(&|e| {
+                e.pop();
+            }),
+            broken(5, ChainBreak::HeadMismatch)
+        );
+        assert_eq!(
+            with(&|e| e[0].ip = Some("198.51.100.9".parse().unwrap())),
+            broken(1, ChainBreak::PersonalDataChanged)
+        );
+        assert_eq!(
+            with(&|e| e[0].pii_salt = None),
+            broken(1, ChainBreak::PersonalDataChanged)
+        );
+        assert_eq!(
+            with(&|e| {
+                let dup = e[1].clone();
+                e.insert(2, dup);
+            }),
+            broken(2, ChainBreak::Duplicate)
+        );
+    }
+
+    #[test]
+    fn erasing_personal_fields_keeps_the_chain_verifiable() {
+        let (head, mut entries) = chain(3);
+        for e in &mut entries {
+            e.ip = None;
+            e.user_agent = None;
+            e.pii_salt = None;
+        }
+        assert!(matches!(
+            verify(Some(&head), entries),
+            ChainVerdict::Intact { .. }
+        ));
+    }
+
+    #[test]
+    fn a_purge_is_accepted_only_when_attested() {
+        let (mut head, entries) = chain(5);
+        head.anchor_seq = 2;
+        head.anchor_hash = entries[1].hash;
+        let rest: Vec<_> = entries[2..].to_vec();
+        assert_eq!(
+            verify(Some(&head), rest.clone()),
+            broken(2, ChainBreak::UnattestedPurge)
+        );
+        // An audit.purged entry naming the anchor, appended after the purge.
+        let mut purge = rest[2].clone();
+        purge.seq = 6;
+        purge.prev_hash = rest[2].hash;
+        purge.action = PURGE_ACTION.into();
+        purge.diff_text = format!(
+            "{{\"through_seq\": 2, \"through_hash\": \"{}\"}}",
+            hex(&head.anchor_hash)
+        );
+        purge.hash = entry_hash(&purge.hashed());
+        head.seq = 6;
+        head.hash = purge.hash;
+        let mut attested = rest;
+        attested.push(purge);
+        assert_eq!(
+            verify(Some(&head), attested),
+            ChainVerdict::Intact {
+                entries: 4,
+                head_seq: 6
+            }
+        );
+    }
+
+    #[test]
+    fn the_encoding_is_unambiguous() {
+        // Moving a separator between two fields changes the hash.
+        let (_, entries) = chain(1);
+        let mut a = entries[0].clone();
+        let mut b = entries[0].clone();
+        a.target_type = "a|b".into();
+        a.target_id = Some("c".into());
+        b.target_type = "a".into();
+        b.target_id = Some("b|c".into());
+        assert_ne!(entry_hash(&a.hashed()), entry_hash(&b.hashed()));
+    }
+}
