@@ -13,7 +13,9 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
 }
 
-fn micros(t: DateTime<Utc>) -> DateTime<Utc> {
+/// `t` at PostgreSQL's precision (microseconds), so an instant survives a
+/// round trip through the database unchanged (hashes and equality rely on it).
+pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.duration_trunc(Duration::microseconds(1)).unwrap_or(t)
 }
 
@@ -23,7 +25,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        micros(Utc::now())
+        truncate_to_micros(Utc::now())
     }
 }
 
@@ -42,7 +44,7 @@ pub struct ManualClock(Mutex<DateTime<Utc>>);
 impl ManualClock {
     /// A manual clock set to `t`.
     pub fn new(t: DateTime<Utc>) -> Self {
-        Self(Mutex::new(micros(t)))
+        Self(Mutex::new(truncate_to_micros(t)))
     }
     /// A manual clock set to the current wall-clock time.
     pub fn starting_now() -> Self {
@@ -55,7 +57,7 @@ impl ManualClock {
     }
     /// Sets the clock to `t`.
     pub fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().expect("clock lock") = micros(t);
+        *self.0.lock().expect("clock lock") = truncate_to_micros(t);
     }
 }
 

@@ -8,13 +8,15 @@
 //! Fixtures panic with a message on any error: they set a test up, they are
 //! not what it checks.
 
+use insightpulse_core::audit::{AuditEntry, AuditQuery, ChainVerdict};
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project};
 use insightpulse_core::tenancy::{
     ApiKey, ApiKeyScope, NewApiKey, NewInvitation, NewRole, NewTenant, NewUser, Role, RoleScope,
     Tenant, User,
 };
 use insightpulse_core::{
-    Context, Email, Name, PermissionCode, ProjectId, Repos, SecretString, Slug, TimeZone,
+    Context, Email, Name, PermissionCode, ProjectId, Repos, RequestMeta, SecretString, Slug,
+    TenantId, TimeZone,
 };
 
 /// A system context, as a host app uses for sign-up and background work.
@@ -221,4 +223,45 @@ pub async fn api_key(
         .await
         .unwrap_or_else(|e| panic!("verify api key: {e}"));
     (issued.key, issued.secret, key_ctx)
+}
+
+/// Request metadata as a host app attaches it: `request_id`, a fixed client
+/// address (`203.0.113.7`) and user agent (`conformance-agent/1.0`).
+pub fn request(request_id: &str) -> RequestMeta {
+    RequestMeta {
+        request_id: Some(request_id.to_owned()),
+        ip: Some("203.0.113.7".parse().expect("valid ip")),
+        user_agent: Some("conformance-agent/1.0".to_owned()),
+    }
+}
+
+/// Every entry of `tenant`'s audit trail (of the last 3650 days), read by
+/// the system page by page, in ascending `seq` order.
+pub async fn audit_trail(repos: &Repos, tenant: TenantId) -> Vec<AuditEntry> {
+    let ctx = system().in_tenant(tenant);
+    let mut entries = Vec::new();
+    let mut q = AuditQuery::last_days(3650).limit(1000);
+    loop {
+        let page = repos
+            .audit
+            .query(&ctx, q.clone())
+            .await
+            .unwrap_or_else(|e| panic!("audit trail of {tenant}: {e}"));
+        entries.extend(page.entries);
+        match page.next {
+            Some(cursor) => q = q.after(cursor),
+            None => break,
+        }
+    }
+    entries.sort_by_key(|e| e.seq);
+    entries
+}
+
+/// The verdict on `tenant`'s hash chain, as the system sees it.
+pub async fn chain_verdict(repos: &Repos, tenant: TenantId) -> ChainVerdict {
+    repos
+        .audit
+        .verify_chain(&system().in_tenant(tenant))
+        .await
+        .unwrap_or_else(|e| panic!("verify chain of {tenant}: {e}"))
 }

@@ -106,17 +106,14 @@ fn json(v: impl Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// One event to append to a tenant's audit trail.
+/// One event to append to a tenant's audit trail. Only [`AuditEvent::new`]
+/// makes one, so every event a backend receives is valid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEvent {
-    /// What happened.
-    pub action: AuditAction,
-    /// The kind of thing it happened to.
-    pub target_type: TargetType,
-    /// Which one, if it has an id.
-    pub target_id: Option<String>,
-    /// What changed (a JSON object, never holding a secret).
-    pub diff: Value,
+    action: AuditAction,
+    target_type: TargetType,
+    target_id: Option<String>,
+    diff: Value,
 }
 
 impl AuditEvent {
@@ -163,6 +160,26 @@ impl AuditEvent {
             target_id,
             diff,
         })
+    }
+
+    /// What happened.
+    pub fn action(&self) -> &AuditAction {
+        &self.action
+    }
+
+    /// The kind of thing it happened to.
+    pub fn target_type(&self) -> &TargetType {
+        &self.target_type
+    }
+
+    /// Which one, if it has an id.
+    pub fn target_id(&self) -> Option<&str> {
+        self.target_id.as_deref()
+    }
+
+    /// What changed (a JSON object, never holding a secret).
+    pub fn diff(&self) -> &Value {
+        &self.diff
     }
 }
 

@@ -20,6 +20,8 @@
 //! );
 //! ```
 
+pub mod audit;
+pub mod privacy;
 pub mod projects;
 pub mod tenancy;
 
@@ -59,7 +61,8 @@ pub(crate) use assert_err;
 /// Syntax: `conformance_tests!(#[test_attribute] (test fn args) => harness_expression);`
 /// The harness expression is evaluated inside each (async) test function, so
 /// it may use the test's arguments and `.await`. The generated tests live in
-/// modules `tenancy` and `projects` of the invoking module.
+/// modules `tenancy`, `projects`, `audit` and `privacy` of the invoking
+/// module.
 ///
 /// ```ignore
 /// insightpulse_testing::conformance_tests!(#[tokio::test] () => insightpulse_testing::memory::harness());
@@ -132,6 +135,44 @@ macro_rules! __conformance_cases {
             deleting_a_project_cascades,
             deleting_an_environment_cascades_its_keys,
             bad_input_is_rejected_before_anything_is_written,
+        ]);
+        $crate::__conformance_module!($backend audit [
+            tenant_changes_are_audited,
+            membership_changes_are_audited,
+            rbac_changes_are_audited,
+            sso_changes_are_audited,
+            api_key_changes_are_audited,
+            unaudited_calls_write_nothing,
+            failed_calls_write_nothing,
+            diffs_never_hold_secrets,
+            host_apps_record_their_own_events,
+            record_refuses_bad_events_and_invisible_tenants,
+            query_needs_audit_read,
+            query_is_newest_first_within_the_window,
+            query_filters_by_action_actor_and_target,
+            query_pages_by_cursor_without_gaps_or_duplicates,
+            query_rejects_bad_bounds_and_cursors,
+            query_shows_the_acting_users_email,
+            verify_chain_is_intact_per_tenant,
+            concurrent_writers_keep_one_chain,
+        ]);
+        $crate::__conformance_module!($backend privacy [
+            data_policies_are_set_replaced_listed_and_deleted,
+            data_policy_input_is_validated,
+            data_policies_need_data_policy_manage,
+            enforce_retention_is_system_only,
+            audit_log_deletion_purges_the_old_prefix_in_batches,
+            audit_log_purge_stops_at_the_first_recent_entry,
+            audit_log_anonymization_erases_old_personal_fields,
+            invitation_retention_deletes_settled_old_invitations,
+            invitation_retention_hashes_settled_old_emails,
+            retention_reports_every_policy_and_touches_nothing_else,
+            consents_keep_their_full_history,
+            consent_rights_and_subjects_are_checked,
+            consent_input_is_validated,
+            erase_user_removes_and_pseudonymizes,
+            erase_user_is_self_or_system,
+            last_active_owner_cannot_be_erased,
         ]);
     };
 }

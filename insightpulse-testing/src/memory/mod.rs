@@ -9,12 +9,17 @@
 //!
 //! Every call validates everything first and mutates only at the end, while
 //! holding the lock once, so a failed call changes nothing. The lock is never
-//! held across an `.await` (the bodies are synchronous).
+//! held across an `.await` (the bodies are synchronous). An audited
+//! mutation appends its audit entry inside that same locked mutation (see
+//! `audit.rs`), as PostgreSQL writes it in the same transaction.
 
+mod audit;
+mod privacy;
 mod projects;
 mod tenancy;
 
 use crate::conformance::Harness;
+use insightpulse_core::privacy::{Consent, DataCategory, DataPolicy};
 use insightpulse_core::projects::{Environment, Project};
 use insightpulse_core::tenancy::catalog::{self, BUILTIN_ROLES};
 use insightpulse_core::tenancy::tokens::TokenHasher;
@@ -100,7 +105,9 @@ impl MemoryBackend {
             rbac: me.clone(),
             sso: me.clone(),
             api_keys: me.clone(),
-            projects: me,
+            projects: me.clone(),
+            audit: me.clone(),
+            privacy: me,
         }
     }
 
@@ -209,6 +216,13 @@ min_id!(
     EnvironmentId,
 );
 
+impl MinId for DataCategory {
+    fn min_id() -> Self {
+        // Derived `Ord` follows declaration order, which `ALL` lists.
+        DataCategory::ALL[0]
+    }
+}
+
 /// The rows of one tenant in a [`TenantTable`].
 pub(crate) trait TenantRows<K, V> {
     /// The rows of tenant `t`, in id order.
@@ -266,7 +280,7 @@ fn under_prefix<'a, K: MinId>(
         .map(|(_, t, id)| (*t, *id))
 }
 
-/// Every table of the tenancy and projects modules. Tenant-scoped tables are
+/// Every table of the tenancy, projects, audit and privacy modules. Tenant-scoped tables are
 /// keyed by tenant first; the few lookups that know no tenant go through a
 /// secondary index kept in sync by the `insert_*` / `remove_*` methods below
 /// (write those tables only through them).
@@ -276,8 +290,9 @@ pub(crate) struct State {
     /// Index: tenant by slug (slugs are unique and never change).
     pub tenant_by_slug: HashMap<Slug, TenantId>,
     pub users: HashMap<UserId, UserRow>,
-    /// Index: user by email (emails are unique and never change; users are
-    /// never deleted).
+    /// Index: user by email (emails are unique and change only when a user
+    /// is erased, through [`State::set_user_email`]; users are never
+    /// deleted).
     pub user_by_email: HashMap<Email, UserId>,
     pub memberships: TenantTable<UserId, MemberRow>,
     /// Index: the memberships of a user, `(user, tenant)`.
@@ -302,6 +317,14 @@ pub(crate) struct State {
     pub api_keys_by_prefix: BTreeSet<(String, TenantId, ApiKeyId)>,
     pub projects: TenantTable<ProjectId, Project>,
     pub environments: TenantTable<EnvironmentId, Environment>,
+    /// Each tenant's audit chain (head and entries), the platform's
+    /// included. Not removed with the tenant: the trail outlives it.
+    pub audit_chains: HashMap<TenantId, audit::AuditChain>,
+    /// Data policies, keyed `(tenant, category)` so a tenant's come out in
+    /// [`DataCategory::ALL`] order.
+    pub data_policies: TenantTable<DataCategory, DataPolicy>,
+    /// Each tenant's consent entries, in the order recorded (append-only).
+    pub consents: HashMap<TenantId, Vec<Consent>>,
 }
 
 impl State {
@@ -357,6 +380,22 @@ impl State {
         self.api_keys_by_prefix
             .insert((row.key.prefix.clone(), t, id));
         self.api_keys.insert((t, id), row);
+    }
+
+    /// Changes a user's email (erasure only), keeping the index in sync.
+    pub fn set_user_email(&mut self, u: UserId, email: Email) {
+        if let Some(row) = self.users.get_mut(&u) {
+            self.user_by_email.remove(&row.user.email);
+            self.user_by_email.insert(email.clone(), u);
+            row.user.email = email;
+        }
+    }
+
+    /// Removes an invitation of tenant `t`, keeping the prefix index in sync.
+    pub fn remove_invitation(&mut self, t: TenantId, id: InvitationId) {
+        if let Some(row) = self.invitations.remove(&(t, id)) {
+            self.invitations_by_prefix.remove(&(row.prefix, t, id));
+        }
     }
 
     fn remove_membership(&mut self, t: TenantId, u: UserId) {
@@ -660,7 +699,8 @@ impl State {
         self.remove_api_keys(t, |k| k.key.project_id == Some(id));
     }
 
-    /// Removes a tenant and every row that belongs to it.
+    /// Removes a tenant and every row that belongs to it — except its audit
+    /// chain, which outlives the tenant (only the system can read it then).
     pub fn delete_tenant(&mut self, t: TenantId) {
         if let Some(tenant) = self.tenants.remove(&t) {
             self.tenant_by_slug.remove(&tenant.slug);
@@ -681,6 +721,8 @@ impl State {
         self.remove_api_keys(t, |_| true);
         self.projects.remove_of_tenant(t, |_| true);
         self.environments.remove_of_tenant(t, |_| true);
+        self.data_policies.remove_of_tenant(t, |_| true);
+        self.consents.remove(&t);
     }
 }
 

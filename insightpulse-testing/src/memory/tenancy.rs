@@ -6,6 +6,11 @@
 //! uniqueness) and only then mutates, so a failed call writes nothing.
 //! Permissions are decided by core's `UserFacts::allows` / `api_key_allows`;
 //! tokens and passwords are stored only as hashes.
+//!
+//! Every mutation the audit spec lists appends its event in the same locked
+//! mutation, built (and so validated) before anything changes, and only
+//! when something changed: a no-op early return and a failed call write no
+//! entry. Users, teams and projects are not audited (deliberately).
 
 use super::{
     check_known_permissions, normalized, perm, InvitationRow, KeyRow, MemoryBackend, TenantRows,
@@ -13,6 +18,7 @@ use super::{
 };
 use async_trait::async_trait;
 use chrono::Duration;
+use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use insightpulse_core::tenancy::catalog::{ADMIN_ROLE, PERMISSIONS};
 use insightpulse_core::tenancy::tokens::{issue, prefix_of, TokenKind};
 use insightpulse_core::tenancy::{
@@ -63,7 +69,16 @@ impl TenantRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
+            let event = AuditEvent::new(
+                "tenant.created",
+                "tenant",
+                Some(tenant.id),
+                Diff::new()
+                    .set("slug", &tenant.slug)
+                    .set("name", &tenant.name),
+            )?;
             st.insert_tenant(tenant.clone());
+            st.audit(ctx, tenant.id, event, now);
             st.insert_membership(Membership {
                 tenant_id: tenant.id,
                 user_id: user,
@@ -134,6 +149,18 @@ impl TenantRepo for MemoryBackend {
                 .tenants
                 .get_mut(&t)
                 .ok_or_else(|| Error::not_found("tenant"))?;
+            let mut diff = Diff::new();
+            if let Some(name) = &update.name {
+                diff = diff.change("name", &tenant.name, name);
+            }
+            if let Some(tz) = &update.timezone {
+                diff = diff.change("timezone", &tenant.timezone, tz);
+            }
+            if let Some(settings) = &update.settings {
+                diff = diff.change("settings", &tenant.settings, settings);
+            }
+            // Written even when nothing differs: the update was made.
+            let event = AuditEvent::new("tenant.updated", "tenant", Some(t), diff)?;
             if let Some(name) = update.name {
                 tenant.name = name;
             }
@@ -144,18 +171,30 @@ impl TenantRepo for MemoryBackend {
                 tenant.settings = settings;
             }
             tenant.updated_at = now;
-            Ok(tenant.clone())
+            let updated = tenant.clone();
+            st.audit(ctx, t, event, now);
+            Ok(updated)
         })
     }
 
     async fn delete_tenant(&self, ctx: &Context) -> Result<()> {
         self.run(ctx, "TenantRepo.delete_tenant", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             if !st.actor_is_owner(ctx, t) {
                 return Err(Error::denied("tenant owner"));
             }
+            let slug = st.tenants.get(&t).map(|x| x.slug.clone());
+            let event = AuditEvent::new(
+                "tenant.deleted",
+                "tenant",
+                Some(t),
+                Diff::new().set("slug", slug),
+            )?;
+            // The chain is kept by delete_tenant: the entry outlives the tenant.
             st.delete_tenant(t);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -367,6 +406,17 @@ impl MemberRepo for MemoryBackend {
                 revoked_at: None,
                 created_at: now,
             };
+            // No email: personal data stays in the invitation, where
+            // retention and erasure reach it.
+            let event = AuditEvent::new(
+                "member.invited",
+                "invitation",
+                Some(invitation.id),
+                Diff::new()
+                    .set("role_id", invitation.role_id)
+                    .set("expires_at", invitation.expires_at),
+            )?;
+            st.audit(ctx, t, event, now);
             st.insert_invitation(InvitationRow {
                 inv: invitation.clone(),
                 prefix: issued.prefix,
@@ -406,9 +456,12 @@ impl MemberRepo for MemoryBackend {
             if row.inv.accepted_at.is_some() {
                 return Err(Error::invalid_state("invitation", "already accepted"));
             }
-            if row.inv.revoked_at.is_none() {
-                row.inv.revoked_at = Some(now);
+            if row.inv.revoked_at.is_some() {
+                return Ok(());
             }
+            let event = AuditEvent::new("invitation.revoked", "invitation", Some(id), Diff::new())?;
+            row.inv.revoked_at = Some(now);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -451,8 +504,19 @@ impl MemberRepo for MemoryBackend {
                 status: MembershipStatus::Active,
                 created_at: now,
             };
+            let role_id = inv.role_id.filter(|r| st.role(t, *r).is_ok());
+            // The actor is the joining user: the context's principal.
+            let event = AuditEvent::new(
+                "member.joined",
+                "user",
+                Some(me),
+                Diff::new()
+                    .set("invitation_id", inv.id)
+                    .set("role_id", role_id),
+            )?;
             st.insert_membership(membership.clone());
-            if let Some(role_id) = inv.role_id.filter(|r| st.role(t, *r).is_ok()) {
+            st.audit(ctx, t, event, now);
+            if let Some(role_id) = role_id {
                 let grant = RoleGrant {
                     id: RoleGrantId::new(),
                     tenant_id: t,
@@ -473,6 +537,7 @@ impl MemberRepo for MemoryBackend {
 
     async fn suspend_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
         self.run(ctx, "MemberRepo.suspend_member", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "member.manage", None)?;
@@ -492,17 +557,21 @@ impl MemberRepo for MemoryBackend {
                     "the last active owner cannot be suspended",
                 ));
             }
+            let event = AuditEvent::new("member.suspended", "user", Some(user), Diff::new())?;
             let row = st
                 .memberships
                 .get_mut(&(t, user))
                 .ok_or_else(|| Error::not_found("member"))?;
             row.m.status = MembershipStatus::Suspended;
-            Ok(row.m.clone())
+            let membership = row.m.clone();
+            st.audit(ctx, t, event, now);
+            Ok(membership)
         })
     }
 
     async fn reactivate_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
         self.run(ctx, "MemberRepo.reactivate_member", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "member.manage", None)?;
@@ -513,17 +582,24 @@ impl MemberRepo for MemoryBackend {
             if target.m.is_owner && !st.actor_is_owner(ctx, t) {
                 return Err(Error::denied("tenant owner"));
             }
+            if target.m.status == MembershipStatus::Active {
+                return Ok(target.m.clone());
+            }
+            let event = AuditEvent::new("member.reactivated", "user", Some(user), Diff::new())?;
             let row = st
                 .memberships
                 .get_mut(&(t, user))
                 .ok_or_else(|| Error::not_found("member"))?;
             row.m.status = MembershipStatus::Active;
-            Ok(row.m.clone())
+            let membership = row.m.clone();
+            st.audit(ctx, t, event, now);
+            Ok(membership)
         })
     }
 
     async fn remove_member(&self, ctx: &Context, user: UserId) -> Result<()> {
         self.run(ctx, "MemberRepo.remove_member", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "member.manage", None)?;
@@ -540,20 +616,27 @@ impl MemberRepo for MemoryBackend {
                     "the last active owner cannot be removed",
                 ));
             }
+            let event = AuditEvent::new("member.removed", "user", Some(user), Diff::new())?;
             st.delete_membership(t, user);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
 
     async fn set_owner(&self, ctx: &Context, user: UserId, is_owner: bool) -> Result<Membership> {
         self.run(ctx, "MemberRepo.set_owner", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             if !st.actor_is_owner(ctx, t) {
                 return Err(Error::denied("tenant owner"));
             }
-            if !st.memberships.contains_key(&(t, user)) {
-                return Err(Error::not_found("member"));
+            let current = st
+                .memberships
+                .get(&(t, user))
+                .ok_or_else(|| Error::not_found("member"))?;
+            if current.m.is_owner == is_owner {
+                return Ok(current.m.clone());
             }
             if !is_owner && st.is_active_owner(t, user) && st.active_owner_count(t) <= 1 {
                 return Err(Error::invalid_state(
@@ -561,12 +644,20 @@ impl MemberRepo for MemoryBackend {
                     "the last active owner cannot step down",
                 ));
             }
+            let event = AuditEvent::new(
+                "member.ownership_changed",
+                "user",
+                Some(user),
+                Diff::new().change("is_owner", !is_owner, is_owner),
+            )?;
             let row = st
                 .memberships
                 .get_mut(&(t, user))
                 .ok_or_else(|| Error::not_found("member"))?;
             row.m.is_owner = is_owner;
-            Ok(row.m.clone())
+            let membership = row.m.clone();
+            st.audit(ctx, t, event, now);
+            Ok(membership)
         })
     }
 }
@@ -700,6 +791,14 @@ impl TeamRepo for MemoryBackend {
 // Roles, grants, permission checks
 // ---------------------------------------------------------------------------
 
+/// The diff of `role.granted` and `role.revoked`.
+fn grant_diff(g: &RoleGrant) -> Diff {
+    Diff::new()
+        .set("user_id", g.user_id)
+        .set("role_id", g.role_id)
+        .set("project_id", g.project_id)
+}
+
 fn sort_roles(roles: &mut [Role]) {
     roles.sort_by(|a, b| {
         (a.name.as_str(), a.scope.as_str()).cmp(&(b.name.as_str(), b.scope.as_str()))
@@ -753,6 +852,7 @@ impl RbacRepo for MemoryBackend {
     async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role> {
         self.run(ctx, "RbacRepo.create_role", || {
             check_known_permissions(&new.permissions, "permissions")?;
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "role.manage", None)?;
@@ -774,7 +874,17 @@ impl RbacRepo for MemoryBackend {
                 description: new.description,
                 permissions: normalized(new.permissions),
             };
+            let event = AuditEvent::new(
+                "role.created",
+                "role",
+                Some(role.id),
+                Diff::new()
+                    .set("name", &role.name)
+                    .set("scope", role.scope.as_str())
+                    .set("permissions", &role.permissions),
+            )?;
             st.roles.insert((t, role.id), role.clone());
+            st.audit(ctx, t, event, now);
             Ok(role)
         })
     }
@@ -787,6 +897,7 @@ impl RbacRepo for MemoryBackend {
     ) -> Result<Role> {
         self.run(ctx, "RbacRepo.set_role_permissions", || {
             check_known_permissions(&permissions, "permissions")?;
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "role.manage", None)?;
@@ -797,20 +908,40 @@ impl RbacRepo for MemoryBackend {
                 .roles
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("role"))?;
-            role.permissions = normalized(permissions);
-            Ok(role.clone())
+            let permissions = normalized(permissions);
+            // Written even when the set is unchanged (empty diff), like
+            // tenant.updated: the call is an update, not a no-op return.
+            let event = AuditEvent::new(
+                "role.updated",
+                "role",
+                Some(id),
+                Diff::new().change("permissions", &role.permissions, &permissions),
+            )?;
+            role.permissions = permissions;
+            let updated = role.clone();
+            st.audit(ctx, t, event, now);
+            Ok(updated)
         })
     }
 
     async fn delete_role(&self, ctx: &Context, id: RoleId) -> Result<()> {
         self.run(ctx, "RbacRepo.delete_role", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "role.manage", None)?;
-            if st.role(t, id)?.tenant_id.is_none() {
+            let role = st.role(t, id)?;
+            if role.tenant_id.is_none() {
                 return Err(Error::invalid_state("role", "built-in roles are read-only"));
             }
+            let event = AuditEvent::new(
+                "role.deleted",
+                "role",
+                Some(id),
+                Diff::new().set("name", &role.name),
+            )?;
             st.delete_role(t, id);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -870,22 +1001,32 @@ impl RbacRepo for MemoryBackend {
                 granted_by: ctx.user_id(),
                 created_at: now,
             };
+            let event = AuditEvent::new(
+                "role.granted",
+                "role_grant",
+                Some(grant.id),
+                grant_diff(&grant),
+            )?;
             st.grants.insert((t, grant.id), grant.clone());
+            st.audit(ctx, t, event, now);
             Ok(grant)
         })
     }
 
     async fn revoke_role(&self, ctx: &Context, grant: RoleGrantId) -> Result<()> {
         self.run(ctx, "RbacRepo.revoke_role", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            let level = st
+            let found = st
                 .grants
                 .get(&(t, grant))
-                .map(|g| g.project_id)
                 .ok_or_else(|| Error::not_found("role grant"))?;
-            st.require(ctx, t, "role.assign", level)?;
+            st.require(ctx, t, "role.assign", found.project_id)?;
+            let event =
+                AuditEvent::new("role.revoked", "role_grant", Some(grant), grant_diff(found))?;
             st.grants.remove(&(t, grant));
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -957,7 +1098,17 @@ impl SsoRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
+            let event = AuditEvent::new(
+                "sso_provider.created",
+                "sso_provider",
+                Some(provider.id),
+                Diff::new()
+                    .set("name", &provider.name)
+                    .set("kind", provider.config.kind())
+                    .set("enabled", provider.enabled),
+            )?;
             st.providers.insert((t, provider.id), provider.clone());
+            st.audit(ctx, t, event, now);
             Ok(provider)
         })
     }
@@ -989,11 +1140,20 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "sso.manage", None)?;
-            st.provider(t, id)?;
             let p = st
                 .providers
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("sso provider"))?;
+            // The config itself may hold key material: only whether it
+            // changed is recorded.
+            let event = AuditEvent::new(
+                "sso_provider.updated",
+                "sso_provider",
+                Some(id),
+                Diff::new()
+                    .change("enabled", p.enabled, enabled.unwrap_or(p.enabled))
+                    .set("config_changed", config.is_some()),
+            )?;
             if let Some(c) = config {
                 p.config = c;
             }
@@ -1001,17 +1161,27 @@ impl SsoRepo for MemoryBackend {
                 p.enabled = e;
             }
             p.updated_at = now;
-            Ok(p.clone())
+            let updated = p.clone();
+            st.audit(ctx, t, event, now);
+            Ok(updated)
         })
     }
 
     async fn delete_provider(&self, ctx: &Context, id: SsoProviderId) -> Result<()> {
         self.run(ctx, "SsoRepo.delete_provider", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "sso.manage", None)?;
-            st.provider(t, id)?;
+            let name = st.provider(t, id)?.name.clone();
+            let event = AuditEvent::new(
+                "sso_provider.deleted",
+                "sso_provider",
+                Some(id),
+                Diff::new().set("name", name),
+            )?;
             st.delete_provider(t, id);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -1051,7 +1221,16 @@ impl SsoRepo for MemoryBackend {
                 user_id: user,
                 created_at: now,
             };
+            let event = AuditEvent::new(
+                "identity.linked",
+                "identity",
+                Some(identity.id),
+                Diff::new()
+                    .set("provider_id", provider)
+                    .set("user_id", user),
+            )?;
             st.identities.insert((t, identity.id), identity.clone());
+            st.audit(ctx, t, event, now);
             Ok(identity)
         })
     }
@@ -1100,12 +1279,16 @@ impl SsoRepo for MemoryBackend {
 
     async fn unlink_identity(&self, ctx: &Context, id: IdentityId) -> Result<()> {
         self.run(ctx, "SsoRepo.unlink_identity", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, "sso.manage", None)?;
-            if st.identities.remove(&(t, id)).is_none() {
+            if !st.identities.contains_key(&(t, id)) {
                 return Err(Error::not_found("identity"));
             }
+            let event = AuditEvent::new("identity.unlinked", "identity", Some(id), Diff::new())?;
+            st.identities.remove(&(t, id));
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -1169,6 +1352,22 @@ impl ApiKeyRepo for MemoryBackend {
                 revoked_at: None,
                 created_at: now,
             };
+            let environment_id = match key.scope {
+                ApiKeyScope::Environment(e) => Some(e),
+                _ => None,
+            };
+            let event = AuditEvent::new(
+                "api_key.created",
+                "api_key",
+                Some(key.id),
+                Diff::new()
+                    .set("name", &key.name)
+                    .set("prefix", &key.prefix)
+                    .set("permissions", &key.permissions)
+                    .set("project_id", key.project_id)
+                    .set("environment_id", environment_id),
+            )?;
+            st.audit(ctx, t, event, now);
             st.insert_api_key(KeyRow {
                 key: key.clone(),
                 hash: issued.hash,
@@ -1213,10 +1412,14 @@ impl ApiKeyRepo for MemoryBackend {
                 .api_keys
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found("api key"))?;
-            if row.key.revoked_at.is_none() {
-                row.key.revoked_at = Some(now);
+            if row.key.revoked_at.is_some() {
+                return Ok(row.key.clone());
             }
-            Ok(row.key.clone())
+            let event = AuditEvent::new("api_key.revoked", "api_key", Some(id), Diff::new())?;
+            row.key.revoked_at = Some(now);
+            let revoked = row.key.clone();
+            st.audit(ctx, t, event, now);
+            Ok(revoked)
         })
     }
 
@@ -1245,6 +1448,17 @@ impl ApiKeyRepo for MemoryBackend {
             if row.key.expires_at.is_some_and(|e| now >= e) {
                 return Err(reject(TokenRejection::Expired));
             }
+            let first_use = row.key.last_used_at.is_none();
+            let event = if first_use {
+                Some(AuditEvent::new(
+                    "api_key.first_used",
+                    "api_key",
+                    Some(row.key.id),
+                    Diff::new(),
+                )?)
+            } else {
+                None
+            };
             row.key.last_used_at = Some(now);
             let principal = ApiKeyPrincipal {
                 key_id: row.key.id,
@@ -1253,6 +1467,11 @@ impl ApiKeyRepo for MemoryBackend {
                 environment_id: row.environment_id(),
                 permissions: row.key.permissions.clone(),
             };
+            if let Some(event) = event {
+                // The key acts, whoever called verify (usually the system).
+                let (t, actor) = (principal.tenant_id, Actor::ApiKey(principal.key_id));
+                st.append_audit(t, actor, ctx.request(), event, now);
+            }
             Ok(Context::api_key(principal).with_request(ctx.request().clone()))
         })
     }

@@ -1,0 +1,518 @@
+//! In-memory data governance: data policies and their enforcement, consent
+//! records, and the erasure of a user.
+//!
+//! Rules guarded here:
+//! - **Every change is audited in the change.** Setting or deleting a
+//!   policy, each retention batch, each consent entry and an erasure append
+//!   their events inside the same locked mutation (see `audit.rs`).
+//! - **Retention is idempotent and batched.** Each batch of at most
+//!   `batch_size` rows is one unit (one transaction in PostgreSQL) with its
+//!   own event; the rows a run touches are chosen before it starts, so a
+//!   second run at the same `now` finds nothing left to do.
+//! - **The audit trail is never rewritten.** A purge only removes the
+//!   chain's oldest prefix and moves its anchor, attested by the
+//!   `audit.purged` entry it appends; anonymization and erasure only drop
+//!   an entry's ip, user agent and salt — so the chain still verifies.
+//! - **Consents are append-only**; the current state is the latest entry.
+//! - **Erasure is all or nothing**: refused (nothing changed) when it would
+//!   leave a tenant without an active owner.
+
+use super::{perm, MemoryBackend, State, TenantRows};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::audit::chain::{self, Digest, PURGE_ACTION};
+use insightpulse_core::audit::{Actor, AuditEvent, Diff, PLATFORM_TENANT};
+use insightpulse_core::clock::truncate_to_micros;
+use insightpulse_core::privacy::{
+    erased_email, hashed_email, Consent, ConsentChange, DataCategory, DataPolicy, ErasureReport,
+    NewDataPolicy, PrivacyRepo, RetentionAction, RetentionOutcome, RetentionReport,
+};
+use insightpulse_core::{
+    ConsentId, ConsentPurpose, Context, Email, Error, InvitationId, RequestMeta, Result, TenantId,
+    UserId,
+};
+
+/// The domain [`hashed_email`] pseudonyms end with: an invitation whose
+/// email has it was already anonymized.
+const HASHED_EMAIL_SUFFIX: &str = "@anonymized.invalid";
+
+/// What a retention step did: rows deleted and rows anonymized.
+type Counts = (u64, u64);
+
+/// The diff of a `retention.applied` event.
+fn retention_event(
+    category: DataCategory,
+    cutoff: DateTime<Utc>,
+    (deleted, anonymized): Counts,
+) -> Result<AuditEvent> {
+    AuditEvent::new(
+        "retention.applied",
+        "data_policy",
+        Some(category.as_str()),
+        Diff::new()
+            .set("cutoff", cutoff)
+            .set("deleted", deleted)
+            .set("anonymized", anonymized),
+    )
+}
+
+/// One run of `enforce_retention` in one tenant: who runs it, the policy's
+/// cutoff, the batch size and the instant its events are stamped with (the
+/// backend's clock, not the run's `now`).
+struct RetentionRun<'a> {
+    ctx: &'a Context,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+    cutoff: DateTime<Utc>,
+    batch_size: usize,
+    at: DateTime<Utc>,
+}
+
+impl State {
+    // --- retention --------------------------------------------------------
+
+    /// AuditLogs + Delete: purges the longest prefix of the chain whose
+    /// entries are all older than the cutoff, batch by batch; each batch
+    /// moves the anchor to its last entry and appends the `audit.purged`
+    /// entry that attests it.
+    fn purge_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        let Some(chain_of_tenant) = self.audit_chains.get(&run.tenant) else {
+            return Ok((0, 0));
+        };
+        // Chosen before the first batch: the entries this run appends are
+        // never part of the prefix it purges.
+        let doomed: Vec<(i64, Digest)> = chain_of_tenant
+            .entries
+            .values()
+            .take_while(|r| r.stored.created_at < run.cutoff)
+            .map(|r| (r.stored.seq, r.stored.hash))
+            .collect();
+        let mut deleted = 0;
+        for batch in doomed.chunks(run.batch_size) {
+            let Some(&(through_seq, through_hash)) = batch.last() else {
+                continue;
+            };
+            let event = AuditEvent::new(
+                PURGE_ACTION,
+                "audit_log",
+                None::<String>,
+                Diff::new()
+                    .set("through_seq", through_seq)
+                    .set("through_hash", chain::hex(&through_hash))
+                    .set("deleted", batch.len())
+                    .set("cutoff", run.cutoff),
+            )?;
+            if let Some(c) = self.audit_chains.get_mut(&run.tenant) {
+                c.entries = c.entries.split_off(&(through_seq + 1));
+                c.head.anchor_seq = through_seq;
+                c.head.anchor_hash = through_hash;
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            deleted += batch.len() as u64;
+        }
+        Ok((deleted, 0))
+    }
+
+    /// AuditLogs + Anonymize: erases the personal fields of the entries
+    /// older than the cutoff that still hold any.
+    fn anonymize_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        let Some(c) = self.audit_chains.get(&run.tenant) else {
+            return Ok((0, 0));
+        };
+        let targets: Vec<i64> = c
+            .entries
+            .values()
+            .filter(|r| r.stored.created_at < run.cutoff && r.has_personal_data())
+            .map(|r| r.stored.seq)
+            .collect();
+        let mut anonymized = 0;
+        for batch in targets.chunks(run.batch_size) {
+            let counts = (0, batch.len() as u64);
+            let event = retention_event(DataCategory::AuditLogs, run.cutoff, counts)?;
+            if let Some(c) = self.audit_chains.get_mut(&run.tenant) {
+                for seq in batch {
+                    if let Some(row) = c.entries.get_mut(seq) {
+                        row.erase_personal_data();
+                    }
+                }
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            anonymized += counts.1;
+        }
+        Ok((0, anonymized))
+    }
+
+    /// Invitations: those older than the cutoff that are no longer pending
+    /// at `now` are deleted, or have their email replaced by its pseudonym.
+    fn retire_invitations(&mut self, run: &RetentionRun<'_>, delete: bool) -> Result<Counts> {
+        let mut targets: Vec<(DateTime<Utc>, InvitationId, Email)> = self
+            .invitations
+            .of_tenant(run.tenant)
+            .map(|r| &r.inv)
+            .filter(|i| i.created_at < run.cutoff)
+            .filter(|i| {
+                i.accepted_at.is_some() || i.revoked_at.is_some() || i.expires_at <= run.now
+            })
+            .filter(|i| delete || !i.email.as_str().ends_with(HASHED_EMAIL_SUFFIX))
+            .map(|i| (i.created_at, i.id, i.email.clone()))
+            .collect();
+        targets.sort_by_key(|(at, id, _)| (*at, *id));
+        let (mut deleted, mut anonymized) = (0, 0);
+        for batch in targets.chunks(run.batch_size) {
+            let n = batch.len() as u64;
+            let counts = if delete { (n, 0) } else { (0, n) };
+            let event = retention_event(DataCategory::Invitations, run.cutoff, counts)?;
+            // The only rule an invitations policy can hold is `email: hash`
+            // (NewDataPolicy::validate), so anonymizing means exactly that.
+            let pseudonyms = if delete {
+                Vec::new()
+            } else {
+                batch
+                    .iter()
+                    .map(|(_, _, email)| Email::parse(&hashed_email(email.as_str())))
+                    .collect::<Result<Vec<Email>>>()?
+            };
+            if delete {
+                for (_, id, _) in batch {
+                    self.remove_invitation(run.tenant, *id);
+                }
+            } else {
+                for ((_, id, _), pseudonym) in batch.iter().zip(pseudonyms) {
+                    if let Some(row) = self.invitations.get_mut(&(run.tenant, *id)) {
+                        row.inv.email = pseudonym;
+                    }
+                }
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            deleted += counts.0;
+            anonymized += counts.1;
+        }
+        Ok((deleted, anonymized))
+    }
+
+    // --- consents ---------------------------------------------------------
+
+    /// The tenant of a consent call about `user`, after the checks every
+    /// consent call makes: the tenant is visible, the user is a member (any
+    /// status), and the caller is the user, the system or holds
+    /// `consent.manage`.
+    fn consent_tenant(&self, ctx: &Context, user: UserId) -> Result<TenantId> {
+        let t = self.visible_tenant(ctx)?;
+        if !self.memberships.contains_key(&(t, user)) {
+            return Err(Error::not_found("user"));
+        }
+        if ctx.user_id() != Some(user) && !self.allows(ctx, t, &perm("consent.manage"), None) {
+            return Err(Error::denied("consent.manage"));
+        }
+        Ok(t)
+    }
+
+    /// `user`'s consent history in `t`, oldest first: by `recorded_at`, then
+    /// in the order recorded (the sort is stable over insertion order).
+    fn consent_history_of(&self, t: TenantId, user: UserId) -> Vec<&Consent> {
+        let mut out: Vec<&Consent> = self
+            .consents
+            .get(&t)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.user_id == user)
+            .collect();
+        out.sort_by_key(|c| c.recorded_at);
+        out
+    }
+
+    /// Whether the latest entry of `user` for `purpose` in `t` is a grant.
+    fn consents(&self, t: TenantId, user: UserId, purpose: &ConsentPurpose) -> bool {
+        self.consent_history_of(t, user)
+            .into_iter()
+            .rev()
+            .find(|c| &c.purpose == purpose)
+            .is_some_and(|c| c.granted)
+    }
+
+    /// Appends a consent entry and its event.
+    fn append_consent(
+        &mut self,
+        ctx: &Context,
+        t: TenantId,
+        change: ConsentChange,
+        granted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Consent> {
+        let consent = Consent {
+            id: ConsentId::new(),
+            tenant_id: t,
+            user_id: change.user,
+            purpose: change.purpose,
+            policy_version: change.policy_version,
+            source: change.source,
+            granted,
+            recorded_at: truncate_to_micros(now),
+            recorded_by: Actor::of(ctx),
+        };
+        let event = AuditEvent::new(
+            if granted {
+                "consent.granted"
+            } else {
+                "consent.withdrawn"
+            },
+            "consent",
+            Some(consent.id),
+            Diff::new()
+                .set("user_id", consent.user_id)
+                .set("purpose", &consent.purpose)
+                .set("policy_version", &consent.policy_version)
+                .set("source", &consent.source),
+        )?;
+        self.consents.entry(t).or_default().push(consent.clone());
+        self.audit(ctx, t, event, now);
+        Ok(consent)
+    }
+}
+
+#[async_trait]
+impl PrivacyRepo for MemoryBackend {
+    async fn set_data_policy(&self, ctx: &Context, policy: NewDataPolicy) -> Result<DataPolicy> {
+        self.run(ctx, "PrivacyRepo.set_data_policy", || {
+            policy.validate()?;
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, "data_policy.manage", None)?;
+            let event = AuditEvent::new(
+                "data_policy.set",
+                "data_policy",
+                Some(policy.category.as_str()),
+                Diff::new()
+                    .set("retention_days", policy.retention.get())
+                    .set("action", policy.action.as_str()),
+            )?;
+            let stored = DataPolicy {
+                tenant_id: t,
+                category: policy.category,
+                retention: policy.retention,
+                action: policy.action,
+                updated_at: now,
+            };
+            st.data_policies
+                .insert((t, stored.category), stored.clone());
+            st.audit(ctx, t, event, now);
+            Ok(stored)
+        })
+    }
+
+    async fn list_data_policies(&self, ctx: &Context) -> Result<Vec<DataPolicy>> {
+        self.run(ctx, "PrivacyRepo.list_data_policies", || {
+            let st = self.lock();
+            let Some(t) = st.list_tenant(ctx)? else {
+                return Ok(Vec::new());
+            };
+            st.require(ctx, t, "data_policy.manage", None)?;
+            // Keyed by (tenant, category), and DataCategory orders as
+            // DataCategory::ALL: the range is already in category order.
+            Ok(st.data_policies.of_tenant(t).cloned().collect())
+        })
+    }
+
+    async fn delete_data_policy(&self, ctx: &Context, category: DataCategory) -> Result<()> {
+        self.run(ctx, "PrivacyRepo.delete_data_policy", || {
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, "data_policy.manage", None)?;
+            if !st.data_policies.contains_key(&(t, category)) {
+                return Err(Error::not_found("data_policy"));
+            }
+            let event = AuditEvent::new(
+                "data_policy.deleted",
+                "data_policy",
+                Some(category.as_str()),
+                Diff::new(),
+            )?;
+            st.data_policies.remove(&(t, category));
+            st.audit(ctx, t, event, now);
+            Ok(())
+        })
+    }
+
+    async fn enforce_retention(
+        &self,
+        ctx: &Context,
+        now: DateTime<Utc>,
+        batch_size: u32,
+    ) -> Result<RetentionReport> {
+        self.run(ctx, "PrivacyRepo.enforce_retention", || {
+            // Who may run it is decided before what was asked (as in
+            // PostgreSQL): a non-system caller learns nothing from its input.
+            if !ctx.is_system() {
+                return Err(Error::denied("system"));
+            }
+            if batch_size == 0 {
+                return Err(Error::validation("batch_size", "must be at least 1"));
+            }
+            let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
+            let at = self.now();
+            let mut st = self.lock();
+            // Keyed by (tenant, category): already in the report's order.
+            let policies: Vec<DataPolicy> = st.data_policies.values().cloned().collect();
+            let mut report = RetentionReport::default();
+            for policy in policies {
+                let run = RetentionRun {
+                    ctx,
+                    tenant: policy.tenant_id,
+                    now,
+                    cutoff: policy.retention.cutoff(now),
+                    batch_size,
+                    at,
+                };
+                let delete = policy.action == RetentionAction::Delete;
+                let counts = match policy.category {
+                    DataCategory::AuditLogs if delete => Some(st.purge_audit(&run)?),
+                    DataCategory::AuditLogs => Some(st.anonymize_audit(&run)?),
+                    DataCategory::Invitations => Some(st.retire_invitations(&run, delete)?),
+                    // No module stores these yet: the policy waits for it.
+                    _ => None,
+                };
+                debug_assert_eq!(counts.is_some(), policy.category.is_stored());
+                let (deleted, anonymized) = counts.unwrap_or((0, 0));
+                report.outcomes.push(RetentionOutcome {
+                    tenant_id: policy.tenant_id,
+                    category: policy.category,
+                    cutoff: run.cutoff,
+                    deleted,
+                    anonymized,
+                    applied: counts.is_some(),
+                });
+            }
+            Ok(report)
+        })
+    }
+
+    async fn record_consent(&self, ctx: &Context, change: ConsentChange) -> Result<Consent> {
+        self.run(ctx, "PrivacyRepo.record_consent", || {
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.consent_tenant(ctx, change.user)?;
+            st.append_consent(ctx, t, change, true, now)
+        })
+    }
+
+    async fn withdraw_consent(&self, ctx: &Context, change: ConsentChange) -> Result<Consent> {
+        self.run(ctx, "PrivacyRepo.withdraw_consent", || {
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.consent_tenant(ctx, change.user)?;
+            if !st.consents(t, change.user, &change.purpose) {
+                return Err(Error::invalid_state(
+                    "consent",
+                    "the user does not currently consent to this purpose",
+                ));
+            }
+            st.append_consent(ctx, t, change, false, now)
+        })
+    }
+
+    async fn has_consent(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        purpose: &ConsentPurpose,
+    ) -> Result<bool> {
+        self.run(ctx, "PrivacyRepo.has_consent", || {
+            let st = self.lock();
+            let t = st.consent_tenant(ctx, user)?;
+            Ok(st.consents(t, user, purpose))
+        })
+    }
+
+    async fn consent_history(&self, ctx: &Context, user: UserId) -> Result<Vec<Consent>> {
+        self.run(ctx, "PrivacyRepo.consent_history", || {
+            let st = self.lock();
+            let t = st.consent_tenant(ctx, user)?;
+            Ok(st
+                .consent_history_of(t, user)
+                .into_iter()
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn erase_user(&self, ctx: &Context, user: UserId) -> Result<ErasureReport> {
+        self.run(ctx, "PrivacyRepo.erase_user", || {
+            let by_self = ctx.user_id() == Some(user);
+            if !ctx.is_system() && !by_self {
+                return Err(Error::denied("system"));
+            }
+            let now = self.now();
+            let mut st = self.lock();
+            let old_email = st
+                .users
+                .get(&user)
+                .map(|u| u.user.email.clone())
+                .ok_or_else(|| Error::not_found("user"))?;
+            // The (user, tenant) index yields the tenants in id order.
+            let tenants: Vec<TenantId> = st.tenants_of_user(user).collect();
+            if tenants
+                .iter()
+                .any(|t| st.is_active_owner(*t, user) && st.active_owner_count(*t) <= 1)
+            {
+                return Err(Error::invalid_state(
+                    "member",
+                    "the last active owner of a tenant cannot be erased",
+                ));
+            }
+            let pseudonym = Email::parse(&erased_email(user))?;
+            let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
+
+            let audit_entries_pseudonymized = st.erase_audit_personal_data(user);
+            let mut identities_removed = 0;
+            for t in &tenants {
+                identities_removed += st
+                    .identities
+                    .of_tenant(*t)
+                    .filter(|i| i.user_id == user)
+                    .count() as u64;
+                st.delete_membership(*t, user);
+            }
+            let invitations: Vec<(TenantId, InvitationId)> = st
+                .invitations
+                .iter()
+                .filter(|(_, r)| r.inv.email == old_email)
+                .map(|(key, _)| *key)
+                .collect();
+            for (t, id) in &invitations {
+                st.remove_invitation(*t, *id);
+            }
+            st.set_user_email(user, pseudonym);
+            if let Some(row) = st.users.get_mut(&user) {
+                row.user.full_name = None;
+                row.user.has_password = false;
+                row.user.updated_at = now;
+                row.password_hash = None;
+            }
+
+            // The erased user's own request would put their address and
+            // user agent straight back into the trail.
+            let request = if by_self {
+                RequestMeta {
+                    request_id: ctx.request().request_id.clone(),
+                    ip: None,
+                    user_agent: None,
+                }
+            } else {
+                ctx.request().clone()
+            };
+            for t in tenants.iter().copied().chain([PLATFORM_TENANT]) {
+                st.append_audit(t, Actor::of(ctx), &request, event.clone(), now);
+            }
+            Ok(ErasureReport {
+                user_id: user,
+                memberships_removed: tenants.len() as u64,
+                tenants,
+                identities_removed,
+                invitations_removed: invitations.len() as u64,
+                audit_entries_pseudonymized,
+            })
+        })
+    }
+}
