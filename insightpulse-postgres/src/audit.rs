@@ -66,8 +66,7 @@ pub(crate) async fn append(
     at: DateTime<Utc>,
 ) -> Result<AuditEntryId> {
     let id = AuditEntryId::new();
-    let salt = chain::new_salt();
-    let digest = chain::pii_digest(&salt, request.ip, request.user_agent.as_deref());
+    let (salt, digest) = chain::commit_personal(request.ip, request.user_agent.as_deref()).unzip();
     // seq, prev_hash and hash are placeholders the chain trigger overwrites.
     sqlx::query(
         "INSERT INTO audit_logs (tenant_id, created_at, id, actor_kind, user_id, api_key_id,
@@ -91,7 +90,7 @@ pub(crate) async fn append(
     .bind(request.ip.map(|ip| ip.to_string()))
     .bind(request.user_agent.as_deref())
     .bind(request.request_id.as_deref())
-    .bind(digest.map(|_| salt))
+    .bind(salt)
     .bind(digest.map(Vec::from))
     .execute(&mut **tx)
     .await

@@ -115,6 +115,15 @@ pub fn pii_digest(salt: &[u8], ip: Option<IpAddr>, user_agent: Option<&str>) -> 
     Some(h.finalize().into())
 }
 
+/// A fresh salt and the commitment to `ip` and `user_agent` under it, for a
+/// new entry; `None` when there is nothing personal to commit to (such an
+/// entry has neither salt nor digest).
+pub fn commit_personal(ip: Option<IpAddr>, user_agent: Option<&str>) -> Option<(Vec<u8>, Digest)> {
+    let salt = new_salt();
+    let digest = pii_digest(&salt, ip, user_agent)?;
+    Some((salt, digest))
+}
+
 /// A fresh 16-byte salt for [`pii_digest`].
 pub fn new_salt() -> Vec<u8> {
     use rand::RngCore;

@@ -99,12 +99,7 @@ impl State {
             .entry(tenant)
             .or_insert_with(AuditChain::empty);
         let (ip, user_agent) = (request.ip, request.user_agent.clone());
-        // A salt only where there is something to commit to, as the spec
-        // and PostgreSQL do: an entry without personal fields has neither.
-        let pii_salt = (ip.is_some() || user_agent.is_some()).then(chain::new_salt);
-        let pii_digest = pii_salt
-            .as_deref()
-            .and_then(|salt| chain::pii_digest(salt, ip, user_agent.as_deref()));
+        let (pii_salt, pii_digest) = chain::commit_personal(ip, user_agent.as_deref()).unzip();
         let id = AuditEntryId::new();
         let mut stored = StoredEntry {
             seq: chain.head.seq + 1,
