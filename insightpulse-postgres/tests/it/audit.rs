@@ -353,3 +353,40 @@ async fn maintenance_moves_default_rows_into_their_new_partition(pool: PgPool) {
         Some("42501")
     );
 }
+
+/// The seed's "Audit Report", verbatim, runs on this schema as a reader of
+/// the trail and shows only that tenant's entries.
+#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+async fn the_seeds_audit_report_query_runs_as_written(pool: PgPool) {
+    let (backend, t, ctx) = trail(&pool, 2).await;
+    let other = user(&backend.repos(), "other@bravo.io").await;
+    tenant(&backend.repos(), other.id, "bravo").await;
+    let mut tx = acting_as(&pool, &ctx).await;
+    let rows: Vec<(
+        Option<String>,
+        String,
+        String,
+        DateTime<Utc>,
+        Option<String>,
+    )> = sqlx::query_as(&format!(
+        "SELECT
+               u.email,
+               al.action,
+               al.target_type,
+               al.created_at,
+               host(al.ip)
+             FROM audit_logs al
+             LEFT JOIN users u ON al.user_id = u.id
+             WHERE al.tenant_id = '{t}'
+               AND al.created_at >= now() - interval '30 days'
+             ORDER BY al.created_at DESC"
+    ))
+    .fetch_all(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r.0.as_deref() == Some("owner@acme.io")));
+    assert_eq!(rows.iter().filter(|r| r.1 == "report.exported").count(), 2);
+    assert_eq!(rows[0].4.as_deref(), Some("203.0.113.7"));
+}
