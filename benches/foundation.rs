@@ -19,85 +19,15 @@ use insightpulse::{
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use uuid::Uuid;
+
+mod common;
+use common::{bench_database, compare, report, us, Stats, PER_ROUND, ROUNDS};
 
 const TENANTS: i64 = 10_000;
 const PROJECTS_PER_TENANT: i64 = 50;
-const ROUNDS: usize = 10;
-const PER_ROUND: usize = 300;
 
-struct Stats {
-    samples: Vec<Duration>,
-}
-
-impl Stats {
-    fn new() -> Self {
-        Self {
-            samples: Vec::new(),
-        }
-    }
-    fn p(&self, q: f64) -> Duration {
-        let mut s = self.samples.clone();
-        s.sort();
-        s[((s.len() as f64 - 1.0) * q) as usize]
-    }
-    fn mean(&self) -> Duration {
-        self.samples.iter().sum::<Duration>() / self.samples.len() as u32
-    }
-    fn ops(&self) -> f64 {
-        1.0 / self.mean().as_secs_f64()
-    }
-}
-
-fn us(d: Duration) -> String {
-    format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-fn report(name: &str, sdk: &Stats, base: &Stats, goal: f64) {
-    let ratio = sdk.mean().as_secs_f64() / base.mean().as_secs_f64();
-    let p50_ratio = sdk.p(0.5).as_secs_f64() / base.p(0.5).as_secs_f64();
-    println!(
-        "{name:<34} SDK p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | raw p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | ratio mean {ratio:.2}× p50 {p50_ratio:.2}× (goal ≤ {goal}×)",
-        us(sdk.p(0.5)),
-        us(sdk.p(0.99)),
-        sdk.ops(),
-        us(base.p(0.5)),
-        us(base.p(0.99)),
-        base.ops(),
-    );
-}
-
-/// Times `sdk` and `base` alternately, `ROUNDS` × `PER_ROUND` calls each.
-async fn compare<A, B, FA, FB>(mut sdk: A, mut base: B) -> (Stats, Stats)
-where
-    A: FnMut() -> FA,
-    B: FnMut() -> FB,
-    FA: std::future::Future<Output = ()>,
-    FB: std::future::Future<Output = ()>,
-{
-    let (mut s, mut b) = (Stats::new(), Stats::new());
-    for _ in 0..50 {
-        sdk().await;
-        base().await;
-    }
-    for _ in 0..ROUNDS {
-        for _ in 0..PER_ROUND {
-            let t = Instant::now();
-            sdk().await;
-            s.samples.push(t.elapsed());
-        }
-        for _ in 0..PER_ROUND {
-            let t = Instant::now();
-            base().await;
-            b.samples.push(t.elapsed());
-        }
-    }
-    (s, b)
-}
-
-/// The bench database: reused when a previous run seeded it completely,
-/// created afresh (and migrated, then seeded) otherwise.
 /// A point read sent on a held connection: a simple-query message as is,
 /// or sqlx's extended protocol with binds.
 enum Msg<'a> {
@@ -139,47 +69,6 @@ async fn compare_on(conn: &mut sqlx::PgConnection, a: Msg<'_>, b: Msg<'_>) -> (S
         }
     }
     (sa, sb)
-}
-
-async fn bench_database(admin_url: &str) -> String {
-    let url = url_with_db(admin_url, "insightpulse_bench");
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(admin_url)
-        .await
-        .expect("connect DATABASE_URL");
-    let complete = match PgPoolOptions::new().max_connections(1).connect(&url).await {
-        Ok(pool) => sqlx::query_scalar::<_, i64>("SELECT count(*) FROM projects")
-            .fetch_one(&pool)
-            .await
-            .is_ok_and(|n| n == TENANTS * PROJECTS_PER_TENANT),
-        Err(_) => false,
-    };
-    if !complete {
-        sqlx::query("DROP DATABASE IF EXISTS insightpulse_bench WITH (FORCE)")
-            .execute(&admin)
-            .await
-            .unwrap();
-        sqlx::query("CREATE DATABASE insightpulse_bench")
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    url
-}
-
-fn url_with_db(url: &str, db: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let base = match base.rfind('/') {
-        Some(i) if base[..i].contains("//") && i > base.find("//").unwrap() + 1 => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
 }
 
 /// Seeds the 10,000 × 50 data set once (as the pool's superuser, in bulk).
@@ -473,9 +362,17 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` probes; nothing to list
     }
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let url = bench_database(&admin).await;
+    // Reused when a previous run seeded it completely, created afresh (and
+    // migrated, then seeded) otherwise.
+    let url = bench_database(
+        &common::admin_url(),
+        "insightpulse_bench",
+        &format!(
+            "SELECT count(*) = {} FROM projects",
+            TENANTS * PROJECTS_PER_TENANT
+        ),
+    )
+    .await;
     postgres(&url).await;
     memory().await;
 }

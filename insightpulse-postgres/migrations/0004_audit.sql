@@ -60,14 +60,17 @@ CREATE INDEX idx_audit_logs_tenant_seq ON audit_logs (tenant_id, seq);
 -- a user acts in a tenant's trail.
 CREATE INDEX idx_audit_logs_user ON audit_logs (user_id, tenant_id) WHERE user_id IS NOT NULL;
 
--- One row per chain: the last position and hash, and the anchor a purge left.
+-- One row per chain: the last position and hash (and the one before, so
+-- that linking is one UPDATE), and the anchor a purge left. Every append
+-- updates its tenant's row: the low fillfactor keeps those updates HOT.
 CREATE TABLE audit_chain_heads (
     tenant_id   uuid PRIMARY KEY,
     seq         bigint NOT NULL DEFAULT 0,
     hash        bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex'),
+    prev_hash   bytea,
     anchor_seq  bigint NOT NULL DEFAULT 0,
     anchor_hash bytea NOT NULL DEFAULT decode(repeat('00', 32), 'hex')
-);
+) WITH (fillfactor = 20);
 
 -- ---------------------------------------------------------------------------
 -- The hash chain.
@@ -78,59 +81,106 @@ CREATE FUNCTION audit.field(v text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN v IS NULL THEN '-' ELSE octet_length(v)::text || ':' || v END $$;
 
--- The hash of an entry (see chain.rs for the encoding).
-CREATE FUNCTION audit.entry_hash(e audit_logs) RETURNS bytea
+-- The hash of an entry (see chain.rs for the encoding), from its parts: a
+-- plain STABLE SQL expression, so the chain trigger's statement inlines it
+-- into its cached plan instead of calling a function per entry.
+CREATE FUNCTION audit.entry_hash(
+    p_prev_hash bytea, p_seq bigint, p_tenant_id uuid, p_id uuid, p_created_at timestamptz,
+    p_actor_kind audit_actor_kind, p_user_id uuid, p_api_key_id uuid, p_actor_reason text,
+    p_action text, p_target_type text, p_target_id text, p_diff jsonb, p_request_id text,
+    p_pii_digest bytea) RETURNS bytea
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
 SELECT sha256(convert_to(concat(
     'ipaudit1',
-    '|', audit.field(encode(e.prev_hash, 'hex')),
-    '|', audit.field(e.seq::text),
-    '|', audit.field(e.tenant_id::text),
-    '|', audit.field(e.id::text),
-    '|', audit.field(to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
-    '|', audit.field(e.actor_kind::text),
-    '|', audit.field(e.user_id::text),
-    '|', audit.field(e.api_key_id::text),
-    '|', audit.field(e.actor_reason),
-    '|', audit.field(e.action),
-    '|', audit.field(e.target_type),
-    '|', audit.field(e.target_id),
-    '|', audit.field(e.diff::text),
-    '|', audit.field(e.request_id),
-    '|', audit.field(encode(e.pii_digest, 'hex'))), 'UTF8'))
+    '|', audit.field(encode(p_prev_hash, 'hex')),
+    '|', audit.field(p_seq::text),
+    '|', audit.field(p_tenant_id::text),
+    '|', audit.field(p_id::text),
+    '|', audit.field(to_char(p_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+    '|', audit.field(p_actor_kind::text),
+    '|', audit.field(p_user_id::text),
+    '|', audit.field(p_api_key_id::text),
+    '|', audit.field(p_actor_reason),
+    '|', audit.field(p_action),
+    '|', audit.field(p_target_type),
+    '|', audit.field(p_target_id),
+    '|', audit.field(p_diff::text),
+    '|', audit.field(p_request_id),
+    '|', audit.field(encode(p_pii_digest, 'hex'))), 'UTF8'))
 $$;
 
--- BEFORE INSERT: links the entry into its tenant's chain. It takes the next
--- position under the head's row lock, so concurrent writers of one tenant
--- queue up and the chain never forks, and it overwrites whatever seq and
--- hashes the inserter sent. A user or API key (role authenticated) may only
--- write entries naming itself as the actor; the system (service_role)
--- writes on behalf of others, e.g. an invitation's acceptor. SECURITY
--- DEFINER because the heads are not writable at runtime; the 'role'
--- setting still names the caller's role inside it.
+-- The hash a stored entry should have (for checks by hand).
+CREATE FUNCTION audit.entry_hash(e audit_logs) RETURNS bytea
+    LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+SELECT audit.entry_hash(e.prev_hash, e.seq, e.tenant_id, e.id, e.created_at, e.actor_kind,
+                        e.user_id, e.api_key_id, e.actor_reason, e.action, e.target_type,
+                        e.target_id, e.diff, e.request_id, e.pii_digest)
+$$;
+
+-- BEFORE INSERT: checks who writes, then links the entry into its tenant's
+-- chain.
+--
+-- Who writes: a user (role authenticated) only into a tenant where its
+-- membership is active and only naming itself as the actor; an API key
+-- only into its tenant, naming itself. This is the INSERT rule of the
+-- table (its policy lets every row through to here): checked once per
+-- entry, it costs one index probe, where the usual policy would add a
+-- second call of auth.user_tenant_ids() to every audited mutation. The
+-- system (service_role) writes on behalf of others, e.g. an invitation's
+-- acceptor.
+--
+-- Linking: one UPDATE of the head takes the next position and the previous
+-- hash under the head's row lock (so concurrent writers of one tenant queue
+-- up and the chain never forks) and records the new hash, overwriting
+-- whatever seq and hashes the inserter sent.
+--
+-- SECURITY DEFINER because the heads are not writable at runtime; the
+-- 'role' setting still names the caller's role inside it.
 CREATE FUNCTION audit.chain_entry() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = public, pg_temp
+    -- The linking statement's plan does not depend on the entry: plan it
+    -- once per connection, not on each of the first five entries (measured:
+    -- ~400 µs per custom plan, ~85 µs per call with the generic one).
+    SET plan_cache_mode = force_generic_plan
 AS $$
+DECLARE
+    c jsonb;
 BEGIN
-    IF current_setting('role') = 'authenticated' AND NOT (
-        (NEW.actor_kind = 'user' AND NEW.user_id IS NOT DISTINCT FROM auth.uid())
-        OR (NEW.actor_kind = 'api_key' AND NEW.api_key_id IS NOT DISTINCT FROM auth.api_key_id())) THEN
-        RAISE EXCEPTION 'an audit entry must name its writer as the actor'
-            USING ERRCODE = 'insufficient_privilege';
+    IF current_setting('role') = 'authenticated' THEN
+        c := auth.claims();
+        IF NOT coalesce(CASE
+            WHEN c ? 'api_key_id' THEN
+                NEW.actor_kind = 'api_key'
+                AND NEW.api_key_id = (c ->> 'api_key_id')::uuid
+                AND NEW.tenant_id = (c ->> 'tenant_id')::uuid
+            ELSE
+                NEW.actor_kind = 'user'
+                AND NEW.user_id = (c ->> 'sub')::uuid
+                AND EXISTS (SELECT 1 FROM org_memberships m
+                             WHERE m.tenant_id = NEW.tenant_id AND m.user_id = NEW.user_id
+                               AND m.status = 'active')
+            END, false) THEN
+            RAISE EXCEPTION 'an audit entry is written by a member of its tenant, naming itself as the actor'
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
     END IF;
-    UPDATE audit_chain_heads h SET seq = h.seq + 1
-     WHERE h.tenant_id = NEW.tenant_id
-    RETURNING h.seq, h.hash INTO NEW.seq, NEW.prev_hash;
-    IF NOT FOUND THEN
-        INSERT INTO audit_chain_heads (tenant_id) VALUES (NEW.tenant_id) ON CONFLICT DO NOTHING;
-        UPDATE audit_chain_heads h SET seq = h.seq + 1
+    FOR i IN 1 .. 2 LOOP
+        UPDATE audit_chain_heads h
+           SET seq = h.seq + 1,
+               prev_hash = h.hash,
+               hash = audit.entry_hash(h.hash, h.seq + 1, NEW.tenant_id, NEW.id, NEW.created_at,
+                                       NEW.actor_kind, NEW.user_id, NEW.api_key_id,
+                                       NEW.actor_reason, NEW.action, NEW.target_type,
+                                       NEW.target_id, NEW.diff, NEW.request_id, NEW.pii_digest)
          WHERE h.tenant_id = NEW.tenant_id
-        RETURNING h.seq, h.hash INTO NEW.seq, NEW.prev_hash;
-    END IF;
-    NEW.hash := audit.entry_hash(NEW);
-    UPDATE audit_chain_heads SET hash = NEW.hash WHERE tenant_id = NEW.tenant_id;
+        RETURNING h.seq, h.prev_hash, h.hash INTO NEW.seq, NEW.prev_hash, NEW.hash;
+        EXIT WHEN FOUND;
+        -- The tenant's first entry: create its head, then link.
+        INSERT INTO audit_chain_heads (tenant_id) VALUES (NEW.tenant_id) ON CONFLICT DO NOTHING;
+    END LOOP;
     RETURN NEW;
 END
 $$;
@@ -138,6 +188,34 @@ REVOKE ALL ON FUNCTION audit.chain_entry() FROM PUBLIC;
 
 CREATE TRIGGER audit_logs_chain BEFORE INSERT ON audit_logs
     FOR EACH ROW EXECUTE FUNCTION audit.chain_entry();
+
+-- The SDK's append: exactly an INSERT with these values, under the
+-- caller's own rights (SECURITY INVOKER: the grants, the policy and the
+-- chain trigger apply as to any INSERT). A function, so that the SDK can
+-- send it with COMMIT in one simple-query message while the INSERT's plan
+-- stays cached per connection.
+CREATE FUNCTION audit.append(
+    p_tenant_id uuid, p_created_at timestamptz, p_id uuid, p_actor_kind audit_actor_kind,
+    p_user_id uuid, p_api_key_id uuid, p_actor_reason text, p_action text, p_target_type text,
+    p_target_id text, p_diff jsonb, p_ip inet, p_user_agent text, p_request_id text,
+    p_pii_salt bytea, p_pii_digest bytea) RETURNS void
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- seq, prev_hash and hash are placeholders the chain trigger overwrites.
+    INSERT INTO public.audit_logs (tenant_id, created_at, id, actor_kind, user_id, api_key_id,
+                                   actor_reason, action, target_type, target_id, diff, ip,
+                                   user_agent, request_id, pii_salt, pii_digest,
+                                   seq, prev_hash, hash)
+    VALUES (p_tenant_id, p_created_at, p_id, p_actor_kind, p_user_id, p_api_key_id,
+            p_actor_reason, p_action, p_target_type, p_target_id, p_diff, p_ip,
+            p_user_agent, p_request_id, p_pii_salt, p_pii_digest, 0, '', '');
+END
+$$;
+REVOKE ALL ON FUNCTION audit.append(uuid, timestamptz, uuid, audit_actor_kind, uuid, uuid, text,
+    text, text, text, jsonb, inet, text, text, bytea, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION audit.append(uuid, timestamptz, uuid, audit_actor_kind, uuid, uuid, text,
+    text, text, text, jsonb, inet, text, text, bytea, bytea) TO authenticated, service_role;
 
 -- BEFORE UPDATE OR DELETE, for every role: an entry changes only by losing
 -- its personal fields (erasure), and is deleted only once a purge has moved
@@ -325,15 +403,20 @@ GRANT EXECUTE ON FUNCTION auth.tenants_with_permission(text) TO authenticated, s
 -- only to readers of the trail, and only for users who act in it.
 CREATE FUNCTION audit.actor_emails(p_tenant uuid, p_users uuid[])
     RETURNS TABLE (id uuid, email text)
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = public, pg_temp
 AS $$
-SELECT u.id, u.email
-  FROM users u
- WHERE u.id = ANY (p_users)
-   AND (current_setting('role') = 'service_role'
-        OR auth.user_has_permission('audit.read', p_tenant))
-   AND EXISTS (SELECT 1 FROM audit_logs a WHERE a.tenant_id = p_tenant AND a.user_id = u.id)
+BEGIN
+    IF NOT (current_setting('role') = 'service_role'
+            OR auth.user_has_permission('audit.read', p_tenant)) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT u.id, u.email
+          FROM users u
+         WHERE u.id = ANY (p_users)
+           AND EXISTS (SELECT 1 FROM audit_logs a WHERE a.user_id = u.id AND a.tenant_id = p_tenant);
+END
 $$;
 REVOKE ALL ON FUNCTION audit.actor_emails(uuid, uuid[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION audit.actor_emails(uuid, uuid[]) TO authenticated, service_role;
@@ -345,8 +428,9 @@ ALTER TABLE audit_chain_heads FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY audit_logs_select ON audit_logs FOR SELECT TO authenticated
     USING (tenant_id = ANY ((SELECT auth.tenants_with_permission('audit.read'))::uuid[]));
+-- Who may insert is checked by the chain trigger (see audit.chain_entry).
 CREATE POLICY audit_logs_insert ON audit_logs FOR INSERT TO authenticated
-    WITH CHECK (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    WITH CHECK (true);
 CREATE POLICY audit_chain_heads_select ON audit_chain_heads FOR SELECT TO authenticated
     USING (tenant_id = ANY ((SELECT auth.tenants_with_permission('audit.read'))::uuid[]));
 

@@ -11,7 +11,7 @@
 
 use crate::error::db;
 use crate::tenancy::{may_list, require, traced};
-use crate::uow::Tx;
+use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -23,25 +23,21 @@ use insightpulse_core::{
     ApiKeyId, AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType, TenantId,
     UserId,
 };
-use sqlx::Row;
+use sqlx::{Executor, Row};
 use uuid::Uuid;
 
 /// Entries a verification reads per round trip.
 const VERIFY_PAGE: i64 = 5_000;
 
 impl PgBackend {
-    /// Appends `event` to `tenant`'s trail inside `tx`, as the context's
-    /// principal with its request metadata.
-    pub(crate) async fn audit(
-        &self,
-        tx: &mut Tx,
-        ctx: &Context,
-        tenant: TenantId,
-        event: AuditEvent,
-    ) -> Result<AuditEntryId> {
+    /// Appends `event` to `tenant`'s trail in `tx`, as the context's
+    /// principal with its request metadata. The entry is sent with the
+    /// transaction's `COMMIT` (no round trip of its own), so it commits or
+    /// rolls back with the change; its errors surface from `commit`.
+    pub(crate) fn audit(&self, tx: &mut Tx, ctx: &Context, tenant: TenantId, event: AuditEvent) {
         #[cfg(feature = "bench-unaudited")]
         if self.unaudited {
-            return Ok(AuditEntryId::new());
+            return;
         }
         append(
             tx,
@@ -50,52 +46,101 @@ impl PgBackend {
             ctx.request(),
             &event,
             self.clock.now(),
-        )
-        .await
+        );
+    }
+
+    /// Like [`Self::audit`], but sent at once: for a change that takes away
+    /// the writer's own access to the tenant (leaving it, suspending
+    /// oneself, deleting the tenant), whose entry must be written while the
+    /// writer is still a member.
+    pub(crate) async fn audit_now(
+        &self,
+        tx: &mut Tx,
+        ctx: &Context,
+        tenant: TenantId,
+        event: AuditEvent,
+    ) -> Result<()> {
+        #[cfg(feature = "bench-unaudited")]
+        if self.unaudited {
+            return Ok(());
+        }
+        let statement = append_statement(
+            tenant,
+            &Actor::of(ctx),
+            ctx.request(),
+            &event,
+            self.clock.now(),
+        );
+        tx.execute(statement.as_str()).await.map_err(db)?;
+        Ok(())
     }
 }
 
-/// Appends an entry for `actor` (not necessarily the transaction's
-/// principal: the system writes on behalf of an invitation's acceptor).
-pub(crate) async fn append(
+/// Queues an entry for `actor` (not necessarily the transaction's
+/// principal: the system writes on behalf of an invitation's acceptor) to
+/// be appended with `tx`'s `COMMIT`. Returns the entry's id.
+pub(crate) fn append(
     tx: &mut Tx,
     tenant: TenantId,
     actor: &Actor,
     request: &RequestMeta,
     event: &AuditEvent,
     at: DateTime<Utc>,
-) -> Result<AuditEntryId> {
+) -> AuditEntryId {
     let id = AuditEntryId::new();
+    tx.queue(entry_statement(id, tenant, actor, request, event, at));
+    id
+}
+
+fn append_statement(
+    tenant: TenantId,
+    actor: &Actor,
+    request: &RequestMeta,
+    event: &AuditEvent,
+    at: DateTime<Utc>,
+) -> String {
+    entry_statement(AuditEntryId::new(), tenant, actor, request, event, at)
+}
+
+/// `SELECT audit.append(…)` with every value inlined as a literal (the
+/// statement travels in a simple-query message).
+fn entry_statement(
+    id: AuditEntryId,
+    tenant: TenantId,
+    actor: &Actor,
+    request: &RequestMeta,
+    event: &AuditEvent,
+    at: DateTime<Utc>,
+) -> String {
+    let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_owned(), quote_literal);
+    let uuid = |v: Option<uuid::Uuid>| v.map_or_else(|| "NULL".to_owned(), uuid_literal);
+    let bytes = |v: Option<&[u8]>| {
+        v.map_or_else(
+            || "NULL".to_owned(),
+            |b| format!("'\\x{}'::bytea", chain::hex(b)),
+        )
+    };
     let (salt, digest) = chain::commit_personal(request.ip, request.user_agent.as_deref()).unzip();
-    // seq, prev_hash and hash are placeholders the chain trigger overwrites.
-    sqlx::query(
-        "INSERT INTO audit_logs (tenant_id, created_at, id, actor_kind, user_id, api_key_id,
-                                 actor_reason, action, target_type, target_id, diff, ip,
-                                 user_agent, request_id, pii_salt, pii_digest,
-                                 seq, prev_hash, hash)
-         VALUES ($1, $2, $3, $4::audit_actor_kind, $5, $6, $7, $8, $9, $10, $11, $12::inet,
-                 $13, $14, $15, $16, 0, '', '')",
+    let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    format!(
+        "SELECT audit.append({}, {}::timestamptz, {}, {}::audit_actor_kind, {}, {}, {}, {}, {}, {}, {}::jsonb, {}::inet, {}, {}, {}, {})",
+        uuid_literal(tenant.0),
+        quote_literal(&at),
+        uuid_literal(id.0),
+        quote_literal(actor.kind()),
+        uuid(actor.user_id().map(|u| u.0)),
+        uuid(actor.api_key_id().map(|k| k.0)),
+        text(actor.reason()),
+        quote_literal(event.action().as_str()),
+        quote_literal(event.target_type().as_str()),
+        text(event.target_id()),
+        quote_literal(&event.diff().to_string()),
+        text(request.ip.map(|ip| ip.to_string()).as_deref()),
+        text(request.user_agent.as_deref()),
+        text(request.request_id.as_deref()),
+        bytes(salt.as_deref()),
+        bytes(digest.as_ref().map(|d| d.as_slice())),
     )
-    .bind(tenant.0)
-    .bind(at)
-    .bind(id.0)
-    .bind(actor.kind())
-    .bind(actor.user_id().map(|u| u.0))
-    .bind(actor.api_key_id().map(|k| k.0))
-    .bind(actor.reason())
-    .bind(event.action().as_str())
-    .bind(event.target_type().as_str())
-    .bind(event.target_id())
-    .bind(event.diff())
-    .bind(request.ip.map(|ip| ip.to_string()))
-    .bind(request.user_agent.as_deref())
-    .bind(request.request_id.as_deref())
-    .bind(salt)
-    .bind(digest.map(Vec::from))
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    Ok(id)
 }
 
 /// Refuses unless `ctx` may read `tenant`'s trail: holders of `audit.read`,
@@ -192,7 +237,14 @@ impl AuditRepo for PgBackend {
             } else {
                 require(&mut tx, ctx, t, None, None).await?;
             }
-            let id = self.audit(&mut tx, ctx, t, event).await?;
+            let id = append(
+                &mut tx,
+                t,
+                &Actor::of(ctx),
+                ctx.request(),
+                &event,
+                self.clock.now(),
+            );
             tx.commit().await.map_err(db)?;
             Ok(id)
         })
@@ -202,7 +254,7 @@ impl AuditRepo for PgBackend {
         traced!(ctx, "AuditRepo.query", {
             let t = ctx.require_tenant()?;
             q.validate()?;
-            let mut tx = self.begin(ctx).await?;
+            let mut tx = self.begin_generic_plans(ctx).await?;
             if !ctx.is_system() && !may_list(&mut tx, ctx, t, "audit.read").await? {
                 return Ok(AuditPage {
                     entries: vec![],

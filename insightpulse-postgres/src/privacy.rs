@@ -199,13 +199,8 @@ impl PgBackend {
             .set("purpose", &change.purpose)
             .set("policy_version", &change.policy_version)
             .set("source", &change.source);
-        self.audit(
-            &mut tx,
-            ctx,
-            t,
-            AuditEvent::new(action, "consent", Some(consent.id), diff)?,
-        )
-        .await?;
+        let event = AuditEvent::new(action, "consent", Some(consent.id), diff)?;
+        self.audit(&mut tx, ctx, t, event);
         tx.commit().await.map_err(db)?;
         Ok(consent)
     }
@@ -328,7 +323,7 @@ impl PgBackend {
                     )?
                 }
             };
-            self.audit(&mut tx, ctx, t, event).await?;
+            self.audit(&mut tx, ctx, t, event);
         }
         tx.commit().await.map_err(db)?;
         Ok(batch)
@@ -371,7 +366,7 @@ impl PrivacyRepo for PgBackend {
                 Some(policy.category.as_str()),
                 diff,
             )?;
-            self.audit(&mut tx, ctx, t, event).await?;
+            self.audit(&mut tx, ctx, t, event);
             tx.commit().await.map_err(db)?;
             policy_of(&row)
         })
@@ -418,7 +413,7 @@ impl PrivacyRepo for PgBackend {
                 Some(category.as_str()),
                 Diff::new(),
             )?;
-            self.audit(&mut tx, ctx, t, event).await?;
+            self.audit(&mut tx, ctx, t, event);
             tx.commit().await.map_err(db)
         })
     }
@@ -594,7 +589,7 @@ impl PrivacyRepo for PgBackend {
                 .map(TenantId)
                 .chain([PLATFORM_TENANT])
             {
-                append(&mut tx, t, &actor, &request, &event, now).await?;
+                append(&mut tx, t, &actor, &request, &event, now);
             }
             tx.commit().await.map_err(db)?;
             Ok(ErasureReport {

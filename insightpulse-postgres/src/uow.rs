@@ -32,11 +32,93 @@ use crate::PgBackend;
 use insightpulse_core::{Context, Principal, Result};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
-use sqlx::{Executor, FromRow, Postgres, Transaction};
+use sqlx::{Executor, FromRow, Postgres};
 use tracing::Span;
 
-/// A transaction running as the context's principal.
-pub type Tx = Transaction<'static, Postgres>;
+/// A unit of work: a transaction on a pooled connection, running as the
+/// context's principal. It derefs to the connection for its statements.
+///
+/// Audit entries queued with [`Tx::queue`] travel with `COMMIT`, in the
+/// same message: an audited mutation costs no extra round trip for its
+/// entry (measured: ~90 µs of ~330 µs the entry cost when sent on its own).
+///
+/// Dropped without [`Tx::commit`] (an early `?` return, a cancelled
+/// future), the transaction is rolled back on a spawned task before the
+/// connection goes back to the pool, or the connection is closed when no
+/// runtime is there to do it: an open transaction, with its role and
+/// claims, never reaches the next borrower.
+pub struct Tx {
+    conn: Option<PoolConnection<Postgres>>,
+    queued: Vec<String>,
+}
+
+impl Tx {
+    async fn open(pool: &sqlx::PgPool, begin: String) -> Result<Self> {
+        let mut tx = Self {
+            conn: Some(pool.acquire().await.map_err(db)?),
+            queued: Vec::new(),
+        };
+        // Without arguments, sqlx sends the text as one simple-query message.
+        tx.execute(begin.as_str()).await.map_err(db)?;
+        Ok(tx)
+    }
+
+    /// Queues a statement to run just before `COMMIT`, in the same message.
+    /// Its values must be inlined as SQL literals (see [`quote_literal`]).
+    pub(crate) fn queue(&mut self, statement: String) {
+        self.queued.push(statement);
+    }
+
+    /// Runs the queued statements and commits, in one round trip. On an
+    /// error nothing is committed (the transaction is rolled back).
+    pub async fn commit(mut self) -> std::result::Result<(), sqlx::Error> {
+        let mut message = std::mem::take(&mut self.queued);
+        message.push("COMMIT".to_owned());
+        let outcome = self.execute(message.join("; ").as_str()).await;
+        if outcome.is_ok() {
+            // Committed: the connection goes back to the pool as it is.
+            if let Some(conn) = self.conn.take() {
+                drop(conn);
+            }
+        }
+        outcome.map(|_| ())
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        self.conn
+            .as_ref()
+            .expect("a unit of work holds its connection until it ends")
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.conn
+            .as_mut()
+            .expect("a unit of work holds its connection until it ends")
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if conn.execute("ROLLBACK").await.is_err() {
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
 
 /// The database role and the claims JSON for a context.
 pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
@@ -62,15 +144,24 @@ pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
 
 /// The statement that opens a unit of work for `ctx`.
 pub fn begin_statement(ctx: &Context) -> String {
-    open_statement("BEGIN", ctx)
+    open_statement("BEGIN", ctx, &[])
 }
 
-fn open_statement(begin: &str, ctx: &Context) -> String {
+/// `begin`, then the role, the claims and `settings`, all transaction-local.
+fn open_statement(begin: &str, ctx: &Context, settings: &[(&str, &str)]) -> String {
     let (role, claims) = role_and_claims(ctx);
-    format!(
+    let mut sql = format!(
         "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true)",
         quote_literal(&claims)
-    )
+    );
+    for (name, value) in settings {
+        sql.push_str(&format!(
+            ", set_config({}, {}, true)",
+            quote_literal(name),
+            quote_literal(value)
+        ));
+    }
+    sql
 }
 
 /// A SQL string literal for `s` (doubling quotes; `E''` form when `s` holds
@@ -116,15 +207,27 @@ impl Drop for CloseUnlessFinished {
 impl PgBackend {
     /// Opens a unit of work for `ctx`: one round trip.
     pub(crate) async fn begin(&self, ctx: &Context) -> Result<Tx> {
-        self.pool.begin_with(begin_statement(ctx)).await.map_err(db)
+        Tx::open(&self.pool, begin_statement(ctx)).await
     }
 
     /// Opens a read-only unit of work whose statements all see one snapshot
     /// (a long read, such as a chain verification, stays consistent while
     /// writers go on).
     pub(crate) async fn begin_snapshot(&self, ctx: &Context) -> Result<Tx> {
-        let begin = open_statement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx);
-        self.pool.begin_with(begin).await.map_err(db)
+        let begin = open_statement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx, &[]);
+        Tx::open(&self.pool, begin).await
+    }
+
+    /// Opens a unit of work whose statements use generic plans. For a
+    /// paginated read of a partitioned table under RLS: the policy's
+    /// `tenant_id = ANY (…)` on top of the query's `tenant_id = $1` makes a
+    /// custom plan expect about one row per partition, so it sorts the
+    /// whole time window to return one page; the generic plan keeps the
+    /// ordered index scans and stops after the page (measured on the audit
+    /// report: 889 buffers and 14 ms → 75 buffers and 2 ms).
+    pub(crate) async fn begin_generic_plans(&self, ctx: &Context) -> Result<Tx> {
+        let begin = open_statement("BEGIN", ctx, &[("plan_cache_mode", "force_generic_plan")]);
+        Tx::open(&self.pool, begin).await
     }
 
     /// Runs the read-only prepared statement `stmt` with `args` (SQL

@@ -171,7 +171,7 @@ impl ApiKeyRepo for PgBackend {
                 .set("project_id", project)
                 .set("environment_id", environment);
             let event = AuditEvent::new("api_key.created", "api_key", Some(key.id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(IssuedApiKey {
                 key,
@@ -237,7 +237,7 @@ impl ApiKeyRepo for PgBackend {
             .map_err(db)?;
             if found.revoked_at.is_none() {
                 let event = AuditEvent::new("api_key.revoked", "api_key", Some(id), Diff::new())?;
-                self.audit(&mut tx, ctx, tenant, event).await?;
+                self.audit(&mut tx, ctx, tenant, event);
             }
             tx.commit().await.map_err(db)?;
             row.try_into()
@@ -301,8 +301,7 @@ impl ApiKeyRepo for PgBackend {
                     ctx.request(),
                     &event,
                     now,
-                )
-                .await?;
+                );
             }
             tx.commit().await.map_err(db)?;
             Ok(Context::api_key(ApiKeyPrincipal {

@@ -147,6 +147,26 @@ pub(crate) async fn role_permissions(
 }
 
 impl PgBackend {
+    /// Audits a change to `user`'s membership. A member acting on
+    /// themselves (suspending or removing themselves) loses access to the
+    /// tenant's trail with the change, so their entry is written at once,
+    /// before it; any other entry travels with `COMMIT`.
+    async fn audit_member_change(
+        &self,
+        tx: &mut Tx,
+        ctx: &Context,
+        tenant: TenantId,
+        user: UserId,
+        event: AuditEvent,
+    ) -> Result<()> {
+        if ctx.user_id() == Some(user) {
+            self.audit_now(tx, ctx, tenant, event).await
+        } else {
+            self.audit(tx, ctx, tenant, event);
+            Ok(())
+        }
+    }
+
     async fn set_status(
         &self,
         ctx: &Context,
@@ -169,14 +189,13 @@ impl PgBackend {
             tx.commit().await.map_err(db)?;
             return target.try_into();
         }
-        // Recorded before the change: a member suspending themselves can
-        // no longer write to the tenant's trail afterwards.
         let action = match status {
             MembershipStatus::Active => "member.reactivated",
             MembershipStatus::Suspended => "member.suspended",
         };
         let event = AuditEvent::new(action, "user", Some(user), Diff::new())?;
-        self.audit(&mut tx, ctx, tenant, event).await?;
+        self.audit_member_change(&mut tx, ctx, tenant, user, event)
+            .await?;
         let row: MemberRow = sqlx::query_as(&format!(
             "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
               WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
@@ -278,7 +297,7 @@ impl MemberRepo for PgBackend {
                 .set("role_id", invitation.role_id)
                 .set("expires_at", invitation.expires_at);
             let event = AuditEvent::new("member.invited", "invitation", Some(invitation.id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(IssuedInvitation {
                 invitation,
@@ -333,7 +352,7 @@ impl MemberRepo for PgBackend {
                 .map_err(db)?;
                 let event =
                     AuditEvent::new("invitation.revoked", "invitation", Some(id), Diff::new())?;
-                self.audit(&mut tx, ctx, tenant, event).await?;
+                self.audit(&mut tx, ctx, tenant, event);
             }
             tx.commit().await.map_err(db)
         })
@@ -419,8 +438,7 @@ impl MemberRepo for PgBackend {
                 .set("invitation_id", inv.id)
                 .set("role_id", inv.role_id);
             let event = AuditEvent::new("member.joined", "user", Some(user), diff)?;
-            self.audit(&mut tx, ctx, TenantId(inv.tenant_id), event)
-                .await?;
+            self.audit(&mut tx, ctx, TenantId(inv.tenant_id), event);
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -446,10 +464,9 @@ impl MemberRepo for PgBackend {
             require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
             let target = membership(&mut tx, tenant, user, true).await?;
             check_owner_rules(&mut tx, ctx, tenant, &target, false).await?;
-            // Recorded first: a member removing themselves can no longer
-            // write to the tenant's trail afterwards.
             let event = AuditEvent::new("member.removed", "user", Some(user), Diff::new())?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit_member_change(&mut tx, ctx, tenant, user, event)
+                .await?;
             // Grants, team memberships and identities go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM org_memberships WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant.0)
@@ -479,7 +496,7 @@ impl MemberRepo for PgBackend {
             }
             let diff = Diff::new().change("is_owner", target.is_owner, owner);
             let event = AuditEvent::new("member.ownership_changed", "user", Some(user), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             let row: MemberRow = sqlx::query_as(&format!(
                 "UPDATE org_memberships SET is_owner = $3, updated_at = $4
                   WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"

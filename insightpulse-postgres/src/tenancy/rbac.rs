@@ -216,7 +216,7 @@ impl RbacRepo for PgBackend {
                 .set("scope", created.scope.as_str())
                 .set("permissions", &created.permissions);
             let event = AuditEvent::new("role.created", "role", Some(created.id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(created)
         })
@@ -244,7 +244,7 @@ impl RbacRepo for PgBackend {
             let new: Role = role(&mut tx, tenant, id).await?.try_into()?;
             let diff = Diff::new().change("permissions", &old.permissions, &new.permissions);
             let event = AuditEvent::new("role.updated", "role", Some(id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(new)
         })
@@ -262,7 +262,7 @@ impl RbacRepo for PgBackend {
                 Some(id),
                 Diff::new().set("name", old.name),
             )?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             sqlx::query("DELETE FROM roles WHERE id = $1 AND tenant_id = $2")
                 .bind(id.0)
                 .bind(tenant.0)
@@ -341,7 +341,7 @@ impl RbacRepo for PgBackend {
                 Some(grant.id),
                 grant_diff(&grant),
             )?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(grant)
         })
@@ -374,7 +374,7 @@ impl RbacRepo for PgBackend {
                 Some(grant),
                 grant_diff(&granted),
             )?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(grant.0)

@@ -122,7 +122,7 @@ impl SsoRepo for PgBackend {
                 Some(created.id),
                 diff,
             )?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(created)
         })
@@ -175,7 +175,7 @@ impl SsoRepo for PgBackend {
                 .change("enabled", old.enabled, row.enabled)
                 .set("config_changed", config.is_some());
             let event = AuditEvent::new("sso_provider.updated", "sso_provider", Some(id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -190,7 +190,7 @@ impl SsoRepo for PgBackend {
             delete_one(&mut tx, "sso_providers", tenant, id.0, "sso provider").await?;
             let diff = Diff::new().set("name", old.name);
             let event = AuditEvent::new("sso_provider.deleted", "sso_provider", Some(id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)
         })
     }
@@ -226,7 +226,7 @@ impl SsoRepo for PgBackend {
                 .set("provider_id", provider_id)
                 .set("user_id", user);
             let event = AuditEvent::new("identity.linked", "identity", Some(identity.id), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(identity)
         })
@@ -285,7 +285,7 @@ impl SsoRepo for PgBackend {
             require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
             delete_one(&mut tx, "user_identities", tenant, id.0, "identity").await?;
             let event = AuditEvent::new("identity.unlinked", "identity", Some(id), Diff::new())?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)
         })
     }

@@ -77,7 +77,7 @@ impl TenantRepo for PgBackend {
                 .set("slug", &tenant.slug)
                 .set("name", &tenant.name);
             let event = AuditEvent::new("tenant.created", "tenant", Some(tenant.id), diff)?;
-            self.audit(&mut tx, ctx, tenant.id, event).await?;
+            self.audit(&mut tx, ctx, tenant.id, event);
             tx.commit().await.map_err(db)?;
             Ok(tenant)
         })
@@ -164,7 +164,7 @@ impl TenantRepo for PgBackend {
                 .change("timezone", &old.timezone, &new.timezone)
                 .change("settings", &old.settings, &new.settings);
             let event = AuditEvent::new("tenant.updated", "tenant", Some(tenant), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
             Ok(new)
         })
@@ -187,7 +187,7 @@ impl TenantRepo for PgBackend {
                 .map_err(not_found("tenant"))?;
             let diff = Diff::new().set("slug", slug);
             let event = AuditEvent::new("tenant.deleted", "tenant", Some(tenant), diff)?;
-            self.audit(&mut tx, ctx, tenant, event).await?;
+            self.audit_now(&mut tx, ctx, tenant, event).await?;
             sqlx::query("DELETE FROM tenants WHERE id = $1")
                 .bind(tenant.0)
                 .execute(&mut *tx)

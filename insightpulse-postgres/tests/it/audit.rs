@@ -354,6 +354,15 @@ async fn maintenance_moves_default_rows_into_their_new_partition(pool: PgPool) {
     );
 }
 
+/// A row of the seed's report: email, action, target type, time, ip.
+type ReportRow = (
+    Option<String>,
+    String,
+    String,
+    DateTime<Utc>,
+    Option<String>,
+);
+
 /// The seed's "Audit Report", verbatim, runs on this schema as a reader of
 /// the trail and shows only that tenant's entries.
 #[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
@@ -362,13 +371,7 @@ async fn the_seeds_audit_report_query_runs_as_written(pool: PgPool) {
     let other = user(&backend.repos(), "other@bravo.io").await;
     tenant(&backend.repos(), other.id, "bravo").await;
     let mut tx = acting_as(&pool, &ctx).await;
-    let rows: Vec<(
-        Option<String>,
-        String,
-        String,
-        DateTime<Utc>,
-        Option<String>,
-    )> = sqlx::query_as(&format!(
+    let rows: Vec<ReportRow> = sqlx::query_as(&format!(
         "SELECT
                u.email,
                al.action,

@@ -1,0 +1,193 @@
+//! What the benches share: timing statistics, the alternating comparison of
+//! an SDK call with its baseline, the report line, and the bench databases.
+//!
+//! Each bench includes it with `mod common;`; not every bench uses every
+//! helper.
+#![allow(dead_code)]
+
+use sqlx::postgres::PgPoolOptions;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// Rounds of [`compare`]: SDK and baseline alternate this many times.
+pub const ROUNDS: usize = 10;
+/// Calls of each side per round in [`compare`].
+pub const PER_ROUND: usize = 300;
+/// Untimed calls of each side before [`compare`] starts timing.
+pub const WARMUP: usize = 50;
+
+/// Latency samples of one measured operation.
+pub struct Stats {
+    pub samples: Vec<Duration>,
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self {
+            samples: Vec::new(),
+        }
+    }
+    /// The `q` quantile (0.5 = median).
+    pub fn p(&self, q: f64) -> Duration {
+        let mut s = self.samples.clone();
+        s.sort();
+        s[((s.len() as f64 - 1.0) * q) as usize]
+    }
+    pub fn mean(&self) -> Duration {
+        self.samples.iter().sum::<Duration>() / self.samples.len() as u32
+    }
+    /// Sequential operations per second (1 / mean latency).
+    pub fn ops(&self) -> f64 {
+        1.0 / self.mean().as_secs_f64()
+    }
+}
+
+/// `12.3 µs`.
+pub fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// `12.34 ms`.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// One line: the SDK's and the baseline's p50, p99 and ops/s, and their
+/// ratios (mean and p50) against `goal` (NaN: no goal).
+pub fn report(name: &str, sdk: &Stats, base: &Stats, goal: f64) {
+    let ratio = sdk.mean().as_secs_f64() / base.mean().as_secs_f64();
+    let p50_ratio = sdk.p(0.5).as_secs_f64() / base.p(0.5).as_secs_f64();
+    println!(
+        "{name:<34} SDK p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | raw p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | ratio mean {ratio:.2}× p50 {p50_ratio:.2}× (goal ≤ {goal}×)",
+        us(sdk.p(0.5)),
+        us(sdk.p(0.99)),
+        sdk.ops(),
+        us(base.p(0.5)),
+        us(base.p(0.99)),
+        base.ops(),
+    );
+}
+
+/// Times `sdk` and `base` alternately, [`ROUNDS`] × [`PER_ROUND`] calls each.
+pub async fn compare<A, B, FA, FB>(sdk: A, base: B) -> (Stats, Stats)
+where
+    A: FnMut() -> FA,
+    B: FnMut() -> FB,
+    FA: Future<Output = ()>,
+    FB: Future<Output = ()>,
+{
+    compare_n(WARMUP, ROUNDS, PER_ROUND, sdk, base).await
+}
+
+/// Like [`compare`], with `warmup` untimed calls of each side first, then
+/// `rounds` × `per_round` timed calls of each side, alternating by round
+/// so that drift hits both alike.
+pub async fn compare_n<A, B, FA, FB>(
+    warmup: usize,
+    rounds: usize,
+    per_round: usize,
+    mut sdk: A,
+    mut base: B,
+) -> (Stats, Stats)
+where
+    A: FnMut() -> FA,
+    B: FnMut() -> FB,
+    FA: Future<Output = ()>,
+    FB: Future<Output = ()>,
+{
+    let (mut s, mut b) = (Stats::new(), Stats::new());
+    for _ in 0..warmup {
+        sdk().await;
+        base().await;
+    }
+    for _ in 0..rounds {
+        for _ in 0..per_round {
+            let t = Instant::now();
+            sdk().await;
+            s.samples.push(t.elapsed());
+        }
+        for _ in 0..per_round {
+            let t = Instant::now();
+            base().await;
+            b.samples.push(t.elapsed());
+        }
+    }
+    (s, b)
+}
+
+/// `DATABASE_URL`, or the local cluster.
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The bench database `db` on the cluster of `admin_url`: reused when it
+/// exists and `complete` (a query returning one boolean) says a previous
+/// run left it complete, dropped and created afresh (empty) otherwise.
+/// Returns its URL.
+pub async fn bench_database(admin_url: &str, db: &str, complete: &str) -> String {
+    let url = url_with_db(admin_url, db);
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(admin_url)
+        .await
+        .expect("connect DATABASE_URL");
+    let complete = match PgPoolOptions::new().max_connections(1).connect(&url).await {
+        Ok(pool) => {
+            let ok = sqlx::query_scalar::<_, bool>(complete)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(false);
+            pool.close().await;
+            ok
+        }
+        Err(_) => false,
+    };
+    if !complete {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+    url
+}
+
+/// `url` pointing at database `db` instead (query string kept).
+pub fn url_with_db(url: &str, db: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if base[..i].contains("//") && i > base.find("//").unwrap() + 1 => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// A small deterministic pseudo-random generator (xorshift64*), so the
+/// benches need no `rand` and pick the same sequence on every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
