@@ -240,7 +240,7 @@ async fn writes(url: &str, run: &str) {
         || async { toggle_member(&unaudited, &ctx, member, &suspended).await },
     )
     .await;
-    report("suspend/reactivate a member", &s, &b, 1.25);
+    report("suspend/reactivate a member", &s, &b, Some(1.25));
     let written = entries_of(&pool, tenant).await - before;
     assert_eq!(
         written, calls as i64,
@@ -262,7 +262,7 @@ async fn writes(url: &str, run: &str) {
         || async { toggle_settings(&unaudited, &ctx, &settings, &at).await },
     )
     .await;
-    report("update_tenant (settings)", &s, &b, 1.25);
+    report("update_tenant (settings)", &s, &b, Some(1.25));
     let written = entries_of(&pool, tenant).await - before;
     assert_eq!(
         written, calls as i64,
@@ -636,7 +636,7 @@ async fn report_query(url: &str) {
         },
     )
     .await;
-    report("last 30 days, first page of 50", &s, &b, f64::NAN);
+    report("last 30 days, first page of 50", &s, &b, None);
     println!(
         "  goal p50 < 20 ms: SDK p50 {} → {}",
         ms(s.p(0.5)),
@@ -673,7 +673,7 @@ async fn report_query(url: &str) {
         },
     )
     .await;
-    report("walk of 6 pages via next (300)", &s, &b, f64::NAN);
+    report("walk of 6 pages via next (300)", &s, &b, None);
 
     // A deep page on its own: page 6 (entries 251–300), SDK vs raw.
     let cursors: Vec<(TenantId, Context, AuditCursor)> = {
@@ -711,7 +711,7 @@ async fn report_query(url: &str) {
         },
     )
     .await;
-    report("page 6 alone (after a cursor)", &s, &b, f64::NAN);
+    report("page 6 alone (after a cursor)", &s, &b, None);
 
     explain(&pool, ctx, *tenant).await;
     pool.close().await;

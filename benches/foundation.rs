@@ -163,7 +163,7 @@ async fn postgres(url: &str) {
         },
     )
     .await;
-    report("list one tenant's 50 projects", &s, &b, 1.3);
+    report("list one tenant's 50 projects", &s, &b, Some(1.3));
 
     let (s, b) = compare(
         || async { repos.projects.get_project(&ctx, project).await.unwrap(); },
@@ -180,7 +180,7 @@ async fn postgres(url: &str) {
         },
     )
     .await;
-    report("point read of a project by id", &s, &b, 1.5);
+    report("point read of a project by id", &s, &b, Some(1.5));
 
     let (s, b) = compare(
         || async { assert!(repos.rbac.has_permission(&dev_ctx, &code, None).await.unwrap()) },
@@ -203,7 +203,7 @@ async fn postgres(url: &str) {
         },
     )
     .await;
-    report("permission check (Developer)", &s, &b, f64::NAN);
+    report("permission check (Developer)", &s, &b, None);
 
     // Breakdown of the point read: the same single message as the SDK sends
     // (BEGIN, settings, EXECUTE of the prepared statement, COMMIT), once as
@@ -225,16 +225,16 @@ async fn postgres(url: &str) {
     );
     let without_rls = format!("BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT");
     let (s, b) = compare_on(&mut conn, Msg::Simple(&with_rls), Msg::Simple(&without_rls)).await;
-    report("  one message: RLS on vs bypassed", &s, &b, f64::NAN);
+    report("  one message: RLS on vs bypassed", &s, &b, None);
     let (s, b) = compare_on(&mut conn, Msg::Simple(&without_rls), Msg::Simple(&execute)).await;
-    report("  one message vs bare EXECUTE", &s, &b, f64::NAN);
+    report("  one message vs bare EXECUTE", &s, &b, None);
     let (s, b) = compare_on(
         &mut conn,
         Msg::Simple(&execute),
         Msg::Extended(tenant.0, project.0),
     )
     .await;
-    report("  bare EXECUTE vs extended protocol", &s, &b, f64::NAN);
+    report("  bare EXECUTE vs extended protocol", &s, &b, None);
     drop(conn);
     // The SDK call against the very same message sent through the pool: what
     // the SDK itself adds (spans, claims, decoding into domain types).
@@ -257,7 +257,7 @@ async fn postgres(url: &str) {
         },
     )
     .await;
-    report("  SDK call vs its message via the pool", &s, &b, f64::NAN);
+    report("  SDK call vs its message via the pool", &s, &b, None);
 
     // What the unit of work itself costs: BEGIN+role+claims, COMMIT.
     let (s, b) = compare(
@@ -273,7 +273,7 @@ async fn postgres(url: &str) {
         },
     )
     .await;
-    report("empty unit of work vs SELECT 1", &s, &b, f64::NAN);
+    report("empty unit of work vs SELECT 1", &s, &b, None);
 }
 
 async fn memory() {

@@ -53,12 +53,13 @@ pub fn ms(d: Duration) -> String {
 }
 
 /// One line: the SDK's and the baseline's p50, p99 and ops/s, and their
-/// ratios (mean and p50) against `goal` (NaN: no goal).
-pub fn report(name: &str, sdk: &Stats, base: &Stats, goal: f64) {
+/// ratios (mean and p50), with the goal when there is one.
+pub fn report(name: &str, sdk: &Stats, base: &Stats, goal: Option<f64>) {
     let ratio = sdk.mean().as_secs_f64() / base.mean().as_secs_f64();
     let p50_ratio = sdk.p(0.5).as_secs_f64() / base.p(0.5).as_secs_f64();
+    let goal = goal.map(|g| format!(" (goal ≤ {g}×)")).unwrap_or_default();
     println!(
-        "{name:<34} SDK p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | raw p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | ratio mean {ratio:.2}× p50 {p50_ratio:.2}× (goal ≤ {goal}×)",
+        "{name:<34} SDK p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | raw p50 {:>10} p99 {:>10} ({:>7.0} ops/s) | ratio mean {ratio:.2}× p50 {p50_ratio:.2}×{goal}",
         us(sdk.p(0.5)),
         us(sdk.p(0.99)),
         sdk.ops(),
