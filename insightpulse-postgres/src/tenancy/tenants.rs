@@ -137,19 +137,26 @@ impl TenantRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some("tenant.manage"), None).await?;
-            let old: Tenant = sqlx::query_as::<_, Row>(&format!(
-                "SELECT {COLS} FROM tenants WHERE id = $1 FOR UPDATE"
-            ))
-            .bind(tenant.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(not_found("tenant"))?
-            .try_into()?;
-            let row: Row = sqlx::query_as(&format!(
-                "UPDATE tenants SET name = coalesce($2, name), timezone = coalesce($3, timezone),
-                        settings = coalesce($4, settings), updated_at = $5
-                  WHERE id = $1 RETURNING {COLS}"
-            ))
+            // One statement changes the row and returns what it was (for the
+            // audit diff): the subquery locks the row and reads it first.
+            #[derive(sqlx::FromRow)]
+            struct Updated {
+                #[sqlx(flatten)]
+                row: Row,
+                old_name: String,
+                old_timezone: String,
+                old_settings: serde_json::Value,
+            }
+            let updated: Updated = sqlx::query_as(
+                "UPDATE tenants t
+                    SET name = coalesce($2, t.name), timezone = coalesce($3, t.timezone),
+                        settings = coalesce($4, t.settings), updated_at = $5
+                   FROM (SELECT name, timezone, settings FROM tenants WHERE id = $1 FOR UPDATE) old
+                  WHERE t.id = $1
+                 RETURNING t.id, t.slug, t.name, t.timezone, t.settings, t.created_at, t.updated_at,
+                           old.name AS old_name, old.timezone AS old_timezone,
+                           old.settings AS old_settings",
+            )
             .bind(tenant.0)
             .bind(update.name.as_ref().map(Name::as_str))
             .bind(update.timezone.as_ref().map(TimeZone::as_str))
@@ -158,11 +165,11 @@ impl TenantRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(not_found("tenant"))?;
-            let new: Tenant = row.try_into()?;
+            let new: Tenant = updated.row.try_into()?;
             let diff = Diff::new()
-                .change("name", &old.name, &new.name)
-                .change("timezone", &old.timezone, &new.timezone)
-                .change("settings", &old.settings, &new.settings);
+                .change("name", &updated.old_name, &new.name)
+                .change("timezone", &updated.old_timezone, &new.timezone)
+                .change("settings", &updated.old_settings, &new.settings);
             let event = AuditEvent::new("tenant.updated", "tenant", Some(tenant), diff)?;
             self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
