@@ -332,6 +332,55 @@ impl UserRepo for MemoryBackend {
 // Members and invitations
 // ---------------------------------------------------------------------------
 
+impl MemoryBackend {
+    /// Suspends or reactivates a member: only owners act on owners, the
+    /// last active owner stays active, and a call that changes nothing
+    /// writes no audit entry.
+    fn set_status(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        status: MembershipStatus,
+    ) -> Result<Membership> {
+        let now = self.now();
+        let mut st = self.lock();
+        let t = st.visible_tenant(ctx)?;
+        st.require(ctx, t, "member.manage", None)?;
+        let target = st
+            .memberships
+            .get(&(t, user))
+            .ok_or_else(|| Error::not_found("member"))?;
+        if target.m.is_owner && !st.actor_is_owner(ctx, t) {
+            return Err(Error::denied("tenant owner"));
+        }
+        if target.m.status == status {
+            return Ok(target.m.clone());
+        }
+        if status == MembershipStatus::Suspended
+            && target.m.is_owner
+            && st.active_owner_count(t) <= 1
+        {
+            return Err(Error::invalid_state(
+                "member",
+                "the last active owner cannot be suspended",
+            ));
+        }
+        let action = match status {
+            MembershipStatus::Active => "member.reactivated",
+            MembershipStatus::Suspended => "member.suspended",
+        };
+        let event = AuditEvent::new(action, "user", Some(user), Diff::new())?;
+        let row = st
+            .memberships
+            .get_mut(&(t, user))
+            .ok_or_else(|| Error::not_found("member"))?;
+        row.m.status = status;
+        let membership = row.m.clone();
+        st.audit(ctx, t, event, now);
+        Ok(membership)
+    }
+}
+
 #[async_trait]
 impl MemberRepo for MemoryBackend {
     async fn list_members(&self, ctx: &Context) -> Result<Vec<Membership>> {
@@ -537,63 +586,13 @@ impl MemberRepo for MemoryBackend {
 
     async fn suspend_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
         self.run(ctx, "MemberRepo.suspend_member", || {
-            let now = self.now();
-            let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
-            st.require(ctx, t, "member.manage", None)?;
-            let target = st
-                .memberships
-                .get(&(t, user))
-                .ok_or_else(|| Error::not_found("member"))?;
-            if target.m.is_owner && !st.actor_is_owner(ctx, t) {
-                return Err(Error::denied("tenant owner"));
-            }
-            if target.m.status == MembershipStatus::Suspended {
-                return Ok(target.m.clone());
-            }
-            if target.m.is_owner && st.active_owner_count(t) <= 1 {
-                return Err(Error::invalid_state(
-                    "member",
-                    "the last active owner cannot be suspended",
-                ));
-            }
-            let event = AuditEvent::new("member.suspended", "user", Some(user), Diff::new())?;
-            let row = st
-                .memberships
-                .get_mut(&(t, user))
-                .ok_or_else(|| Error::not_found("member"))?;
-            row.m.status = MembershipStatus::Suspended;
-            let membership = row.m.clone();
-            st.audit(ctx, t, event, now);
-            Ok(membership)
+            self.set_status(ctx, user, MembershipStatus::Suspended)
         })
     }
 
     async fn reactivate_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
         self.run(ctx, "MemberRepo.reactivate_member", || {
-            let now = self.now();
-            let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
-            st.require(ctx, t, "member.manage", None)?;
-            let target = st
-                .memberships
-                .get(&(t, user))
-                .ok_or_else(|| Error::not_found("member"))?;
-            if target.m.is_owner && !st.actor_is_owner(ctx, t) {
-                return Err(Error::denied("tenant owner"));
-            }
-            if target.m.status == MembershipStatus::Active {
-                return Ok(target.m.clone());
-            }
-            let event = AuditEvent::new("member.reactivated", "user", Some(user), Diff::new())?;
-            let row = st
-                .memberships
-                .get_mut(&(t, user))
-                .ok_or_else(|| Error::not_found("member"))?;
-            row.m.status = MembershipStatus::Active;
-            let membership = row.m.clone();
-            st.audit(ctx, t, event, now);
-            Ok(membership)
+            self.set_status(ctx, user, MembershipStatus::Active)
         })
     }
 
