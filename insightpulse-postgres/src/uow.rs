@@ -6,9 +6,9 @@
 //! mode) never carries one caller's identity into the next call.
 //!
 //! Cost: round trips dominate (measured in `benches/foundation.rs`), so
-//! - a general unit of work ([`PgBackend::begin`]) sends `BEGIN`, the role
-//!   and the claims in **one** simple-query message, then its statements,
-//!   then `COMMIT`;
+//! - a general unit of work ([`PgBackend::begin`], a [`Tx`]) sends `BEGIN`,
+//!   the role and the claims in **one** simple-query message, then its
+//!   statements, then its audit entries and `COMMIT` in one more message;
 //! - a hot single-statement read ([`PgBackend::read_once`]) sends
 //!   everything — `BEGIN`, role, claims, `EXECUTE` of a server-side
 //!   prepared statement, `COMMIT` — in **one** message: one round trip, like
@@ -18,8 +18,8 @@
 //!   policies itself when a cached plan was made under another role.
 //!
 //! Values are inlined into those messages, which is safe because they are
-//! built here only from typed ids, booleans and validated permission codes
-//! (and quoted regardless).
+//! built only from typed ids, instants, booleans, validated labels and codes,
+//! and JSON the SDK serialised, and every one is quoted ([`quote_literal`]).
 //!
 //! | principal | role | claims |
 //! |---|---|---|
