@@ -38,7 +38,7 @@ use tracing::Span;
 /// A unit of work: a transaction on a pooled connection, running as the
 /// context's principal. It derefs to the connection for its statements.
 ///
-/// Audit entries queued with [`Tx::queue`] travel with `COMMIT`, in the
+/// Audit entries queued on it travel with `COMMIT`, in the
 /// same message: an audited mutation costs no extra round trip for its
 /// entry (measured: ~90 µs of ~330 µs the entry cost when sent on its own).
 ///
