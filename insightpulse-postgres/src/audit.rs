@@ -64,7 +64,8 @@ impl PgBackend {
         if self.unaudited {
             return Ok(());
         }
-        let statement = append_statement(
+        let statement = entry_statement(
+            AuditEntryId::new(),
             tenant,
             &Actor::of(ctx),
             ctx.request(),
@@ -90,16 +91,6 @@ pub(crate) fn append(
     let id = AuditEntryId::new();
     tx.queue(entry_statement(id, tenant, actor, request, event, at));
     id
-}
-
-fn append_statement(
-    tenant: TenantId,
-    actor: &Actor,
-    request: &RequestMeta,
-    event: &AuditEvent,
-    at: DateTime<Utc>,
-) -> String {
-    entry_statement(AuditEntryId::new(), tenant, actor, request, event, at)
 }
 
 /// `SELECT audit.append(…)` with every value inlined as a literal (the
