@@ -43,9 +43,10 @@
 use chrono::{DateTime, Utc};
 use insightpulse::audit::{AuditCursor, AuditEvent, AuditQuery, ChainVerdict, Diff};
 use insightpulse::postgres::PgBackend;
+use insightpulse::tenancy::tokens::TokenHasher;
 use insightpulse::tenancy::{NewTenant, NewUser, TenantUpdate};
 use insightpulse::{Context, Email, Name, Repos, RequestMeta, Slug, TenantId, TimeZone, UserId};
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::types::JsonValue;
 use sqlx::{PgPool, Row};
 use std::cell::{Cell, RefCell};
@@ -103,7 +104,7 @@ const SDK_REPORT_SQL: &str = concat!(
     "
          SELECT page.*, e.email AS actor_email
            FROM page
-           LEFT JOIN audit.actor_emails($1, ARRAY(SELECT DISTINCT user_id FROM page)) e
+           LEFT JOIN audit_actor_emails($1, ARRAY(SELECT DISTINCT user_id FROM page)) e
                   ON e.id = page.user_id
           ORDER BY page.created_at DESC, page.seq DESC"
 );
@@ -124,6 +125,7 @@ fn request() -> RequestMeta {
         request_id: Some("req-bench".into()),
         ip: Some("203.0.113.7".parse().unwrap()),
         user_agent: Some("Mozilla/5.0 (bench)".into()),
+        idempotency_key: None,
     }
 }
 
@@ -205,12 +207,8 @@ async fn toggle_settings(
 }
 
 async fn writes(url: &str, run: &str) {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
-    let backend = PgBackend::from_pool(pool.clone());
+    let pool = common::pool(url, 1).await;
+    let backend = PgBackend::from_pool(pool.clone(), TokenHasher::insecure_development());
     backend.migrate().await.unwrap();
     let audited = backend.repos();
     let unaudited = backend.clone().without_audit_for_benchmarks().repos();
@@ -329,13 +327,8 @@ fn report_appends(name: &str, s: &Stats, wall: Duration) -> f64 {
 }
 
 async fn appends(url: &str, run: &str) {
-    let pool = PgPoolOptions::new()
-        .max_connections(WRITERS as u32)
-        .min_connections(WRITERS as u32)
-        .connect(url)
-        .await
-        .unwrap();
-    let backend = PgBackend::from_pool(pool.clone());
+    let pool = common::pool(url, WRITERS as u32).await;
+    let backend = PgBackend::from_pool(pool.clone(), TokenHasher::insecure_development());
     backend.migrate().await.unwrap();
     let repos = backend.repos();
 
@@ -417,11 +410,7 @@ async fn appends(url: &str, run: &str) {
 /// Seeds the report's data set (see the module doc), as the superuser.
 async fn seed_report(url: &str) {
     let total = REPORT_TENANTS * ENTRIES_PER_TENANT;
-    let seeder = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
+    let seeder = common::pool(url, 1).await;
     let have: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs")
         .fetch_one(&seeder)
         .await
@@ -451,7 +440,7 @@ async fn seed_report(url: &str) {
     ] {
         sqlx::query(sql).bind(REPORT_TENANTS as i32).execute(&mut *conn).await.unwrap();
     }
-    sqlx::query("SELECT audit.ensure_partitions(now() - interval '13 months', 14)")
+    sqlx::query("SELECT audit_ensure_partitions(now() - interval '13 months', 14)")
         .execute(&mut *conn)
         .await
         .unwrap();
@@ -569,12 +558,8 @@ fn since_30_days() -> DateTime<Utc> {
 }
 
 async fn report_query(url: &str) {
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .unwrap();
-    let backend = PgBackend::from_pool(pool.clone());
+    let pool = common::pool(url, 1).await;
+    let backend = PgBackend::from_pool(pool.clone(), TokenHasher::insecure_development());
     backend.migrate().await.unwrap();
     seed_report(url).await;
     let repos = backend.repos();
@@ -797,7 +782,7 @@ async fn main() {
     }
     if parts.contains("report") {
         let complete = format!(
-            "SELECT count(*) = {} FROM audit_logs",
+            "SELECT count(*) = {} FROM insightpulse.audit_logs",
             REPORT_TENANTS * ENTRIES_PER_TENANT
         );
         let url = bench_database(&admin, REPORT_DB, &complete).await;

@@ -1,84 +1,101 @@
-//! A tour of InsightPulse Core: sign-up, a tenant with its owner, roles and
-//! permission checks, an invited member, an API key, projects and
-//! environments, then the audit trail all of that wrote, a retention
-//! policy, a consent and the erasure of a user.
+//! A tour of InsightPulse Core: an atomic sign-up (user, password, first
+//! tenant), sign-in, roles and typed permission checks, an invited member,
+//! projects and environments (idempotent creates), an API key that
+//! authenticates later requests, then the audit trail all of that wrote, a
+//! retention policy, a consent and the erasure of a user. Errors print with
+//! their stable code.
 //!
 //! ```text
 //! cargo run --example quickstart                       # in-memory backend
 //! DATABASE_URL=postgres://… cargo run --example quickstart   # PostgreSQL (migrated first)
 //! ```
 
-use chrono::Duration;
 use insightpulse::audit::{AuditEvent, AuditQuery, Diff};
+use insightpulse::chrono::{self, Duration};
 use insightpulse::privacy::{
     ConsentChange, DataCategory, NewDataPolicy, RetentionAction, RetentionDays,
 };
 use insightpulse::projects::{EnvironmentKind, NewProject};
-use insightpulse::tenancy::{ApiKeyScope, NewApiKey, NewInvitation, NewTenant, NewUser};
-use insightpulse::{Context, Email, ExposeSecret, Name, PermissionCode, Repos, Slug, TimeZone};
+use insightpulse::tenancy::tokens::TokenHasher;
+use insightpulse::tenancy::{ApiKeyScope, NewApiKey, NewInvitation, NewTenant, SignUp};
+use insightpulse::{
+    Context, Email, ExposeSecret, IdempotencyKey, Name, PermissionCode, Repos, RequestMeta,
+    SecretString, Slug, TimeZone,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), insightpulse::Error> {
     let repos = backend().await?;
-    let system = Context::system("quickstart sign-up");
     // Names are unique per run, so the tour can run again on the same database.
-    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let run = &insightpulse::uuid::Uuid::new_v4().simple().to_string()[..8];
+    let request = |id: &str| RequestMeta::default().with_request_id(id);
 
-    // Users sign up (a system action: nobody is signed in yet).
-    let ada = repos
-        .users
-        .create_user(
-            &system,
-            NewUser {
-                email: Email::parse(&format!("ada-{run}@acme.example"))?,
-                full_name: Some(Name::parse("Ada")?),
-            },
-        )
-        .await?;
-    let bob = repos
-        .users
-        .create_user(
-            &system,
-            NewUser {
-                email: Email::parse(&format!("bob-{run}@acme.example"))?,
-                full_name: None,
-            },
-        )
-        .await?;
-    println!("1. signed up {} and {}", ada.email, bob.email);
-
-    // 1. Ada creates a tenant: she becomes its owner with the Admin role.
-    let acme = repos
-        .tenants
-        .create_tenant(
-            &Context::user(ada.id),
-            NewTenant {
-                slug: Slug::parse(&format!("acme-{run}"))?,
-                name: Name::parse("Acme Corporation")?,
+    // 1. Ada signs up: her account, password, first tenant, owner
+    //    membership and Admin grant in one transaction (all or nothing).
+    let sign_up = |who: &str, slug: String| -> Result<SignUp, insightpulse::Error> {
+        Ok(SignUp {
+            email: Email::parse(&format!("{who}-{run}@acme.example"))?,
+            full_name: Some(Name::parse(who)?),
+            password: SecretString::from(format!("{who}'s correct horse battery")),
+            tenant: NewTenant {
+                slug: Slug::parse(&slug)?,
+                name: Name::parse(&format!("{who}'s workspace"))?,
                 timezone: TimeZone::parse("America/New_York")?,
             },
+        })
+    };
+    let ada = repos
+        .auth
+        .sign_up(
+            request("quickstart-1"),
+            sign_up("ada", format!("acme-{run}"))?,
         )
         .await?;
-    let ada_ctx = Context::user(ada.id)
-        .in_tenant(acme.id)
-        .with_request_id("quickstart-1");
-    let mine = repos
-        .tenants
-        .list_my_tenants(&Context::user(ada.id))
+    let (acme, ada_ctx) = (ada.tenant, ada.ctx);
+    // A slug that is taken refuses the whole sign-up: no account is left
+    // behind, so the retry with another slug succeeds.
+    let taken = repos
+        .auth
+        .sign_up(
+            request("quickstart-2"),
+            sign_up("bob", acme.slug.to_string())?,
+        )
+        .await
+        .expect_err("the slug is taken");
+    let bob = repos
+        .auth
+        .sign_up(
+            request("quickstart-3"),
+            sign_up("bob", format!("bob-{run}"))?,
+        )
+        .await?
+        .user;
+    println!(
+        "1. signed up {} (tenant {}) and {}; Bob's first try: {} [{}]",
+        ada.user.email,
+        acme.slug,
+        bob.email,
+        taken,
+        taken.code()
+    );
+    let signed_in = repos
+        .auth
+        .sign_in(
+            &ada.user.email,
+            &SecretString::from("ada's correct horse battery"),
+            request("quickstart-4"),
+        )
         .await?;
     println!(
-        "   created tenant {} ({}); Ada's tenants: {:?}",
-        acme.slug,
-        acme.id,
-        mine.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>()
+        "   Ada signs in again: {:?}",
+        signed_in.ctx.in_tenant(acme.id).tenant_id() == Some(acme.id)
     );
 
     // 3. Roles and permission checks: Bob joins as a Viewer.
-    let roles = repos.rbac.list_roles(&ada_ctx).await?;
-    let viewer = roles
-        .iter()
-        .find(|r| r.name.as_str() == "Viewer")
-        .expect("built-in role");
+    let viewer = repos
+        .rbac
+        .get_role_by_name(&ada_ctx, &Name::parse("Viewer")?)
+        .await?;
     let invitation = repos
         .members
         .invite(
@@ -94,16 +111,12 @@ async fn main() -> Result<(), insightpulse::Error> {
         .members
         .accept_invitation(&Context::user(bob.id), &invitation.token)
         .await?;
-    let bob_ctx =
-        Context::user(bob.id)
-            .in_tenant(acme.id)
-            .with_request(insightpulse::RequestMeta {
-                request_id: Some("quickstart-2".into()),
-                ip: Some("203.0.113.7".parse().expect("an ip address")),
-                user_agent: Some("quickstart/1.0".into()),
-            });
-    let delete: PermissionCode = "dashboard.delete".parse()?;
-    let read: PermissionCode = "dashboard.read".parse()?;
+    let bob_ctx = Context::user(bob.id).in_tenant(acme.id).with_request(
+        request("quickstart-5")
+            .with_ip("203.0.113.7".parse().expect("an ip address"))
+            .with_user_agent("quickstart/1.0"),
+    );
+    let roles = repos.rbac.list_roles(&ada_ctx).await?;
     println!(
         "3. roles: {}",
         roles
@@ -115,23 +128,45 @@ async fn main() -> Result<(), insightpulse::Error> {
     for (who, ctx) in [("Ada", &ada_ctx), ("Bob", &bob_ctx)] {
         println!(
             "   {who}: dashboard.delete={} dashboard.read={}",
-            repos.rbac.has_permission(ctx, &delete, None).await?,
-            repos.rbac.has_permission(ctx, &read, None).await?
+            repos
+                .rbac
+                .has_permission(ctx, PermissionCode::DASHBOARD_DELETE, None)
+                .await?,
+            repos
+                .rbac
+                .has_permission(ctx, PermissionCode::DASHBOARD_READ, None)
+                .await?
         );
     }
+    let refused = repos
+        .rbac
+        .require_permission(&bob_ctx, PermissionCode::DASHBOARD_DELETE, None)
+        .await
+        .expect_err("viewers hold no dashboard.delete");
+    println!("   Bob's guard: {refused} [{}]", refused.code());
+    println!(
+        "   \"project.updte\" is no permission: {}",
+        "project.updte"
+            .parse::<PermissionCode>()
+            .expect_err("a typo")
+    );
 
-    // 7. Projects and their environments.
+    // 7. Projects and their environments. A form submitted twice with the
+    //    same idempotency key makes one project.
+    let web_form = NewProject {
+        slug: Slug::parse("web")?,
+        name: Name::parse("Web app")?,
+        description: None,
+    };
+    let once = ada_ctx
+        .clone()
+        .with_idempotency_key(IdempotencyKey::parse(&format!("new-project-{run}"))?);
     let web = repos
         .projects
-        .create_project(
-            &ada_ctx,
-            NewProject {
-                slug: Slug::parse("web")?,
-                name: Name::parse("Web app")?,
-                description: None,
-            },
-        )
+        .create_project(&once, web_form.clone())
         .await?;
+    let again = repos.projects.create_project(&once, web_form).await?;
+    assert_eq!(web.id, again.id);
     for kind in [
         EnvironmentKind::Development,
         EnvironmentKind::Staging,
@@ -148,12 +183,16 @@ async fn main() -> Result<(), insightpulse::Error> {
         web.slug,
         envs.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>()
     );
+    println!("   the same form sent twice made one project ({})", web.id);
     match repos
         .projects
         .create_environment(&ada_ctx, web.id, EnvironmentKind::Production)
         .await
     {
-        Err(e) => println!("   a second production environment is refused: {e}"),
+        Err(e) => println!(
+            "   a second production environment is refused: {e} [{}]",
+            e.code()
+        ),
         Ok(_) => unreachable!("environments are unique per kind"),
     }
     match repos
@@ -186,12 +225,15 @@ async fn main() -> Result<(), insightpulse::Error> {
     // 6. An API key limited to one project and two permissions.
     let issued = repos
         .api_keys
-        .create(
+        .create_api_key(
             &ada_ctx,
             NewApiKey {
                 name: Name::parse("CI deploys")?,
                 scope: ApiKeyScope::Project(web.id),
-                permissions: vec!["project.update".parse()?, "environment.manage".parse()?],
+                permissions: vec![
+                    PermissionCode::PROJECT_UPDATE,
+                    PermissionCode::ENVIRONMENT_MANAGE,
+                ],
                 expires_at: Some(chrono::Utc::now() + Duration::days(90)),
             },
         )
@@ -202,25 +244,34 @@ async fn main() -> Result<(), insightpulse::Error> {
         issued.key.prefix,
         &shown[..shown.len().min(24)]
     );
+    // A later request presents the key; the SDK turns it into a context.
     let key_ctx = repos
-        .api_keys
-        .verify(&Context::system("authenticate request"), &issued.secret)
+        .auth
+        .authenticate(&issued.secret, request("quickstart-6"))
         .await?;
     let visible = repos.projects.list_projects(&key_ctx, true).await?;
     println!(
         "   the key acts in tenant {:?}, sees {} project(s), holds project.update on web: {}, project.delete: {}",
         key_ctx.tenant_id(),
         visible.len(),
-        repos.rbac.has_permission(&key_ctx, &"project.update".parse()?, Some(web.id)).await?,
-        repos.rbac.has_permission(&key_ctx, &"project.delete".parse()?, Some(web.id)).await?,
+        repos.rbac.has_permission(&key_ctx, PermissionCode::PROJECT_UPDATE, Some(web.id)).await?,
+        repos.rbac.has_permission(&key_ctx, PermissionCode::PROJECT_DELETE, Some(web.id)).await?,
     );
-    repos.api_keys.revoke(&ada_ctx, issued.key.id).await?;
-    match repos
+    // The key acts (and the audit report names it).
+    repos
+        .projects
+        .rename_project(&key_ctx, web.id, Name::parse("Web storefront (CI)")?)
+        .await?;
+    repos
         .api_keys
-        .verify(&Context::system("authenticate request"), &issued.secret)
+        .revoke_api_key(&ada_ctx, issued.key.id)
+        .await?;
+    match repos
+        .auth
+        .authenticate(&issued.secret, request("quickstart-7"))
         .await
     {
-        Err(e) => println!("   after revocation: {e}"),
+        Err(e) => println!("   after revocation: {e} [{}]", e.code()),
         Ok(_) => unreachable!("revoked keys are refused"),
     }
 
@@ -249,12 +300,15 @@ async fn main() -> Result<(), insightpulse::Error> {
             e.seq,
             e.action.as_str(),
             e.target_type.as_str(),
-            e.actor_email.as_deref().unwrap_or(e.actor.kind())
+            e.actor_email
+                .clone()
+                .or_else(|| e.actor_key.as_ref().map(|k| format!("key {k}")))
+                .unwrap_or_else(|| e.actor.kind().to_owned())
         );
     }
     println!("   chain: {:?}", repos.audit.verify_chain(&ada_ctx).await?);
     match repos.audit.query(&bob_ctx, AuditQuery::last_days(30)).await {
-        Err(e) => println!("   Bob (Viewer) cannot read it: {e}"),
+        Err(e) => println!("   Bob (Viewer) cannot read it: {e} [{}]", e.code()),
         Ok(_) => unreachable!("viewers hold no audit.read"),
     }
 
@@ -311,7 +365,18 @@ async fn main() -> Result<(), insightpulse::Error> {
 async fn backend() -> Result<Repos, insightpulse::Error> {
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => {
-            let backend = insightpulse::postgres::PgBackend::connect(&url).await?;
+            // The pepper is configuration; the tour falls back to the
+            // public development one, saying so.
+            let hasher = match std::env::var("INSIGHTPULSE_TOKEN_PEPPER") {
+                Ok(pepper) => TokenHasher::new(pepper)?,
+                Err(_) => {
+                    println!(
+                        "(INSIGHTPULSE_TOKEN_PEPPER unset: using the insecure development pepper)"
+                    );
+                    TokenHasher::insecure_development()
+                }
+            };
+            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher).await?;
             backend.migrate().await?;
             println!("backend: PostgreSQL");
             Ok(backend.repos())

@@ -5,7 +5,7 @@
 //! helper.
 #![allow(dead_code)]
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,19 @@ where
         }
     }
     (s, b)
+}
+
+/// A pool of `max` connections to `url` whose sessions have the SDK's
+/// schema on their search path, as a host's DBA would set it: the
+/// baselines' raw SQL names tables like the SDK does (the SDK sets its own
+/// search path in every unit of work regardless).
+pub async fn pool(url: &str, max: u32) -> PgPool {
+    let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+    PgPoolOptions::new()
+        .max_connections(max)
+        .connect_with(options.options([("search_path", "insightpulse, public")]))
+        .await
+        .expect("connect")
 }
 
 /// `DATABASE_URL`, or the local cluster.

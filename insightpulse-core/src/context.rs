@@ -4,9 +4,9 @@
 //! to tenant data; system access is a principal of its own that names its
 //! reason, so it shows up in traces and the audit log.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Requirement, Result};
 use crate::ids::{ApiKeyId, EnvironmentId, ProjectId, TenantId, UserId};
-use crate::values::PermissionCode;
+use crate::values::{IdempotencyKey, PermissionCode};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
@@ -62,7 +62,17 @@ impl PrincipalKind {
     }
 }
 
-/// Request metadata recorded with audited actions.
+/// Request metadata: recorded with audited actions, and the request's
+/// idempotency key.
+///
+/// ```
+/// use insightpulse_core::{IdempotencyKey, RequestMeta};
+/// let meta = RequestMeta::default()
+///     .with_request_id("req-42")
+///     .with_ip("203.0.113.7".parse().unwrap())
+///     .with_idempotency_key(IdempotencyKey::parse("signup-form-5f2c").unwrap());
+/// assert_eq!(meta.request_id.as_deref(), Some("req-42"));
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestMeta {
     /// The host app's request or trace id.
@@ -71,6 +81,34 @@ pub struct RequestMeta {
     pub ip: Option<IpAddr>,
     /// The client's user agent.
     pub user_agent: Option<String>,
+    /// The client's idempotency key (e.g. an `Idempotency-Key` header). A
+    /// create call repeated with the same key and the same input returns
+    /// the row the first call made instead of making another one; see
+    /// [`IdempotencyKey`] for which calls honour it.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl RequestMeta {
+    /// Sets the request id.
+    pub fn with_request_id(mut self, id: impl Into<String>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+    /// Sets the client's address.
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+    /// Sets the client's user agent.
+    pub fn with_user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
 }
 
 /// Who acts, in which tenant, for which request.
@@ -144,6 +182,12 @@ impl Context {
         self
     }
 
+    /// Sets the request's idempotency key (see [`RequestMeta::idempotency_key`]).
+    pub fn with_idempotency_key(mut self, key: IdempotencyKey) -> Self {
+        self.request.idempotency_key = Some(key);
+        self
+    }
+
     /// The acting principal.
     pub fn principal(&self) -> &Principal {
         &self.principal
@@ -192,10 +236,20 @@ impl Context {
         })
     }
 
-    /// The acting user, or `PermissionDenied` for API keys and the system.
+    /// The acting user, or `PermissionDenied` (requires a user) for API
+    /// keys and the system.
     pub fn require_user(&self) -> Result<UserId> {
         self.user_id()
-            .ok_or_else(|| Error::denied("a signed-in user"))
+            .ok_or_else(|| Error::denied(Requirement::User))
+    }
+
+    /// `Ok` for the system, `PermissionDenied` (requires the system) otherwise.
+    pub fn require_system(&self) -> Result<()> {
+        if self.is_system() {
+            Ok(())
+        } else {
+            Err(Error::denied(Requirement::System))
+        }
     }
 
     /// Request metadata.

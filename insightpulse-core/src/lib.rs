@@ -40,6 +40,7 @@ pub mod audit;
 pub mod clock;
 pub mod context;
 pub mod error;
+pub mod idempotency;
 pub mod ids;
 pub mod privacy;
 pub mod projects;
@@ -49,13 +50,19 @@ pub mod values;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use context::{ApiKeyPrincipal, Context, Principal, PrincipalKind, RequestMeta};
-pub use error::{Error, Result, TokenRejection};
+pub use error::{Credential, Entity, Error, Rejection, Requirement, Result, StateRule};
 pub use ids::*;
-pub use repos::Repos;
+pub use repos::{Repos, ReposBuilder};
 pub use values::{
-    AuditAction, ConsentPurpose, ConsentSource, Email, Name, PermissionCode, PolicyVersion, Slug,
-    TargetType, TimeZone,
+    AuditAction, ConsentPurpose, ConsentSource, Email, IdempotencyKey, Name, PermissionCode,
+    PolicyVersion, Slug, TargetType, TimeZone,
 };
 
 /// Re-exported so host apps use the same secret types the SDK returns.
 pub use secrecy::{ExposeSecret, SecretString};
+
+/// The crates whose types appear in the SDK's public signatures, re-exported
+/// so a host uses the very versions the SDK was built with: instants and
+/// durations (`chrono`), the ids' `Uuid` (`uuid`), JSON settings and diffs
+/// (`serde_json`), SSO URLs (`url`).
+pub use {chrono, serde_json, url, uuid};

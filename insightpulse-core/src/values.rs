@@ -167,39 +167,84 @@ impl TimeZone {
 }
 string_value!(TimeZone);
 
-/// A permission code: dot-separated lower-case segments, e.g.
-/// `dashboard.delete` or `api_key.manage`.
+/// A permission of the catalog, e.g. [`PermissionCode::DASHBOARD_DELETE`].
+///
+/// Only the permissions the SDK's modules check exist (see
+/// [`crate::tenancy::catalog`]): a code outside the catalog is refused when
+/// parsed, so a typo can never become a permission that nobody checks.
 ///
 /// ```
 /// use insightpulse_core::PermissionCode;
-/// assert!(PermissionCode::parse("billing.read").is_ok());
-/// assert!(PermissionCode::parse("billing").is_err());
+/// assert_eq!(PermissionCode::parse("billing.read").unwrap(), PermissionCode::BILLING_READ);
+/// assert!(PermissionCode::parse("project.updte").is_err());
 /// assert!(PermissionCode::parse("Billing.Read").is_err());
+/// assert_eq!(PermissionCode::PROJECT_UPDATE.as_str(), "project.update");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PermissionCode(String);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PermissionCode(pub(crate) &'static str);
 
 impl PermissionCode {
-    /// Validates a permission code.
+    /// The permission of the catalog with this code.
     pub fn parse(s: &str) -> Result<Self> {
-        let segment_ok = |seg: &str| {
-            !seg.is_empty()
-                && seg.as_bytes()[0].is_ascii_lowercase()
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        };
-        let segments: Vec<&str> = s.split('.').collect();
-        if s.len() > 100 || segments.len() < 2 || !segments.iter().all(|seg| segment_ok(seg)) {
-            return Err(Error::validation(
-                "permission",
-                "must look like `module.action` (lower-case letters, digits, '_')",
-            ));
-        }
-        Ok(Self(s.to_owned()))
+        crate::tenancy::catalog::PERMISSIONS
+            .iter()
+            .map(|(p, _)| *p)
+            .find(|p| p.0 == s)
+            .ok_or_else(|| Error::validation("permission", "not a permission of the catalog"))
+    }
+
+    /// The code, e.g. `dashboard.delete`.
+    pub fn as_str(&self) -> &'static str {
+        self.0
+    }
+
+    /// What the permission allows, from the catalog.
+    pub fn description(&self) -> &'static str {
+        crate::tenancy::catalog::PERMISSIONS
+            .iter()
+            .find(|(p, _)| p == self)
+            .map_or("", |(_, d)| d)
     }
 }
-string_value!(PermissionCode);
+
+impl fmt::Display for PermissionCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl AsRef<str> for PermissionCode {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl FromStr for PermissionCode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<&str> for PermissionCode {
+    type Error = Error;
+    fn try_from(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl Serialize for PermissionCode {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PermissionCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Declares a label type: 1–`$max` characters of `a-z`, `0-9`, `_`, `-`
 /// and `.`, starting with a letter, with no empty dot-separated segment.
@@ -288,3 +333,40 @@ impl PolicyVersion {
     }
 }
 string_value!(PolicyVersion);
+
+/// A client's idempotency key: 1–255 visible ASCII characters (a UUID is
+/// the usual choice), as sent in an `Idempotency-Key` header.
+///
+/// Set it on the request ([`crate::RequestMeta::idempotency_key`]); these
+/// calls honour it: `AuthRepo::sign_up`, `TenantRepo::create_tenant`,
+/// `ProjectRepo::create_project` and `create_environment`,
+/// `TeamRepo::create_team`, `RbacRepo::create_role` and `AuditRepo::record`.
+/// The same principal repeating the call with the same key and the same
+/// input within 24 hours gets the row the first call made (as it is now);
+/// the same key with other input is a `Conflict` on the idempotency key.
+/// A call that failed stored nothing and may be retried with its key. Calls
+/// that hand out a one-time secret (`invite`, `create_api_key`) cannot
+/// replay it and do not take a key.
+///
+/// ```
+/// use insightpulse_core::IdempotencyKey;
+/// assert!(IdempotencyKey::parse("7f1c9a4e-1d3b-4c55-9a43-0f8e2d1b6a10").is_ok());
+/// assert!(IdempotencyKey::parse("").is_err());
+/// assert!(IdempotencyKey::parse("has space").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Validates a key.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.is_empty() || s.len() > 255 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::validation(
+                "idempotency_key",
+                "must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_value!(IdempotencyKey);

@@ -1,10 +1,28 @@
--- Foundation: extensions, the runtime roles, the `auth` schema and shared
--- trigger functions. Every later migration relies on these.
+-- Foundation: the SDK's two schemas, the runtime roles, the claim readers
+-- and shared trigger functions. Every later migration relies on these.
 --
--- Roles are cluster-wide, so they are created idempotently (and tolerantly of
--- a concurrent migration creating the same role in another database).
-CREATE EXTENSION IF NOT EXISTS pgcrypto;
-CREATE EXTENSION IF NOT EXISTS vector;
+-- Everything the SDK creates lives in its own schemas, so it shares a
+-- database with a host application (and the host's own `users` table, its
+-- own migrations, Supabase's `auth` schema):
+--   insightpulse       tables, types, triggers and the SDK's functions
+--                      (its migration bookkeeping too: _migrations)
+--   insightpulse_auth  who the caller is: the claim readers and the
+--                      membership and permission helpers the policies call
+-- Each migration sets the search path to `insightpulse` first; the runtime
+-- sets it transaction-locally in every unit of work.
+--
+-- Roles are cluster-wide, so they are created only when missing (and
+-- tolerantly of a concurrent migration creating the same role in another
+-- database), and never altered: on Supabase they already exist with the
+-- same names and meaning.
+CREATE SCHEMA IF NOT EXISTS insightpulse;
+CREATE SCHEMA IF NOT EXISTS insightpulse_auth;
+SET search_path TO insightpulse, pg_temp;
+
+-- pgvector, for the RAG module. A database that already has it (in any
+-- schema, e.g. Supabase's `extensions`) keeps it where it is; otherwise it
+-- is installed into the SDK's schema.
+CREATE EXTENSION IF NOT EXISTS vector SCHEMA insightpulse;
 
 -- ---------------------------------------------------------------------------
 -- Runtime roles (cluster-wide).
@@ -65,7 +83,7 @@ END
 $membership$;
 
 -- ---------------------------------------------------------------------------
--- The auth schema and the claim readers.
+-- The claim readers.
 --
 -- The SDK sets, transaction-locally, role = authenticated and
 -- request.jwt.claims to one of
@@ -75,8 +93,7 @@ $membership$;
 --             "permissions": ["code.a", ...]}
 -- (the SDK verified the key first; the claims are trusted like a JWT).
 -- ---------------------------------------------------------------------------
-CREATE SCHEMA IF NOT EXISTS auth;
-GRANT USAGE ON SCHEMA auth, public TO anon, authenticated, service_role;
+GRANT USAGE ON SCHEMA insightpulse, insightpulse_auth TO authenticated, service_role;
 
 -- The claims of the current transaction ('{}' when none are set; a
 -- transaction-local setting reads as '' once its transaction has ended).
@@ -86,46 +103,46 @@ GRANT USAGE ON SCHEMA auth, public TO anon, authenticated, service_role;
 -- parsed and planned again in every statement that calls it (measured:
 -- ~20 µs per call, several calls per policy). They are safe without it:
 -- they call only built-ins (resolved in pg_catalog first) and the
--- schema-qualified auth.claims(), and they are not SECURITY DEFINER.
-CREATE OR REPLACE FUNCTION auth.claims() RETURNS jsonb
+-- schema-qualified insightpulse_auth.claims(), and they are not SECURITY DEFINER.
+CREATE FUNCTION insightpulse_auth.claims() RETURNS jsonb
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb)
 $$;
 
--- The acting user (Supabase-compatible); NULL for API keys and nobody.
-CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid
+-- The acting user (read like Supabase's auth.uid()); NULL for API keys and nobody.
+CREATE FUNCTION insightpulse_auth.uid() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT (auth.claims() ->> 'sub')::uuid
+    SELECT (insightpulse_auth.claims() ->> 'sub')::uuid
 $$;
 
 -- The acting API key; NULL for users.
-CREATE OR REPLACE FUNCTION auth.api_key_id() RETURNS uuid
+CREATE FUNCTION insightpulse_auth.api_key_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT (auth.claims() ->> 'api_key_id')::uuid
+    SELECT (insightpulse_auth.claims() ->> 'api_key_id')::uuid
 $$;
 
 -- The project a project- or environment-scoped API key is limited to; NULL
 -- for users and tenant-wide keys.
-CREATE OR REPLACE FUNCTION auth.scope_project_id() RETURNS uuid
+CREATE FUNCTION insightpulse_auth.scope_project_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT (auth.claims() ->> 'project_id')::uuid
+    SELECT (insightpulse_auth.claims() ->> 'project_id')::uuid
 $$;
 
 -- The environment an environment-scoped API key is limited to; NULL otherwise.
-CREATE OR REPLACE FUNCTION auth.scope_environment_id() RETURNS uuid
+CREATE FUNCTION insightpulse_auth.scope_environment_id() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT (auth.claims() ->> 'environment_id')::uuid
+    SELECT (insightpulse_auth.claims() ->> 'environment_id')::uuid
 $$;
 
-REVOKE ALL ON FUNCTION auth.claims(), auth.uid(), auth.api_key_id(),
-    auth.scope_project_id(), auth.scope_environment_id() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION auth.claims(), auth.uid(), auth.api_key_id(),
-    auth.scope_project_id(), auth.scope_environment_id() TO authenticated, service_role;
+REVOKE ALL ON FUNCTION insightpulse_auth.claims(), insightpulse_auth.uid(), insightpulse_auth.api_key_id(),
+    insightpulse_auth.scope_project_id(), insightpulse_auth.scope_environment_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse_auth.claims(), insightpulse_auth.uid(), insightpulse_auth.api_key_id(),
+    insightpulse_auth.scope_project_id(), insightpulse_auth.scope_environment_id() TO authenticated, service_role;
 
 -- ---------------------------------------------------------------------------
 -- Shared trigger functions.
@@ -133,7 +150,7 @@ GRANT EXECUTE ON FUNCTION auth.claims(), auth.uid(), auth.api_key_id(),
 
 -- BEFORE UPDATE: the SDK writes updated_at from its own clock; an update that
 -- leaves updated_at untouched (raw SQL) gets now().
-CREATE OR REPLACE FUNCTION public.set_updated_at() RETURNS trigger
+CREATE FUNCTION insightpulse.set_updated_at() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN

@@ -5,6 +5,8 @@
 -- `roles` and `role_permissions` are reference tables that also hold
 -- tenant-owned rows (tenant_id NULL = built-in role), guarded by RLS.
 
+SET search_path TO insightpulse, pg_temp;
+
 CREATE TYPE membership_status AS ENUM ('active', 'suspended');
 CREATE TYPE role_scope AS ENUM ('global', 'org', 'project');
 CREATE TYPE sso_kind AS ENUM ('saml', 'oidc');
@@ -173,9 +175,9 @@ CREATE TABLE api_keys (
 -- ---------------------------------------------------------------------------
 -- Indexes (beyond the primary keys and unique constraints).
 -- ---------------------------------------------------------------------------
--- auth.user_tenant_ids() / users policy: a user's memberships, index-only.
+-- insightpulse_auth.user_tenant_ids() / users policy: a user's memberships, index-only.
 CREATE INDEX idx_org_memberships_user ON org_memberships (user_id) INCLUDE (tenant_id, status, is_owner);
--- auth.user_has_permission(): a user's grants in a tenant; FK cascade from org_memberships.
+-- insightpulse_auth.user_has_permission(): a user's grants in a tenant; FK cascade from org_memberships.
 CREATE INDEX idx_user_roles_tenant_user ON user_roles (tenant_id, user_id);
 -- FK cascade when a role is deleted.
 CREATE INDEX idx_user_roles_role ON user_roles (role_id);
@@ -199,12 +201,12 @@ CREATE INDEX idx_user_identities_tenant_user ON user_identities (tenant_id, user
 
 -- The tenants the caller may see: an API key its own tenant; a user the
 -- tenants where their membership is active ('{}' when none); nobody '{}'.
-CREATE OR REPLACE FUNCTION auth.user_tenant_ids() RETURNS uuid[]
+CREATE FUNCTION insightpulse_auth.user_tenant_ids() RETURNS uuid[]
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
-    c     jsonb := auth.claims();
+    c     jsonb := insightpulse_auth.claims();
     v_uid uuid;
 BEGIN
     IF c ? 'api_key_id' THEN
@@ -227,12 +229,12 @@ $$;
 
 -- Whether the caller (a user) has an ACTIVE owner membership in p_tenant;
 -- false for API keys and nobody.
-CREATE OR REPLACE FUNCTION auth.is_tenant_owner(p_tenant uuid) RETURNS boolean
+CREATE FUNCTION insightpulse_auth.is_tenant_owner(p_tenant uuid) RETURNS boolean
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
-    c     jsonb := auth.claims();
+    c     jsonb := insightpulse_auth.claims();
     v_uid uuid;
 BEGIN
     IF p_tenant IS NULL OR c ? 'api_key_id' THEN
@@ -262,13 +264,13 @@ $$;
 -- Cost: one primary-key probe for an owner or a non-member; for anyone else
 -- also permissions_code_key and the user's few grants in the tenant, each
 -- probed in role_permissions' primary key.
-CREATE OR REPLACE FUNCTION auth.user_has_permission(p_code text, p_tenant uuid, p_project uuid DEFAULT NULL)
+CREATE FUNCTION insightpulse_auth.user_has_permission(p_code text, p_tenant uuid, p_project uuid DEFAULT NULL)
     RETURNS boolean
     LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
-    c       jsonb := auth.claims();
+    c       jsonb := insightpulse_auth.claims();
     v_uid   uuid;
     v_owner boolean;
     v_perm  uuid;
@@ -315,35 +317,35 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION auth.user_tenant_ids(), auth.is_tenant_owner(uuid),
-    auth.user_has_permission(text, uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION auth.user_tenant_ids(), auth.is_tenant_owner(uuid),
-    auth.user_has_permission(text, uuid, uuid) TO authenticated, service_role;
+REVOKE ALL ON FUNCTION insightpulse_auth.user_tenant_ids(), insightpulse_auth.is_tenant_owner(uuid),
+    insightpulse_auth.user_has_permission(text, uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse_auth.user_tenant_ids(), insightpulse_auth.is_tenant_owner(uuid),
+    insightpulse_auth.user_has_permission(text, uuid, uuid) TO authenticated, service_role;
 
 -- ---------------------------------------------------------------------------
 -- Triggers.
 -- ---------------------------------------------------------------------------
 CREATE TRIGGER tenants_set_updated_at BEFORE UPDATE ON tenants
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 CREATE TRIGGER users_set_updated_at BEFORE UPDATE ON users
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 CREATE TRIGGER org_memberships_set_updated_at BEFORE UPDATE ON org_memberships
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 CREATE TRIGGER teams_set_updated_at BEFORE UPDATE ON teams
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 CREATE TRIGGER roles_set_updated_at BEFORE UPDATE ON roles
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 CREATE TRIGGER sso_providers_set_updated_at BEFORE UPDATE ON sso_providers
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 
 -- A tenant that exists always keeps at least one ACTIVE owner. Only a change
 -- that takes away an active owner is checked; the tenant row is locked first
 -- so that two concurrent demotions in one tenant cannot both pass. When the
 -- tenant itself is being deleted (the cascade), its row is already gone and
 -- nothing is checked.
-CREATE OR REPLACE FUNCTION auth.check_tenant_has_active_owner() RETURNS trigger
+CREATE FUNCTION insightpulse.check_tenant_has_active_owner() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 BEGIN
     IF NOT (OLD.is_owner AND OLD.status = 'active') THEN
@@ -365,18 +367,18 @@ BEGIN
         RAISE EXCEPTION 'tenant % would be left without an active owner', OLD.tenant_id
             USING ERRCODE = 'check_violation',
                   CONSTRAINT = 'tenant_has_active_owner',
-                  SCHEMA = 'public',
+                  SCHEMA = 'insightpulse',
                   TABLE = 'org_memberships';
     END IF;
     RETURN NULL;
 END
 $$;
-REVOKE ALL ON FUNCTION auth.check_tenant_has_active_owner() FROM PUBLIC;
+REVOKE ALL ON FUNCTION insightpulse.check_tenant_has_active_owner() FROM PUBLIC;
 
 CREATE CONSTRAINT TRIGGER tenant_has_active_owner
     AFTER UPDATE OF tenant_id, is_owner, status OR DELETE ON org_memberships
     DEFERRABLE INITIALLY IMMEDIATE
-    FOR EACH ROW EXECUTE FUNCTION auth.check_tenant_has_active_owner();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.check_tenant_has_active_owner();
 
 -- Only owners act on ownership. Under RLS a holder of member.manage may
 -- change and remove memberships, but granting ownership, or changing or
@@ -384,25 +386,25 @@ CREATE CONSTRAINT TRIGGER tenant_has_active_owner
 -- the tenant. The SDK checks this first; this makes the database refuse it
 -- as well. Other roles (the service role, and the table owner running
 -- ON DELETE CASCADE) are not restricted.
-CREATE OR REPLACE FUNCTION auth.guard_ownership() RETURNS trigger
+CREATE FUNCTION insightpulse.guard_ownership() RETURNS trigger
     LANGUAGE plpgsql
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 BEGIN
     IF current_user = 'authenticated'
        AND (OLD.is_owner OR (TG_OP = 'UPDATE' AND NEW.is_owner))
-       AND NOT auth.is_tenant_owner(OLD.tenant_id) THEN
+       AND NOT insightpulse_auth.is_tenant_owner(OLD.tenant_id) THEN
         RAISE EXCEPTION 'only an owner of the tenant may grant ownership or change an owner''s membership'
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 END
 $$;
-REVOKE ALL ON FUNCTION auth.guard_ownership() FROM PUBLIC;
+REVOKE ALL ON FUNCTION insightpulse.guard_ownership() FROM PUBLIC;
 
 CREATE TRIGGER org_memberships_guard_ownership
     BEFORE UPDATE OR DELETE ON org_memberships
-    FOR EACH ROW EXECUTE FUNCTION auth.guard_ownership();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.guard_ownership();
 
 -- ---------------------------------------------------------------------------
 -- A migrating role that is neither superuser nor BYPASSRLS is itself subject
@@ -414,11 +416,11 @@ CREATE TRIGGER org_memberships_guard_ownership
 DO $owner$
 BEGIN
     IF NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-        GRANT CREATE ON SCHEMA auth TO service_role;
-        ALTER FUNCTION auth.user_tenant_ids() OWNER TO service_role;
-        ALTER FUNCTION auth.is_tenant_owner(uuid) OWNER TO service_role;
-        ALTER FUNCTION auth.user_has_permission(text, uuid, uuid) OWNER TO service_role;
-        ALTER FUNCTION auth.check_tenant_has_active_owner() OWNER TO service_role;
+        GRANT CREATE ON SCHEMA insightpulse, insightpulse_auth TO service_role;
+        ALTER FUNCTION insightpulse_auth.user_tenant_ids() OWNER TO service_role;
+        ALTER FUNCTION insightpulse_auth.is_tenant_owner(uuid) OWNER TO service_role;
+        ALTER FUNCTION insightpulse_auth.user_has_permission(text, uuid, uuid) OWNER TO service_role;
+        ALTER FUNCTION insightpulse.check_tenant_has_active_owner() OWNER TO service_role;
     END IF;
 END
 $owner$;
@@ -629,60 +631,60 @@ ALTER TABLE api_keys         FORCE ROW LEVEL SECURITY;
 
 -- tenants (created by service_role only: no INSERT policy)
 CREATE POLICY tenants_select ON tenants FOR SELECT TO authenticated
-    USING (id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY tenants_update ON tenants FOR UPDATE TO authenticated
-    USING (id = ANY ((SELECT auth.user_tenant_ids())::uuid[]))
-    WITH CHECK (auth.user_has_permission('tenant.manage', id));
+    USING (id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]))
+    WITH CHECK (insightpulse_auth.user_has_permission('tenant.manage', id));
 CREATE POLICY tenants_delete ON tenants FOR DELETE TO authenticated
-    USING (auth.is_tenant_owner(id));
+    USING (insightpulse_auth.is_tenant_owner(id));
 
 -- users (created by service_role only; a user changes only their own row)
 CREATE POLICY users_select ON users FOR SELECT TO authenticated
-    USING (id = (SELECT auth.uid())
+    USING (id = (SELECT insightpulse_auth.uid())
            OR id IN (SELECT m.user_id
                        FROM org_memberships m
-                      WHERE m.tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])));
+                      WHERE m.tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])));
 CREATE POLICY users_update ON users FOR UPDATE TO authenticated
-    USING (id = (SELECT auth.uid()))
-    WITH CHECK (id = (SELECT auth.uid()));
+    USING (id = (SELECT insightpulse_auth.uid()))
+    WITH CHECK (id = (SELECT insightpulse_auth.uid()));
 
 -- org_memberships (acceptance and tenant creation run as service_role)
 CREATE POLICY org_memberships_select ON org_memberships FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY org_memberships_update ON org_memberships FOR UPDATE TO authenticated
-    USING (auth.user_has_permission('member.manage', tenant_id))
-    WITH CHECK (auth.user_has_permission('member.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('member.manage', tenant_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('member.manage', tenant_id));
 CREATE POLICY org_memberships_delete ON org_memberships FOR DELETE TO authenticated
-    USING (auth.user_has_permission('member.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('member.manage', tenant_id));
 
 -- invitations (the tenant filter first lets the planner use the primary key
 -- and skips the per-row permission call for other tenants' rows)
 CREATE POLICY invitations_all ON invitations FOR ALL TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])
-           AND auth.user_has_permission('member.invite', tenant_id))
-    WITH CHECK (auth.user_has_permission('member.invite', tenant_id));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])
+           AND insightpulse_auth.user_has_permission('member.invite', tenant_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('member.invite', tenant_id));
 
 -- teams
 CREATE POLICY teams_select ON teams FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY teams_insert ON teams FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('team.manage', tenant_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('team.manage', tenant_id));
 CREATE POLICY teams_update ON teams FOR UPDATE TO authenticated
-    USING (auth.user_has_permission('team.manage', tenant_id))
-    WITH CHECK (auth.user_has_permission('team.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('team.manage', tenant_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('team.manage', tenant_id));
 CREATE POLICY teams_delete ON teams FOR DELETE TO authenticated
-    USING (auth.user_has_permission('team.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('team.manage', tenant_id));
 
 -- team_members
 CREATE POLICY team_members_select ON team_members FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY team_members_insert ON team_members FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('team.manage', tenant_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('team.manage', tenant_id));
 CREATE POLICY team_members_update ON team_members FOR UPDATE TO authenticated
-    USING (auth.user_has_permission('team.manage', tenant_id))
-    WITH CHECK (auth.user_has_permission('team.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('team.manage', tenant_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('team.manage', tenant_id));
 CREATE POLICY team_members_delete ON team_members FOR DELETE TO authenticated
-    USING (auth.user_has_permission('team.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('team.manage', tenant_id));
 
 -- permissions: a global catalog, readable by everyone, written by service_role
 CREATE POLICY permissions_select ON permissions FOR SELECT TO authenticated
@@ -690,14 +692,14 @@ CREATE POLICY permissions_select ON permissions FOR SELECT TO authenticated
 
 -- roles: built-ins (tenant_id NULL) are read-only; tenant roles need role.manage
 CREATE POLICY roles_select ON roles FOR SELECT TO authenticated
-    USING (tenant_id IS NULL OR tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id IS NULL OR tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY roles_insert ON roles FOR INSERT TO authenticated
-    WITH CHECK (tenant_id IS NOT NULL AND auth.user_has_permission('role.manage', tenant_id));
+    WITH CHECK (tenant_id IS NOT NULL AND insightpulse_auth.user_has_permission('role.manage', tenant_id));
 CREATE POLICY roles_update ON roles FOR UPDATE TO authenticated
-    USING (tenant_id IS NOT NULL AND auth.user_has_permission('role.manage', tenant_id))
-    WITH CHECK (tenant_id IS NOT NULL AND auth.user_has_permission('role.manage', tenant_id));
+    USING (tenant_id IS NOT NULL AND insightpulse_auth.user_has_permission('role.manage', tenant_id))
+    WITH CHECK (tenant_id IS NOT NULL AND insightpulse_auth.user_has_permission('role.manage', tenant_id));
 CREATE POLICY roles_delete ON roles FOR DELETE TO authenticated
-    USING (tenant_id IS NOT NULL AND auth.user_has_permission('role.manage', tenant_id));
+    USING (tenant_id IS NOT NULL AND insightpulse_auth.user_has_permission('role.manage', tenant_id));
 
 -- role_permissions: visible with their role (roles' own RLS applies inside)
 CREATE POLICY role_permissions_select ON role_permissions FOR SELECT TO authenticated
@@ -707,47 +709,47 @@ CREATE POLICY role_permissions_insert ON role_permissions FOR INSERT TO authenti
                           FROM roles r
                          WHERE r.id = role_permissions.role_id
                            AND r.tenant_id IS NOT NULL
-                           AND auth.user_has_permission('role.manage', r.tenant_id)));
+                           AND insightpulse_auth.user_has_permission('role.manage', r.tenant_id)));
 CREATE POLICY role_permissions_delete ON role_permissions FOR DELETE TO authenticated
     USING (EXISTS (SELECT 1
                      FROM roles r
                     WHERE r.id = role_permissions.role_id
                       AND r.tenant_id IS NOT NULL
-                      AND auth.user_has_permission('role.manage', r.tenant_id)));
+                      AND insightpulse_auth.user_has_permission('role.manage', r.tenant_id)));
 
 -- user_roles (grants): no UPDATE, a grant is revoked and re-made
 CREATE POLICY user_roles_select ON user_roles FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY user_roles_insert ON user_roles FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('role.assign', tenant_id, project_id)
+    WITH CHECK (insightpulse_auth.user_has_permission('role.assign', tenant_id, project_id)
                 AND EXISTS (SELECT 1
                               FROM roles r
                              WHERE r.id = user_roles.role_id
                                AND (r.tenant_id IS NULL OR r.tenant_id = user_roles.tenant_id)));
 CREATE POLICY user_roles_delete ON user_roles FOR DELETE TO authenticated
-    USING (auth.user_has_permission('role.assign', tenant_id, project_id));
+    USING (insightpulse_auth.user_has_permission('role.assign', tenant_id, project_id));
 
 -- sso_providers
 CREATE POLICY sso_providers_select ON sso_providers FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY sso_providers_insert ON sso_providers FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('sso.manage', tenant_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 CREATE POLICY sso_providers_update ON sso_providers FOR UPDATE TO authenticated
-    USING (auth.user_has_permission('sso.manage', tenant_id))
-    WITH CHECK (auth.user_has_permission('sso.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('sso.manage', tenant_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 CREATE POLICY sso_providers_delete ON sso_providers FOR DELETE TO authenticated
-    USING (auth.user_has_permission('sso.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 
 -- user_identities
 CREATE POLICY user_identities_select ON user_identities FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY user_identities_insert ON user_identities FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('sso.manage', tenant_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 CREATE POLICY user_identities_update ON user_identities FOR UPDATE TO authenticated
-    USING (auth.user_has_permission('sso.manage', tenant_id))
-    WITH CHECK (auth.user_has_permission('sso.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('sso.manage', tenant_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 CREATE POLICY user_identities_delete ON user_identities FOR DELETE TO authenticated
-    USING (auth.user_has_permission('sso.manage', tenant_id));
+    USING (insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 
 -- api_keys: members of the tenant see the keys' metadata (the hash column is
 -- not even granted), so the SDK can tell "no such key" (NotFound) from "not
@@ -755,12 +757,12 @@ CREATE POLICY user_identities_delete ON user_identities FOR DELETE TO authentica
 -- api_key.manage at the key's level. The project-level form also covers
 -- tenant-wide holders. No DELETE: keys are revoked (project deletion cascades).
 CREATE POLICY api_keys_select ON api_keys FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[]));
 CREATE POLICY api_keys_insert ON api_keys FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('api_key.manage', tenant_id, project_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('api_key.manage', tenant_id, project_id));
 CREATE POLICY api_keys_update ON api_keys FOR UPDATE TO authenticated
-    USING (auth.user_has_permission('api_key.manage', tenant_id, project_id))
-    WITH CHECK (auth.user_has_permission('api_key.manage', tenant_id, project_id));
+    USING (insightpulse_auth.user_has_permission('api_key.manage', tenant_id, project_id))
+    WITH CHECK (insightpulse_auth.user_has_permission('api_key.manage', tenant_id, project_id));
 
 -- ---------------------------------------------------------------------------
 -- Grants. RLS decides which rows; these decide which statements and columns.

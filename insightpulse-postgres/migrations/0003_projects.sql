@@ -1,5 +1,7 @@
 -- Module 2: projects & environments.
 
+SET search_path TO insightpulse, pg_temp;
+
 CREATE TYPE environment_kind AS ENUM ('development', 'staging', 'production');
 
 CREATE TABLE projects (
@@ -48,7 +50,7 @@ CREATE INDEX idx_api_keys_tenant_project ON api_keys (tenant_id, project_id, env
 -- Triggers.
 -- ---------------------------------------------------------------------------
 CREATE TRIGGER projects_set_updated_at BEFORE UPDATE ON projects
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 
 -- ---------------------------------------------------------------------------
 -- Row level security (enabled and forced), policies for `authenticated`.
@@ -61,29 +63,29 @@ ALTER TABLE environments ENABLE ROW LEVEL SECURITY;
 ALTER TABLE environments FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY projects_select ON projects FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])
-           AND ((SELECT auth.scope_project_id()) IS NULL
-                OR id = (SELECT auth.scope_project_id())));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])
+           AND ((SELECT insightpulse_auth.scope_project_id()) IS NULL
+                OR id = (SELECT insightpulse_auth.scope_project_id())));
 CREATE POLICY projects_insert ON projects FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('project.create', tenant_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('project.create', tenant_id));
 CREATE POLICY projects_update ON projects FOR UPDATE TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])
-           AND ((SELECT auth.scope_project_id()) IS NULL
-                OR id = (SELECT auth.scope_project_id())))
-    WITH CHECK (auth.user_has_permission('project.update', tenant_id, id));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])
+           AND ((SELECT insightpulse_auth.scope_project_id()) IS NULL
+                OR id = (SELECT insightpulse_auth.scope_project_id())))
+    WITH CHECK (insightpulse_auth.user_has_permission('project.update', tenant_id, id));
 CREATE POLICY projects_delete ON projects FOR DELETE TO authenticated
-    USING (auth.user_has_permission('project.delete', tenant_id, id));
+    USING (insightpulse_auth.user_has_permission('project.delete', tenant_id, id));
 
 CREATE POLICY environments_select ON environments FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])
-           AND ((SELECT auth.scope_project_id()) IS NULL
-                OR project_id = (SELECT auth.scope_project_id()))
-           AND ((SELECT auth.scope_environment_id()) IS NULL
-                OR id = (SELECT auth.scope_environment_id())));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])
+           AND ((SELECT insightpulse_auth.scope_project_id()) IS NULL
+                OR project_id = (SELECT insightpulse_auth.scope_project_id()))
+           AND ((SELECT insightpulse_auth.scope_environment_id()) IS NULL
+                OR id = (SELECT insightpulse_auth.scope_environment_id())));
 CREATE POLICY environments_insert ON environments FOR INSERT TO authenticated
-    WITH CHECK (auth.user_has_permission('environment.manage', tenant_id, project_id));
+    WITH CHECK (insightpulse_auth.user_has_permission('environment.manage', tenant_id, project_id));
 CREATE POLICY environments_delete ON environments FOR DELETE TO authenticated
-    USING (auth.user_has_permission('environment.manage', tenant_id, project_id));
+    USING (insightpulse_auth.user_has_permission('environment.manage', tenant_id, project_id));
 
 -- ---------------------------------------------------------------------------
 -- Grants.

@@ -8,18 +8,18 @@
 --   entries, and the erasure of an entry's personal fields (ip, user agent).
 -- * Hash-chained per tenant. A BEFORE INSERT trigger serialises a tenant's
 --   writers on its row of audit_chain_heads and sets seq, prev_hash and
---   hash, whatever the inserter sent. audit.entry_hash is the SQL twin of
+--   hash, whatever the inserter sent. insightpulse.audit_entry_hash is the SQL twin of
 --   insightpulse-core/src/audit/chain.rs::entry_hash; the Rust verifier
 --   recomputes every hash, so the two must agree byte for byte.
 -- * The audit trail outlives its tenant: no foreign key to tenants, so
 --   deleting a tenant (itself audited) keeps its trail for the system.
 -- * Partitioned by month on created_at. The primary key leads with
---   tenant_id and holds the partition key; audit.ensure_partitions creates
+--   tenant_id and holds the partition key; insightpulse.audit_ensure_partitions creates
 --   upcoming months, and rows of months without a partition land in the
 --   default partition (never lost) until their month is created.
 
-CREATE SCHEMA IF NOT EXISTS audit;
-GRANT USAGE ON SCHEMA audit TO authenticated, service_role;
+SET search_path TO insightpulse, pg_temp;
+
 
 CREATE TYPE audit_actor_kind AS ENUM ('user', 'api_key', 'system');
 
@@ -77,14 +77,14 @@ CREATE TABLE audit_chain_heads (
 -- ---------------------------------------------------------------------------
 
 -- One field of the canonical encoding: '-' for NULL, else '<bytes>:<text>'.
-CREATE FUNCTION audit.field(v text) RETURNS text
+CREATE FUNCTION insightpulse.audit_field(v text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN v IS NULL THEN '-' ELSE octet_length(v)::text || ':' || v END $$;
 
 -- The hash of an entry (see chain.rs for the encoding), from its parts: a
 -- plain STABLE SQL expression, so the chain trigger's statement inlines it
 -- into its cached plan instead of calling a function per entry.
-CREATE FUNCTION audit.entry_hash(
+CREATE FUNCTION insightpulse.audit_entry_hash(
     p_prev_hash bytea, p_seq bigint, p_tenant_id uuid, p_id uuid, p_created_at timestamptz,
     p_actor_kind audit_actor_kind, p_user_id uuid, p_api_key_id uuid, p_actor_reason text,
     p_action text, p_target_type text, p_target_id text, p_diff jsonb, p_request_id text,
@@ -93,28 +93,28 @@ CREATE FUNCTION audit.entry_hash(
 AS $$
 SELECT sha256(convert_to(concat(
     'ipaudit1',
-    '|', audit.field(encode(p_prev_hash, 'hex')),
-    '|', audit.field(p_seq::text),
-    '|', audit.field(p_tenant_id::text),
-    '|', audit.field(p_id::text),
-    '|', audit.field(to_char(p_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
-    '|', audit.field(p_actor_kind::text),
-    '|', audit.field(p_user_id::text),
-    '|', audit.field(p_api_key_id::text),
-    '|', audit.field(p_actor_reason),
-    '|', audit.field(p_action),
-    '|', audit.field(p_target_type),
-    '|', audit.field(p_target_id),
-    '|', audit.field(p_diff::text),
-    '|', audit.field(p_request_id),
-    '|', audit.field(encode(p_pii_digest, 'hex'))), 'UTF8'))
+    '|', insightpulse.audit_field(encode(p_prev_hash, 'hex')),
+    '|', insightpulse.audit_field(p_seq::text),
+    '|', insightpulse.audit_field(p_tenant_id::text),
+    '|', insightpulse.audit_field(p_id::text),
+    '|', insightpulse.audit_field(to_char(p_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')),
+    '|', insightpulse.audit_field(p_actor_kind::text),
+    '|', insightpulse.audit_field(p_user_id::text),
+    '|', insightpulse.audit_field(p_api_key_id::text),
+    '|', insightpulse.audit_field(p_actor_reason),
+    '|', insightpulse.audit_field(p_action),
+    '|', insightpulse.audit_field(p_target_type),
+    '|', insightpulse.audit_field(p_target_id),
+    '|', insightpulse.audit_field(p_diff::text),
+    '|', insightpulse.audit_field(p_request_id),
+    '|', insightpulse.audit_field(encode(p_pii_digest, 'hex'))), 'UTF8'))
 $$;
 
 -- The hash a stored entry should have (for checks by hand).
-CREATE FUNCTION audit.entry_hash(e audit_logs) RETURNS bytea
+CREATE FUNCTION insightpulse.audit_entry_hash(e audit_logs) RETURNS bytea
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-SELECT audit.entry_hash(e.prev_hash, e.seq, e.tenant_id, e.id, e.created_at, e.actor_kind,
+SELECT insightpulse.audit_entry_hash(e.prev_hash, e.seq, e.tenant_id, e.id, e.created_at, e.actor_kind,
                         e.user_id, e.api_key_id, e.actor_reason, e.action, e.target_type,
                         e.target_id, e.diff, e.request_id, e.pii_digest)
 $$;
@@ -127,7 +127,7 @@ $$;
 -- only into its tenant, naming itself. This is the INSERT rule of the
 -- table (its policy lets every row through to here): checked once per
 -- entry, it costs one index probe, where the usual policy would add a
--- second call of auth.user_tenant_ids() to every audited mutation. The
+-- second call of insightpulse_auth.user_tenant_ids() to every audited mutation. The
 -- system (service_role) writes on behalf of others, e.g. an invitation's
 -- acceptor.
 --
@@ -138,9 +138,9 @@ $$;
 --
 -- SECURITY DEFINER because the heads are not writable at runtime; the
 -- 'role' setting still names the caller's role inside it.
-CREATE FUNCTION audit.chain_entry() RETURNS trigger
+CREATE FUNCTION insightpulse.audit_chain_entry() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
     -- The linking statement's plan does not depend on the entry: plan it
     -- once per connection, not on each of the first five entries (measured:
     -- ~400 µs per custom plan, ~85 µs per call with the generic one).
@@ -150,7 +150,7 @@ DECLARE
     c jsonb;
 BEGIN
     IF current_setting('role') = 'authenticated' THEN
-        c := auth.claims();
+        c := insightpulse_auth.claims();
         IF NOT coalesce(CASE
             WHEN c ? 'api_key_id' THEN
                 NEW.actor_kind = 'api_key'
@@ -171,7 +171,7 @@ BEGIN
         UPDATE audit_chain_heads h
            SET seq = h.seq + 1,
                prev_hash = h.hash,
-               hash = audit.entry_hash(h.hash, h.seq + 1, NEW.tenant_id, NEW.id, NEW.created_at,
+               hash = insightpulse.audit_entry_hash(h.hash, h.seq + 1, NEW.tenant_id, NEW.id, NEW.created_at,
                                        NEW.actor_kind, NEW.user_id, NEW.api_key_id,
                                        NEW.actor_reason, NEW.action, NEW.target_type,
                                        NEW.target_id, NEW.diff, NEW.request_id, NEW.pii_digest)
@@ -184,17 +184,17 @@ BEGIN
     RETURN NEW;
 END
 $$;
-REVOKE ALL ON FUNCTION audit.chain_entry() FROM PUBLIC;
+REVOKE ALL ON FUNCTION insightpulse.audit_chain_entry() FROM PUBLIC;
 
 CREATE TRIGGER audit_logs_chain BEFORE INSERT ON audit_logs
-    FOR EACH ROW EXECUTE FUNCTION audit.chain_entry();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.audit_chain_entry();
 
 -- The SDK's append: exactly an INSERT with these values, under the
 -- caller's own rights (SECURITY INVOKER: the grants, the policy and the
 -- chain trigger apply as to any INSERT). A function, so that the SDK can
 -- send it with COMMIT in one simple-query message while the INSERT's plan
 -- stays cached per connection.
-CREATE FUNCTION audit.append(
+CREATE FUNCTION insightpulse.audit_append(
     p_tenant_id uuid, p_created_at timestamptz, p_id uuid, p_actor_kind audit_actor_kind,
     p_user_id uuid, p_api_key_id uuid, p_actor_reason text, p_action text, p_target_type text,
     p_target_id text, p_diff jsonb, p_ip inet, p_user_agent text, p_request_id text,
@@ -203,7 +203,7 @@ CREATE FUNCTION audit.append(
 AS $$
 BEGIN
     -- seq, prev_hash and hash are placeholders the chain trigger overwrites.
-    INSERT INTO public.audit_logs (tenant_id, created_at, id, actor_kind, user_id, api_key_id,
+    INSERT INTO insightpulse.audit_logs (tenant_id, created_at, id, actor_kind, user_id, api_key_id,
                                    actor_reason, action, target_type, target_id, diff, ip,
                                    user_agent, request_id, pii_salt, pii_digest,
                                    seq, prev_hash, hash)
@@ -212,17 +212,17 @@ BEGIN
             p_user_agent, p_request_id, p_pii_salt, p_pii_digest, 0, '', '');
 END
 $$;
-REVOKE ALL ON FUNCTION audit.append(uuid, timestamptz, uuid, audit_actor_kind, uuid, uuid, text,
+REVOKE ALL ON FUNCTION insightpulse.audit_append(uuid, timestamptz, uuid, audit_actor_kind, uuid, uuid, text,
     text, text, text, jsonb, inet, text, text, bytea, bytea) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.append(uuid, timestamptz, uuid, audit_actor_kind, uuid, uuid, text,
+GRANT EXECUTE ON FUNCTION insightpulse.audit_append(uuid, timestamptz, uuid, audit_actor_kind, uuid, uuid, text,
     text, text, text, jsonb, inet, text, text, bytea, bytea) TO authenticated, service_role;
 
 -- BEFORE UPDATE OR DELETE, for every role: an entry changes only by losing
 -- its personal fields (erasure), and is deleted only once a purge has moved
 -- its chain's anchor past it.
-CREATE FUNCTION audit.refuse_change() RETURNS trigger
+CREATE FUNCTION insightpulse.audit_refuse_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -243,9 +243,9 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END
 $$;
-REVOKE ALL ON FUNCTION audit.refuse_change() FROM PUBLIC;
+REVOKE ALL ON FUNCTION insightpulse.audit_refuse_change() FROM PUBLIC;
 
-CREATE FUNCTION audit.refuse_truncate() RETURNS trigger
+CREATE FUNCTION insightpulse.audit_refuse_truncate() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN
@@ -255,12 +255,12 @@ END
 $$;
 
 CREATE TRIGGER audit_logs_immutable BEFORE UPDATE OR DELETE ON audit_logs
-    FOR EACH ROW EXECUTE FUNCTION audit.refuse_change();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.audit_refuse_change();
 -- Statement triggers are not cloned to partitions: each gets its own.
 CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_truncate();
+    FOR EACH STATEMENT EXECUTE FUNCTION insightpulse.audit_refuse_truncate();
 CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs_default
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_truncate();
+    FOR EACH STATEMENT EXECUTE FUNCTION insightpulse.audit_refuse_truncate();
 
 -- ---------------------------------------------------------------------------
 -- The system paths (service_role only).
@@ -271,10 +271,10 @@ CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs_default
 -- p_cutoff, and moves the anchor to the last one deleted. The caller
 -- appends the audit.purged entry that attests the new anchor in the same
 -- transaction. Returns nothing when there is nothing to purge.
-CREATE FUNCTION audit.purge(p_tenant uuid, p_cutoff timestamptz, p_limit integer,
+CREATE FUNCTION insightpulse.audit_purge(p_tenant uuid, p_cutoff timestamptz, p_limit integer,
                             OUT deleted bigint, OUT through_seq bigint, OUT through_hash bytea)
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
     h       audit_chain_heads%ROWTYPE;
@@ -309,10 +309,10 @@ $$;
 -- Erasure of personal fields: at most p_limit entries that still hold
 -- them, of one actor (p_user) and/or one tenant before p_before. Returns
 -- how many entries were erased.
-CREATE FUNCTION audit.erase_personal(p_user uuid, p_tenant uuid, p_before timestamptz, p_limit integer)
+CREATE FUNCTION insightpulse.audit_erase_personal(p_user uuid, p_tenant uuid, p_before timestamptz, p_limit integer)
     RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
     n bigint;
@@ -338,10 +338,10 @@ $$;
 -- default partition for such a month into it (verbatim, hashes unchanged:
 -- a move between partitions is not a change of the trail). Returns the
 -- partitions it created.
-CREATE FUNCTION audit.ensure_partitions(p_from timestamptz, p_months integer)
+CREATE FUNCTION insightpulse.audit_ensure_partitions(p_from timestamptz, p_months integer)
     RETURNS SETOF text
     LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
     v_month timestamp;
@@ -366,49 +366,49 @@ BEGIN
         EXECUTE format('ALTER TABLE audit_logs ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)',
                        v_name, v_lo, v_hi);
         EXECUTE format('CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON %I
-                        FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_truncate()', v_name);
+                        FOR EACH STATEMENT EXECUTE FUNCTION insightpulse.audit_refuse_truncate()', v_name);
         RETURN NEXT v_name;
     END LOOP;
 END
 $$;
 
-REVOKE ALL ON FUNCTION audit.purge(uuid, timestamptz, integer),
-    audit.erase_personal(uuid, uuid, timestamptz, integer),
-    audit.ensure_partitions(timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.purge(uuid, timestamptz, integer),
-    audit.erase_personal(uuid, uuid, timestamptz, integer),
-    audit.ensure_partitions(timestamptz, integer) TO service_role;
+REVOKE ALL ON FUNCTION insightpulse.audit_purge(uuid, timestamptz, integer),
+    insightpulse.audit_erase_personal(uuid, uuid, timestamptz, integer),
+    insightpulse.audit_ensure_partitions(timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse.audit_purge(uuid, timestamptz, integer),
+    insightpulse.audit_erase_personal(uuid, uuid, timestamptz, integer),
+    insightpulse.audit_ensure_partitions(timestamptz, integer) TO service_role;
 
-SELECT audit.ensure_partitions(now(), 3);
+SELECT insightpulse.audit_ensure_partitions(now(), 3);
 
 -- ---------------------------------------------------------------------------
 -- Who reads: holders of audit.read in the tenant.
 -- ---------------------------------------------------------------------------
 
 -- The caller's tenants where it holds p_code tenant-wide (the rule of
--- auth.user_has_permission, once per tenant of the caller).
-CREATE FUNCTION auth.tenants_with_permission(p_code text) RETURNS uuid[]
+-- insightpulse_auth.user_has_permission, once per tenant of the caller).
+CREATE FUNCTION insightpulse_auth.tenants_with_permission(p_code text) RETURNS uuid[]
     LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 SELECT coalesce(array_agg(t), '{}'::uuid[])
-  FROM unnest(auth.user_tenant_ids()) AS t
- WHERE auth.user_has_permission(p_code, t, NULL)
+  FROM unnest(insightpulse_auth.user_tenant_ids()) AS t
+ WHERE insightpulse_auth.user_has_permission(p_code, t, NULL)
 $$;
-REVOKE ALL ON FUNCTION auth.tenants_with_permission(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION auth.tenants_with_permission(text) TO authenticated, service_role;
+REVOKE ALL ON FUNCTION insightpulse_auth.tenants_with_permission(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse_auth.tenants_with_permission(text) TO authenticated, service_role;
 
 -- The report names each acting user by their current email, also once they
 -- have left the tenant (no longer visible through the users policies):
 -- only to readers of the trail, and only for users who act in it.
-CREATE FUNCTION audit.actor_emails(p_tenant uuid, p_users uuid[])
+CREATE FUNCTION insightpulse.audit_actor_emails(p_tenant uuid, p_users uuid[])
     RETURNS TABLE (id uuid, email text)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = insightpulse, pg_temp
 AS $$
 BEGIN
     IF NOT (current_setting('role') = 'service_role'
-            OR auth.user_has_permission('audit.read', p_tenant)) THEN
+            OR insightpulse_auth.user_has_permission('audit.read', p_tenant)) THEN
         RETURN;
     END IF;
     RETURN QUERY
@@ -418,8 +418,8 @@ BEGIN
            AND EXISTS (SELECT 1 FROM audit_logs a WHERE a.user_id = u.id AND a.tenant_id = p_tenant);
 END
 $$;
-REVOKE ALL ON FUNCTION audit.actor_emails(uuid, uuid[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION audit.actor_emails(uuid, uuid[]) TO authenticated, service_role;
+REVOKE ALL ON FUNCTION insightpulse.audit_actor_emails(uuid, uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse.audit_actor_emails(uuid, uuid[]) TO authenticated, service_role;
 
 ALTER TABLE audit_logs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_logs FORCE ROW LEVEL SECURITY;
@@ -427,12 +427,12 @@ ALTER TABLE audit_chain_heads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_chain_heads FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY audit_logs_select ON audit_logs FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.tenants_with_permission('audit.read'))::uuid[]));
--- Who may insert is checked by the chain trigger (see audit.chain_entry).
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.tenants_with_permission('audit.read'))::uuid[]));
+-- Who may insert is checked by the chain trigger (see insightpulse.audit_chain_entry).
 CREATE POLICY audit_logs_insert ON audit_logs FOR INSERT TO authenticated
     WITH CHECK (true);
 CREATE POLICY audit_chain_heads_select ON audit_chain_heads FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.tenants_with_permission('audit.read'))::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.tenants_with_permission('audit.read'))::uuid[]));
 
 -- No UPDATE, DELETE or TRUNCATE for anyone at runtime; partitions are
 -- reached only through the parent.

@@ -7,6 +7,8 @@
 --   complete, and the current state is the newest row per (user, purpose).
 --   Runtime roles have no UPDATE or DELETE on consents.
 
+SET search_path TO insightpulse, pg_temp;
+
 CREATE TYPE data_category AS ENUM (
     'audit_logs', 'invitations', 'metered_events', 'prompt_runs', 'tickets',
     'webhook_deliveries', 'integration_events');
@@ -49,7 +51,7 @@ CREATE TABLE consents (
 CREATE INDEX idx_consents_tenant_user_purpose ON consents (tenant_id, user_id, purpose, recorded_at, seq);
 
 CREATE TRIGGER data_policies_set_updated_at BEFORE UPDATE ON data_policies
-    FOR EACH ROW EXECUTE FUNCTION public.set_updated_at();
+    FOR EACH ROW EXECUTE FUNCTION insightpulse.set_updated_at();
 
 ALTER TABLE data_policies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE data_policies FORCE ROW LEVEL SECURITY;
@@ -58,19 +60,19 @@ ALTER TABLE consents FORCE ROW LEVEL SECURITY;
 
 -- Policies are read and written by holders of data_policy.manage.
 CREATE POLICY data_policies_all ON data_policies FOR ALL TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.tenants_with_permission('data_policy.manage'))::uuid[]))
-    WITH CHECK (tenant_id = ANY ((SELECT auth.tenants_with_permission('data_policy.manage'))::uuid[]));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.tenants_with_permission('data_policy.manage'))::uuid[]))
+    WITH CHECK (tenant_id = ANY ((SELECT insightpulse_auth.tenants_with_permission('data_policy.manage'))::uuid[]));
 
 -- A user sees and records their own consents in their tenants; holders of
 -- consent.manage see and record everyone's.
 CREATE POLICY consents_select ON consents FOR SELECT TO authenticated
-    USING (tenant_id = ANY ((SELECT auth.tenants_with_permission('consent.manage'))::uuid[])
-           OR (user_id = (SELECT auth.uid())
-               AND tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])));
+    USING (tenant_id = ANY ((SELECT insightpulse_auth.tenants_with_permission('consent.manage'))::uuid[])
+           OR (user_id = (SELECT insightpulse_auth.uid())
+               AND tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])));
 CREATE POLICY consents_insert ON consents FOR INSERT TO authenticated
-    WITH CHECK (tenant_id = ANY ((SELECT auth.tenants_with_permission('consent.manage'))::uuid[])
-                OR (user_id = (SELECT auth.uid())
-                    AND tenant_id = ANY ((SELECT auth.user_tenant_ids())::uuid[])));
+    WITH CHECK (tenant_id = ANY ((SELECT insightpulse_auth.tenants_with_permission('consent.manage'))::uuid[])
+                OR (user_id = (SELECT insightpulse_auth.uid())
+                    AND tenant_id = ANY ((SELECT insightpulse_auth.user_tenant_ids())::uuid[])));
 
 GRANT SELECT, INSERT, UPDATE, DELETE ON data_policies TO authenticated;
 GRANT SELECT, INSERT ON consents TO authenticated;

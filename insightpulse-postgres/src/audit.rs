@@ -10,6 +10,7 @@
 //! does.
 
 use crate::error::db;
+use crate::idempotency::claim;
 use crate::tenancy::{may_list, require, traced};
 use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
@@ -17,12 +18,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{
     chain, Actor, ActorFilter, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery,
-    AuditRepo, ChainVerdict, PLATFORM_TENANT,
+    AuditRepo, ChainVerdict, KeyLabel, PLATFORM_TENANT,
 };
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::{
-    ApiKeyId, AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType, TenantId,
-    UserId,
+    ApiKeyId, AuditAction, AuditEntryId, Context, Error, Name, RequestMeta, Result, TargetType,
+    TenantId, UserId,
 };
+use insightpulse_core::{Entity, PermissionCode, Requirement};
 use sqlx::{Executor, Row};
 use uuid::Uuid;
 
@@ -93,7 +96,7 @@ pub(crate) fn append(
     id
 }
 
-/// `SELECT audit.append(…)` with every value inlined as a literal (the
+/// `SELECT audit_append(…)` with every value inlined as a literal (the
 /// statement travels in a simple-query message).
 fn entry_statement(
     id: AuditEntryId,
@@ -114,7 +117,7 @@ fn entry_statement(
     let (salt, digest) = chain::commit_personal(request.ip, request.user_agent.as_deref()).unzip();
     let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     format!(
-        "SELECT audit.append({}, {}::timestamptz, {}, {}::audit_actor_kind, {}, {}, {}, {}, {}, {}, {}::jsonb, {}::inet, {}, {}, {}, {})",
+        "SELECT audit_append({}, {}::timestamptz, {}, {}::audit_actor_kind, {}, {}, {}, {}, {}, {}, {}::jsonb, {}::inet, {}, {}, {}, {})",
         uuid_literal(tenant.0),
         quote_literal(&at),
         uuid_literal(id.0),
@@ -140,7 +143,7 @@ async fn require_reader(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Result<
     if ctx.is_system() {
         return Ok(());
     }
-    require(tx, ctx, tenant, Some("audit.read"), None).await
+    require(tx, ctx, tenant, Some(PermissionCode::AUDIT_READ), None).await
 }
 
 fn actor_of(row: &sqlx::postgres::PgRow) -> Result<Actor> {
@@ -164,6 +167,18 @@ fn ip_of(row: &sqlx::postgres::PgRow) -> Result<Option<std::net::IpAddr>> {
         .transpose()
 }
 
+fn key_label_of(row: &sqlx::postgres::PgRow) -> Result<Option<KeyLabel>> {
+    let name: Option<String> = row.try_get("actor_key_name").map_err(db)?;
+    let prefix: Option<String> = row.try_get("actor_key_prefix").map_err(db)?;
+    Ok(match (name, prefix) {
+        (Some(name), Some(prefix)) => Some(KeyLabel {
+            name: crate::tenancy::parse(&name, Name::parse)?,
+            prefix,
+        }),
+        _ => None,
+    })
+}
+
 fn digest_of(bytes: Vec<u8>) -> Result<chain::Digest> {
     chain::digest(&bytes).ok_or_else(|| crate::error::corrupt("a hash that is not 32 bytes"))
 }
@@ -176,6 +191,7 @@ fn entry_of(row: &sqlx::postgres::PgRow) -> Result<AuditEntry> {
         created_at: row.try_get("created_at").map_err(db)?,
         actor: actor_of(row)?,
         actor_email: row.try_get("actor_email").map_err(db)?,
+        actor_key: key_label_of(row)?,
         action: crate::tenancy::parse(row.try_get("action").map_err(db)?, AuditAction::parse)?,
         target_type: crate::tenancy::parse(
             row.try_get("target_type").map_err(db)?,
@@ -220,22 +236,29 @@ impl AuditRepo for PgBackend {
     async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
         traced!(ctx, "AuditRepo.record", {
             let t = ctx.require_tenant()?;
+            let input = (
+                event.action(),
+                event.target_type(),
+                event.target_id(),
+                event.diff(),
+            );
+            let call = Call::new(Operation::RecordAuditEvent, Some(t), &input)?;
+            let (id, now) = (AuditEntryId::new(), self.clock.now());
             let mut tx = self.begin(ctx).await?;
             if t == PLATFORM_TENANT {
                 if !ctx.is_system() {
-                    return Err(Error::not_found("tenant"));
+                    return Err(Error::not_found(Entity::Tenant));
                 }
             } else {
                 require(&mut tx, ctx, t, None, None).await?;
             }
-            let id = append(
-                &mut tx,
-                t,
-                &Actor::of(ctx),
-                ctx.request(),
-                &event,
-                self.clock.now(),
-            );
+            let scope = idempotency::scope(ctx);
+            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+                tx.commit().await.map_err(db)?;
+                return Ok(AuditEntryId(done));
+            }
+            let (actor, request) = (Actor::of(ctx), ctx.request());
+            tx.queue(entry_statement(id, t, &actor, request, &event, now));
             tx.commit().await.map_err(db)?;
             Ok(id)
         })
@@ -246,7 +269,7 @@ impl AuditRepo for PgBackend {
             let t = ctx.require_tenant()?;
             q.validate()?;
             let mut tx = self.begin_generic_plans(ctx).await?;
-            if !ctx.is_system() && !may_list(&mut tx, ctx, t, "audit.read").await? {
+            if !ctx.is_system() && !may_list(&mut tx, ctx, t, PermissionCode::AUDIT_READ).await? {
                 return Ok(AuditPage {
                     entries: vec![],
                     next: None,
@@ -260,8 +283,9 @@ impl AuditRepo for PgBackend {
                 Some(ActorFilter::System) => (Some("system"), None, None),
             };
             // The seed's "Audit Report", one page; the acting users' emails
-            // come from audit.actor_emails, which also names members who
-            // have left (the users policies no longer show them).
+            // come from audit_actor_emails, which also names members who
+            // have left (the users policies no longer show them); acting
+            // keys are named while they exist.
             let rows = sqlx::query(
                 "WITH page AS (
                     SELECT al.id, al.tenant_id, al.seq, al.created_at,
@@ -280,10 +304,12 @@ impl AuditRepo for PgBackend {
                        AND ($9::timestamptz IS NULL OR (al.created_at, al.seq) < ($9, $10))
                      ORDER BY al.created_at DESC, al.seq DESC
                      LIMIT $11)
-                 SELECT page.*, e.email AS actor_email
+                 SELECT page.*, e.email AS actor_email,
+                        k.name AS actor_key_name, k.prefix AS actor_key_prefix
                    FROM page
-                   LEFT JOIN audit.actor_emails($1, ARRAY(SELECT DISTINCT user_id FROM page)) e
+                   LEFT JOIN audit_actor_emails($1, ARRAY(SELECT DISTINCT user_id FROM page)) e
                           ON e.id = page.user_id
+                   LEFT JOIN api_keys k ON k.tenant_id = page.tenant_id AND k.id = page.api_key_id
                   ORDER BY page.created_at DESC, page.seq DESC",
             )
             .bind(t.0)
@@ -395,13 +421,13 @@ impl PgBackend {
     ) -> Result<Vec<String>> {
         traced!(ctx, "PgBackend.ensure_audit_partitions", {
             if !ctx.is_system() {
-                return Err(Error::denied("system"));
+                return Err(Error::denied(Requirement::System));
             }
             if months_ahead > 120 {
                 return Err(Error::validation("months_ahead", "must be at most 120"));
             }
             let mut tx = self.begin(ctx).await?;
-            let created: Vec<String> = sqlx::query_scalar("SELECT audit.ensure_partitions($1, $2)")
+            let created: Vec<String> = sqlx::query_scalar("SELECT audit_ensure_partitions($1, $2)")
                 .bind(from)
                 .bind(months_ahead as i32)
                 .fetch_all(&mut *tx)

@@ -1,62 +1,60 @@
 //! Database errors become domain errors here, and only here, keyed on
-//! SQLSTATE and the violated constraint's name:
+//! SQLSTATE and the violated constraint's name — never on PostgreSQL's
+//! message or detail text, which holds the offending values:
 //!
 //! | SQLSTATE | meaning | becomes |
 //! |---|---|---|
-//! | 23505 | unique violation | `Conflict { entity, key }` |
-//! | 23503 | foreign key violation | `NotFound { entity }` |
+//! | 23505 | unique violation | `Conflict { entity, field }` from [`UNIQUE`] |
+//! | 23503 | foreign key violation | `NotFound { entity }` of the referenced row |
 //! | 23514 | check violation | `Validation`, or `InvalidState` for `tenant_has_active_owner` |
-//! | 42501 | RLS / privilege refusal | `PermissionDenied` |
+//! | 42501 | RLS / privilege refusal | `PermissionDenied` (row security) |
 //! | 22xxx | bad data | `Validation` |
 //! | no row | | `NotFound` (see [`not_found`]) |
+//!
+//! A constraint missing from the tables is a bug of the SDK (every unique
+//! rule a caller can hit has its entry): it surfaces as `Backend`.
 
-use insightpulse_core::Error;
+use insightpulse_core::{Entity, Error, Requirement, StateRule};
 
-/// Which entity a constraint belongs to, for `Conflict` and `NotFound`.
-fn entity_of(constraint: &str) -> &'static str {
-    const BY_PREFIX: &[(&str, &str)] = &[
-        ("tenants", "tenant"),
-        ("users", "user"),
-        ("org_memberships", "member"),
-        ("invitations", "invitation"),
-        ("team_members", "team member"),
-        ("teams", "team"),
-        ("role_permissions", "permission"),
-        ("roles", "role"),
-        ("user_roles", "role grant"),
-        ("sso_providers", "sso provider"),
-        ("user_identities", "identity"),
-        ("api_keys", "api key"),
-        ("projects", "project"),
-        ("environments", "environment"),
-        ("permissions", "permission"),
-    ];
-    BY_PREFIX
-        .iter()
-        .find(|(table, _)| constraint.starts_with(table))
-        .map(|(_, entity)| *entity)
-        .unwrap_or("row")
-}
+/// The entity and field each unique constraint (or primary key) guards;
+/// the in-memory backend reports the same pairs.
+const UNIQUE: &[(&str, Entity, &str)] = &[
+    ("tenants_slug_key", Entity::Tenant, "slug"),
+    ("users_email_key", Entity::User, "email"),
+    ("org_memberships_pkey", Entity::Member, "user"),
+    ("teams_tenant_slug_key", Entity::Team, "slug"),
+    ("team_members_pkey", Entity::TeamMember, "user"),
+    ("roles_tenant_name_scope_key", Entity::Role, "name"),
+    ("user_roles_grant_key", Entity::RoleGrant, "role"),
+    ("sso_providers_tenant_name_key", Entity::SsoProvider, "name"),
+    (
+        "user_identities_provider_subject_key",
+        Entity::Identity,
+        "subject",
+    ),
+    ("projects_tenant_slug_key", Entity::Project, "slug"),
+    ("environments_project_kind_key", Entity::Environment, "kind"),
+    ("idempotency_keys_pkey", Entity::IdempotencyKey, "key"),
+];
 
 /// The entity a foreign key points at, read from its (Postgres-generated)
-/// name, e.g. `team_members_tenant_id_user_id_fkey` → `member`.
-fn referenced_entity(constraint: &str) -> &'static str {
-    const BY_COLUMN: &[(&str, &str)] = &[
-        ("environment_id", "environment"),
-        ("project_id", "project"),
-        ("team_id", "team"),
-        ("provider_id", "sso provider"),
-        ("role_id", "role"),
-        ("permission_id", "permission"),
-        ("tenant_id_user_id", "member"),
-        ("user_id", "user"),
-        ("tenant_id", "tenant"),
+/// name, e.g. `team_members_tenant_id_user_id_fkey` → member.
+fn referenced_entity(constraint: &str) -> Option<Entity> {
+    const BY_COLUMN: &[(&str, Entity)] = &[
+        ("environment_id", Entity::Environment),
+        ("project_id", Entity::Project),
+        ("team_id", Entity::Team),
+        ("provider_id", Entity::SsoProvider),
+        ("role_id", Entity::Role),
+        ("permission_id", Entity::Permission),
+        ("tenant_id_user_id", Entity::Member),
+        ("user_id", Entity::User),
+        ("tenant_id", Entity::Tenant),
     ];
     BY_COLUMN
         .iter()
         .find(|(column, _)| constraint.contains(column))
         .map(|(_, entity)| *entity)
-        .unwrap_or("row")
 }
 
 /// Maps any sqlx error to the SDK's error.
@@ -65,29 +63,28 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
         return Error::backend(e);
     };
     let code = dbe.code().unwrap_or_default().into_owned();
-    let constraint = dbe.constraint().unwrap_or_default().to_owned();
-    let detail = dbe
-        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-        .and_then(|pg| pg.detail().map(str::to_owned))
-        .unwrap_or_default();
+    let constraint = dbe.constraint().unwrap_or_default();
     match code.as_str() {
-        // With RLS on the table, Postgres withholds the key values from
-        // DETAIL (they could belong to another tenant): name the constraint.
-        "23505" if detail.is_empty() => Error::conflict(entity_of(&constraint), constraint),
-        "23505" => Error::conflict(entity_of(&constraint), detail),
-        "23503" => Error::not_found(referenced_entity(&constraint)),
+        "23505" => match UNIQUE.iter().find(|(name, _, _)| *name == constraint) {
+            Some((_, entity, field)) => Error::conflict(*entity, field),
+            None => Error::backend(e),
+        },
+        "23503" => match referenced_entity(constraint) {
+            Some(entity) => Error::not_found(entity),
+            None => Error::backend(e),
+        },
         "23514" if constraint == "tenant_has_active_owner" => {
-            Error::invalid_state("member", "a tenant must keep at least one active owner")
+            Error::invalid_state(Entity::Member, StateRule::LastActiveOwner)
         }
-        "23514" | "23502" => Error::validation("input", format!("violates {constraint}")),
-        "42501" => Error::denied(dbe.message().to_owned()),
-        c if c.starts_with("22") => Error::validation("input", dbe.message().to_owned()),
+        "23514" | "23502" => Error::validation("input", "violates a rule of the database"),
+        "42501" => Error::denied(Requirement::RowSecurity),
+        c if c.starts_with("22") => Error::validation("input", "not a value the database accepts"),
         _ => Error::backend(e),
     }
 }
 
 /// `NotFound { entity }` for a missing row, any other error mapped by [`db`].
-pub(crate) fn not_found(entity: &'static str) -> impl Fn(sqlx::Error) -> Error {
+pub(crate) fn not_found(entity: Entity) -> impl Fn(sqlx::Error) -> Error {
     move |e| match e {
         sqlx::Error::RowNotFound => Error::not_found(entity),
         e => db(e),

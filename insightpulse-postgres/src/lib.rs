@@ -1,9 +1,17 @@
 //! # insightpulse-postgres
 //!
 //! The PostgreSQL backend of InsightPulse Core: the SQL migrations
-//! (`migrations/`, one file per module, applied by [`MIGRATOR`] or `psql -f`)
-//! and one source module per core module implementing its repository traits
-//! with sqlx.
+//! (`migrations/`, one file per module, applied by [`PgBackend::migrate`]
+//! or `psql -f`) and one source module per core module implementing its
+//! repository traits with sqlx.
+//!
+//! Everything lives in the SDK's own schemas — `insightpulse` (tables,
+//! types, functions, and the migration bookkeeping `_migrations`) and
+//! `insightpulse_auth` (the caller's claims and the helpers the policies
+//! call) — so the SDK shares a database with its host: the host's own
+//! tables (a `public.users` too) and its own sqlx migrations are untouched,
+//! in either order. Every unit of work sets `search_path` to `insightpulse`
+//! transaction-locally; the host's connections keep theirs.
 //!
 //! The rule this crate guards is DESIGN.md's contract 2: **RLS is the
 //! authority**. Every call runs in a transaction that first switches to the
@@ -14,8 +22,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> insightpulse_core::Result<()> {
+//! use insightpulse_core::tenancy::tokens::TokenHasher;
 //! use insightpulse_postgres::PgBackend;
-//! let backend = PgBackend::connect("postgres://app@localhost/app").await?;
+//! // The pepper API keys and invitation tokens are hashed under: a secret
+//! // of the host's configuration, the same for every process.
+//! let pepper = std::env::var("INSIGHTPULSE_TOKEN_PEPPER").expect("configured");
+//! let backend = PgBackend::connect("postgres://app@localhost/app", TokenHasher::new(pepper)?).await?;
 //! backend.migrate().await?;
 //! let repos = backend.repos();
 //! # let _ = repos; Ok(()) }
@@ -23,55 +35,44 @@
 
 mod audit;
 mod error;
+mod idempotency;
+pub mod migrate;
 mod privacy;
 mod projects;
 mod tenancy;
 pub mod uow;
 
+use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::{Clock, Error, Repos, Result, SystemClock};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::sync::Arc;
 
-/// The environment variable holding the pepper API keys and invitation
-/// tokens are hashed under. Every process sharing a database must use the
-/// same value; changing it invalidates every issued key and invitation.
-pub const PEPPER_ENV: &str = "INSIGHTPULSE_TOKEN_PEPPER";
-
-const DEVELOPMENT_PEPPER: &[u8] = b"insightpulse-development-pepper-not-for-production";
-
-/// The embedded migrations of every module, in order.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
-/// The PostgreSQL backend: a pool plus the clock and token hasher every
-/// repository shares. Cheap to clone.
+/// The PostgreSQL backend: a pool plus the clock, token hasher and
+/// password cost every repository shares. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PgBackend {
     pub(crate) pool: PgPool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: TokenHasher,
+    pub(crate) password_cost: PasswordCost,
     #[cfg(feature = "bench-unaudited")]
     pub(crate) unaudited: bool,
 }
 
 impl PgBackend {
-    /// Wraps an existing pool. Its login role may be a superuser or the
-    /// schema owner: every unit of work switches to `authenticated` or
-    /// `service_role` before touching data. Tokens are hashed under the
-    /// pepper in [`PEPPER_ENV`] (a development pepper, with a warning, when
-    /// it is unset); time comes from the system clock.
-    pub fn from_pool(pool: PgPool) -> Self {
-        let hasher = match std::env::var(PEPPER_ENV) {
-            Ok(pepper) if !pepper.is_empty() => TokenHasher::new(pepper.into_bytes()),
-            _ => {
-                tracing::warn!("{PEPPER_ENV} is not set: hashing tokens under the development pepper (not for production)");
-                TokenHasher::new(DEVELOPMENT_PEPPER.to_vec())
-            }
-        };
+    /// Wraps an existing pool (the host's own may be shared). Its login
+    /// role may be a superuser or the schema owner: every unit of work
+    /// switches to `authenticated` or `service_role` before touching data.
+    /// API keys and invitation tokens are hashed with `hasher` (see
+    /// [`TokenHasher::new`]: the pepper is the host's configuration);
+    /// time comes from the system clock.
+    pub fn from_pool(pool: PgPool, hasher: TokenHasher) -> Self {
         Self {
             pool,
             clock: Arc::new(SystemClock),
             hasher,
+            password_cost: PasswordCost::Standard,
             #[cfg(feature = "bench-unaudited")]
             unaudited: false,
         }
@@ -87,13 +88,13 @@ impl PgBackend {
     }
 
     /// Connects a pool of up to 10 connections to `url`.
-    pub async fn connect(url: &str) -> Result<Self> {
+    pub async fn connect(url: &str, hasher: TokenHasher) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
             .connect(url)
             .await
             .map_err(Error::backend)?;
-        Ok(Self::from_pool(pool))
+        Ok(Self::from_pool(pool, hasher))
     }
 
     /// Uses `clock` for every timestamp and expiry (tests pass a
@@ -103,15 +104,22 @@ impl PgBackend {
         self
     }
 
-    /// Uses `hasher` for API keys and invitation tokens.
-    pub fn with_token_hasher(mut self, hasher: TokenHasher) -> Self {
-        self.hasher = hasher;
+    /// Hashes new passwords at `cost` ([`PasswordCost::Standard`] unless
+    /// told otherwise; tests may pass the fast one).
+    pub fn with_password_cost(mut self, cost: PasswordCost) -> Self {
+        self.password_cost = cost;
         self
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration of the SDK (see [`migrate`]):
+    /// safe to run at every start, from several processes at once, before
+    /// or after the host's own migrations. Errors: `Backend` wrapping a
+    /// [`migrate::MigrateError`].
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(Error::backend)
+        migrate::run(&self.pool)
+            .await
+            .map(drop)
+            .map_err(Error::backend)
     }
 
     /// The pool, for host code that needs its own queries.
@@ -123,6 +131,7 @@ impl PgBackend {
     pub fn repos(&self) -> Repos {
         let this = Arc::new(self.clone());
         Repos {
+            auth: this.clone(),
             tenants: this.clone(),
             users: this.clone(),
             members: this.clone(),

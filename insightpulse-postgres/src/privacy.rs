@@ -26,6 +26,7 @@ use insightpulse_core::{
     ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Error, PolicyVersion, RequestMeta,
     Result, TenantId, UserId,
 };
+use insightpulse_core::{Entity, PermissionCode, Requirement, StateRule};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -108,12 +109,12 @@ async fn require_consent_access(
     .await
     .map_err(db)?;
     if !member {
-        return Err(Error::not_found("user"));
+        return Err(Error::not_found(Entity::User));
     }
     if ctx.is_system() || ctx.user_id() == Some(user) {
         return Ok(());
     }
-    require(tx, ctx, tenant, Some("consent.manage"), None).await
+    require(tx, ctx, tenant, Some(PermissionCode::CONSENT_MANAGE), None).await
 }
 
 /// Whether the user's newest consent entry for `purpose` is a grant.
@@ -162,8 +163,8 @@ impl PgBackend {
         require_consent_access(&mut tx, ctx, t, change.user).await?;
         if !granted && !consents_now(&mut tx, t, change.user, &change.purpose).await? {
             return Err(Error::invalid_state(
-                "consent",
-                "the user does not currently consent to this purpose",
+                Entity::Consent,
+                StateRule::ConsentNotGiven,
             ));
         }
         let actor = Actor::of(ctx);
@@ -222,7 +223,7 @@ impl PgBackend {
         match (policy.category, &policy.action) {
             (DataCategory::AuditLogs, RetentionAction::Delete) => {
                 let row = sqlx::query(
-                    "SELECT deleted, through_seq, through_hash FROM audit.purge($1, $2, $3)",
+                    "SELECT deleted, through_seq, through_hash FROM audit_purge($1, $2, $3)",
                 )
                 .bind(t.0)
                 .bind(cutoff)
@@ -248,7 +249,7 @@ impl PgBackend {
                 }
             }
             (DataCategory::AuditLogs, RetentionAction::Anonymize(_)) => {
-                let n: i64 = sqlx::query_scalar("SELECT audit.erase_personal(NULL, $1, $2, $3)")
+                let n: i64 = sqlx::query_scalar("SELECT audit_erase_personal(NULL, $1, $2, $3)")
                     .bind(t.0)
                     .bind(cutoff)
                     .bind(limit)
@@ -337,7 +338,14 @@ impl PrivacyRepo for PgBackend {
             policy.validate()?;
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, t, Some("data_policy.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                t,
+                Some(PermissionCode::DATA_POLICY_MANAGE),
+                None,
+            )
+            .await?;
             let rules = serde_json::to_value(policy.action.rules()).map_err(Error::backend)?;
             let row = sqlx::query(&format!(
                 "INSERT INTO data_policies (tenant_id, category, retention_days, action,
@@ -376,7 +384,7 @@ impl PrivacyRepo for PgBackend {
         traced!(ctx, "PrivacyRepo.list_data_policies", {
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            if !may_list(&mut tx, ctx, t, "data_policy.manage").await? {
+            if !may_list(&mut tx, ctx, t, PermissionCode::DATA_POLICY_MANAGE).await? {
                 return Ok(vec![]);
             }
             let rows = sqlx::query(&format!(
@@ -395,7 +403,14 @@ impl PrivacyRepo for PgBackend {
         traced!(ctx, "PrivacyRepo.delete_data_policy", {
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, t, Some("data_policy.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                t,
+                Some(PermissionCode::DATA_POLICY_MANAGE),
+                None,
+            )
+            .await?;
             let deleted = sqlx::query(
                 "DELETE FROM data_policies WHERE tenant_id = $1 AND category = $2::data_category",
             )
@@ -405,7 +420,7 @@ impl PrivacyRepo for PgBackend {
             .await
             .map_err(db)?;
             if deleted.rows_affected() == 0 {
-                return Err(Error::not_found("data_policy"));
+                return Err(Error::not_found(Entity::DataPolicy));
             }
             let event = AuditEvent::new(
                 "data_policy.deleted",
@@ -426,7 +441,7 @@ impl PrivacyRepo for PgBackend {
     ) -> Result<RetentionReport> {
         traced!(ctx, "PrivacyRepo.enforce_retention", {
             if !ctx.is_system() {
-                return Err(Error::denied("system"));
+                return Err(Error::denied(Requirement::System));
             }
             if batch_size == 0 {
                 return Err(Error::validation("batch_size", "must be at least 1"));
@@ -514,7 +529,7 @@ impl PrivacyRepo for PgBackend {
     async fn erase_user(&self, ctx: &Context, user: UserId) -> Result<ErasureReport> {
         traced!(ctx, "PrivacyRepo.erase_user", {
             if !(ctx.is_system() || ctx.user_id() == Some(user)) {
-                return Err(Error::denied("system"));
+                return Err(Error::denied(Requirement::SameUserOrSystem));
             }
             // Erasure crosses tenants: a named system path, whoever asked.
             let system = Context::system("erasure of a user (GDPR art. 17)");
@@ -525,7 +540,7 @@ impl PrivacyRepo for PgBackend {
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db)?
-                    .ok_or_else(|| Error::not_found("user"))?;
+                    .ok_or_else(|| Error::not_found(Entity::User))?;
             let tenants: Vec<Uuid> = sqlx::query_scalar(
                 "SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id",
             )
@@ -534,7 +549,7 @@ impl PrivacyRepo for PgBackend {
             .await
             .map_err(db)?;
             let pseudonymized: i64 =
-                sqlx::query_scalar("SELECT audit.erase_personal($1, NULL, NULL, NULL)")
+                sqlx::query_scalar("SELECT audit_erase_personal($1, NULL, NULL, NULL)")
                     .bind(user.0)
                     .fetch_one(&mut *tx)
                     .await

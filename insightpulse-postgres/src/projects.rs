@@ -1,16 +1,21 @@
 //! Projects & environments on PostgreSQL (core module
 //! [`insightpulse_core::projects`]). Visibility, including an API key's
 //! project and environment scope, is decided by the RLS policies of
-//! `migrations/*_projects.sql`.
+//! `migrations/*_projects.sql`. Every change is audited in its own
+//! transaction (`project.created` … `environment.deleted`).
 
 use crate::error::{db, not_found};
+use crate::idempotency::claim;
 use crate::tenancy::{parse, require, traced};
 use crate::uow::{uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
 use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result, Slug, TenantId};
+use insightpulse_core::{Entity, PermissionCode, StateRule};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str =
@@ -88,7 +93,7 @@ async fn project(tx: &mut Tx, tenant: TenantId, id: ProjectId) -> Result<Row> {
     .bind(id.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("project"))
+    .map_err(not_found(Entity::Project))
 }
 
 async fn environment(tx: &mut Tx, tenant: TenantId, id: EnvironmentId) -> Result<EnvRow> {
@@ -99,7 +104,7 @@ async fn environment(tx: &mut Tx, tenant: TenantId, id: EnvironmentId) -> Result
     .bind(id.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("environment"))
+    .map_err(not_found(Entity::Environment))
 }
 
 impl PgBackend {
@@ -108,10 +113,23 @@ impl PgBackend {
         let tenant = ctx.require_tenant()?;
         let mut tx = self.begin(ctx).await?;
         let current = project(&mut tx, tenant, id).await?;
-        require(&mut tx, ctx, tenant, Some("project.update"), Some(id)).await?;
+        require(
+            &mut tx,
+            ctx,
+            tenant,
+            Some(PermissionCode::PROJECT_UPDATE),
+            Some(id),
+        )
+        .await?;
         if current.archived_at.is_some() == archived {
             return current.try_into();
         }
+        let action = if archived {
+            "project.archived"
+        } else {
+            "project.unarchived"
+        };
+        let event = AuditEvent::new(action, "project", Some(id), Diff::new())?;
         let now = self.clock.now();
         let row: Row = sqlx::query_as(&format!(
             "UPDATE projects SET archived_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
@@ -123,9 +141,18 @@ impl PgBackend {
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
+        self.audit(&mut tx, ctx, tenant, event);
         tx.commit().await.map_err(db)?;
         row.try_into()
     }
+}
+
+/// The audit entry of an environment created or deleted.
+fn environment_event(action: &str, env: &Environment) -> Result<AuditEvent> {
+    let diff = Diff::new()
+        .set("project_id", env.project_id)
+        .set("kind", env.kind.as_str());
+    AuditEvent::new(action, "environment", Some(env.id), diff)
 }
 
 #[async_trait]
@@ -143,22 +170,43 @@ impl ProjectRepo for PgBackend {
                 ));
             }
             let tenant = ctx.require_tenant()?;
+            let call = Call::new(Operation::CreateProject, Some(tenant), &new)?;
+            let (id, now) = (ProjectId::new(), self.clock.now());
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("project.create"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::PROJECT_CREATE),
+                None,
+            )
+            .await?;
+            let scope = idempotency::scope(ctx);
+            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+                tx.commit().await.map_err(db)?;
+                return self.get_project(ctx, ProjectId(done)).await;
+            }
             let row: Row = sqlx::query_as(&format!(
-                "INSERT INTO projects (tenant_id, slug, name, description, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLS}"
+                "INSERT INTO projects (tenant_id, id, slug, name, description, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLS}"
             ))
             .bind(tenant.0)
+            .bind(id.0)
             .bind(new.slug.as_str())
             .bind(new.name.as_str())
             .bind(&new.description)
-            .bind(self.clock.now())
+            .bind(now)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let project: Project = row.try_into()?;
+            let diff = Diff::new()
+                .set("slug", &project.slug)
+                .set("name", &project.name);
+            let event = AuditEvent::new("project.created", "project", Some(id), diff)?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(project)
         })
     }
 
@@ -174,7 +222,7 @@ impl ProjectRepo for PgBackend {
                 .await?;
             rows.into_iter()
                 .next()
-                .ok_or(Error::not_found("project"))?
+                .ok_or(Error::not_found(Entity::Project))?
                 .try_into()
         })
     }
@@ -198,13 +246,21 @@ impl ProjectRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let current = project(&mut tx, tenant, id).await?;
-            require(&mut tx, ctx, tenant, Some("project.update"), Some(id)).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::PROJECT_UPDATE),
+                Some(id),
+            )
+            .await?;
             if current.archived_at.is_some() {
                 return Err(Error::invalid_state(
-                    "project",
-                    "archived projects cannot be renamed",
+                    Entity::Project,
+                    StateRule::ProjectArchived,
                 ));
             }
+            let diff = Diff::new().change("name", &current.name, &name);
             let row: Row = sqlx::query_as(&format!(
                 "UPDATE projects SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
             ))
@@ -215,6 +271,10 @@ impl ProjectRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            if !diff.is_empty() {
+                let event = AuditEvent::new("project.renamed", "project", Some(id), diff)?;
+                self.audit(&mut tx, ctx, tenant, event);
+            }
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -236,8 +296,17 @@ impl ProjectRepo for PgBackend {
         traced!(ctx, "ProjectRepo.delete_project", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            project(&mut tx, tenant, id).await?;
-            require(&mut tx, ctx, tenant, Some("project.delete"), Some(id)).await?;
+            let current = project(&mut tx, tenant, id).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::PROJECT_DELETE),
+                Some(id),
+            )
+            .await?;
+            let diff = Diff::new().set("slug", &current.slug);
+            let event = AuditEvent::new("project.deleted", "project", Some(id), diff)?;
             // Environments, project grants and scoped keys go with it (ON DELETE CASCADE).
             sqlx::query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
@@ -245,6 +314,7 @@ impl ProjectRepo for PgBackend {
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)
         })
     }
@@ -257,28 +327,50 @@ impl ProjectRepo for PgBackend {
     ) -> Result<Environment> {
         traced!(ctx, "ProjectRepo.create_environment", {
             let tenant = ctx.require_tenant()?;
+            let call = Call::new(Operation::CreateEnvironment, Some(tenant), &(id, kind))?;
+            let (env_id, now) = (EnvironmentId::new(), self.clock.now());
             let mut tx = self.begin(ctx).await?;
             let current = project(&mut tx, tenant, id).await?;
-            require(&mut tx, ctx, tenant, Some("environment.manage"), Some(id)).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::ENVIRONMENT_MANAGE),
+                Some(id),
+            )
+            .await?;
+            let scope = idempotency::scope(ctx);
+            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, env_id.0, now).await? {
+                tx.commit().await.map_err(db)?;
+                return self.get_environment(ctx, EnvironmentId(done)).await;
+            }
             if current.archived_at.is_some() {
                 return Err(Error::invalid_state(
-                    "project",
-                    "archived projects get no new environments",
+                    Entity::Project,
+                    StateRule::ProjectArchived,
                 ));
             }
             let row: EnvRow = sqlx::query_as(&format!(
-                "INSERT INTO environments (tenant_id, project_id, kind, created_at)
-                 VALUES ($1, $2, $3::environment_kind, $4) RETURNING {ENV_COLS}"
+                "INSERT INTO environments (tenant_id, id, project_id, kind, created_at)
+                 VALUES ($1, $2, $3, $4::environment_kind, $5) RETURNING {ENV_COLS}"
             ))
             .bind(tenant.0)
+            .bind(env_id.0)
             .bind(id.0)
             .bind(kind.as_str())
-            .bind(self.clock.now())
+            .bind(now)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
+            let env: Environment = row.try_into()?;
+            self.audit(
+                &mut tx,
+                ctx,
+                tenant,
+                environment_event("environment.created", &env)?,
+            );
             tx.commit().await.map_err(db)?;
-            row.try_into()
+            Ok(env)
         })
     }
 
@@ -314,21 +406,23 @@ impl ProjectRepo for PgBackend {
         traced!(ctx, "ProjectRepo.delete_environment", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let env = environment(&mut tx, tenant, id).await?;
+            let env: Environment = environment(&mut tx, tenant, id).await?.try_into()?;
             require(
                 &mut tx,
                 ctx,
                 tenant,
-                Some("environment.manage"),
-                Some(ProjectId(env.project_id)),
+                Some(PermissionCode::ENVIRONMENT_MANAGE),
+                Some(env.project_id),
             )
             .await?;
+            let event = environment_event("environment.deleted", &env)?;
             sqlx::query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
+            self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)
         })
     }

@@ -21,6 +21,10 @@
 //! built only from typed ids, instants, booleans, validated labels and codes,
 //! and JSON the SDK serialised, and every one is quoted ([`quote_literal`]).
 //!
+//! Each also sets `search_path` to the SDK's schema (see [`SEARCH_PATH`]),
+//! transaction-locally like the role: the SDK's statements name its tables
+//! unqualified, and a host sharing the pool keeps its own search path.
+//!
 //! | principal | role | claims |
 //! |---|---|---|
 //! | user | `authenticated` | `{"sub": user}` |
@@ -120,6 +124,12 @@ impl Drop for Tx {
     }
 }
 
+/// The search path of every unit of work: the SDK's schema, then the
+/// session's temporary schema explicitly last (so a temporary table of a
+/// host sharing the connection can never shadow an SDK table); built-ins
+/// come first from `pg_catalog` as always.
+pub const SEARCH_PATH: &str = "insightpulse, pg_temp";
+
 /// The database role and the claims JSON for a context.
 pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
     match ctx.principal() {
@@ -151,7 +161,8 @@ pub fn begin_statement(ctx: &Context) -> String {
 fn open_statement(begin: &str, ctx: &Context, settings: &[(&str, &str)]) -> String {
     let (role, claims) = role_and_claims(ctx);
     let mut sql = format!(
-        "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true)",
+        "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true), \
+         set_config('search_path', '{SEARCH_PATH}', true)",
         quote_literal(&claims)
     );
     for (name, value) in settings {
@@ -246,7 +257,8 @@ impl PgBackend {
         let (role, claims) = role_and_claims(ctx);
         let sql = format!(
             "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
-             SET LOCAL TimeZone = 'UTC'; EXECUTE {}({}); COMMIT",
+             SET LOCAL search_path TO {SEARCH_PATH}; SET LOCAL TimeZone = 'UTC';
+             EXECUTE {}({}); COMMIT",
             quote_literal(&claims),
             stmt.name,
             args.join(", ")
@@ -275,8 +287,14 @@ impl PgBackend {
                         guard.finished = true;
                         return Err(db(e));
                     }
+                    // Prepared under the search path it runs with, so its
+                    // plan is never re-analysed for another one.
                     conn.execute(
-                        format!("PREPARE {} {} AS {}", stmt.name, stmt.params, stmt.sql).as_str(),
+                        format!(
+                            "BEGIN; SET LOCAL search_path TO {SEARCH_PATH}; PREPARE {} {} AS {}; COMMIT",
+                            stmt.name, stmt.params, stmt.sql
+                        )
+                        .as_str(),
                     )
                     .await
                     .map_err(db)?;

@@ -4,7 +4,8 @@
 //! Rule guarded here: fixtures only use the public repository traits (never a
 //! backend's internals), so the same fixture works on every backend and a
 //! test built from them exercises the real code paths — a member is added by
-//! invitation and acceptance, an API key context comes from `verify`.
+//! invitation and acceptance, an API key context comes from
+//! `AuthRepo::authenticate`.
 //! Fixtures panic with a message on any error: they set a test up, they are
 //! not what it checks.
 
@@ -49,7 +50,8 @@ pub fn codes(list: &[&str]) -> Vec<PermissionCode> {
     list.iter().map(|s| code(s)).collect()
 }
 
-/// Registers a user (as the system does at sign-up).
+/// Registers a user without a password or tenant, as the system does when
+/// it provisions one (`AuthRepo::sign_up` is the user's own way in).
 pub async fn signup(repos: &Repos, email_address: &str) -> User {
     repos
         .users
@@ -196,8 +198,8 @@ pub async fn environment(
         .unwrap_or_else(|e| panic!("create environment {}: {e}", kind.as_str()))
 }
 
-/// Creates an API key as `ctx` and verifies it: the stored key, its
-/// plaintext and the context it acts with.
+/// Creates an API key as `ctx` and authenticates it (its first use): the
+/// stored key, its plaintext and the context it acts with.
 pub async fn api_key(
     repos: &Repos,
     ctx: &Context,
@@ -206,7 +208,7 @@ pub async fn api_key(
 ) -> (ApiKey, SecretString, Context) {
     let issued = repos
         .api_keys
-        .create(
+        .create_api_key(
             ctx,
             NewApiKey {
                 name: name("fixture key"),
@@ -218,10 +220,10 @@ pub async fn api_key(
         .await
         .unwrap_or_else(|e| panic!("create api key: {e}"));
     let key_ctx = repos
-        .api_keys
-        .verify(ctx, &issued.secret)
+        .auth
+        .authenticate(&issued.secret, ctx.request().clone())
         .await
-        .unwrap_or_else(|e| panic!("verify api key: {e}"));
+        .unwrap_or_else(|e| panic!("authenticate api key: {e}"));
     (issued.key, issued.secret, key_ctx)
 }
 
@@ -232,6 +234,7 @@ pub fn request(request_id: &str) -> RequestMeta {
         request_id: Some(request_id.to_owned()),
         ip: Some("203.0.113.7".parse().expect("valid ip")),
         user_agent: Some("conformance-agent/1.0".to_owned()),
+        idempotency_key: None,
     }
 }
 

@@ -6,9 +6,9 @@
 //! | module | what it is for |
 //! |---|---|
 //! | [`memory`] | [`MemoryBackend`](memory::MemoryBackend): every repository trait in memory, obeying the same rules as PostgreSQL |
-//! | [`fixtures`] | builders: sign a user up, a tenant with its owner, a member with a role, projects, API keys |
+//! | [`fixtures`] | builders: a user, a tenant with its owner, a member with a role, projects, API keys |
 //! | [`conformance`] | the behaviour suite both backends must pass, and the [`conformance_tests!`] macro that runs it |
-//! | `mocks` (feature `mocks`) | the mockall mocks of every repository trait, for unit tests of host code |
+//! | `mocks` (feature `mocks`) | the mockall mocks of the repository traits core exports, for unit tests of host code |
 //!
 //! The in-memory backend is checked by the very suite that checks the
 //! PostgreSQL backend, so a test written against it means the same thing in

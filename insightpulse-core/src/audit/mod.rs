@@ -24,3 +24,5 @@ mod repo;
 
 pub use model::*;
 pub use repo::AuditRepo;
+#[cfg(feature = "mocks")]
+pub use repo::MockAuditRepo;

@@ -280,6 +280,10 @@ pub struct AuditEntry {
     /// The acting user's current email (a pseudonym once the user is
     /// erased); `None` for keys and the system.
     pub actor_email: Option<String>,
+    /// The acting API key's name and public prefix, while the key exists
+    /// (revoked keys stay; a key goes with its project or environment);
+    /// `None` for users and the system.
+    pub actor_key: Option<KeyLabel>,
     /// What happened.
     pub action: AuditAction,
     /// The kind of target.
@@ -299,6 +303,21 @@ pub struct AuditEntry {
 }
 
 use super::chain;
+
+/// How the report names an acting API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLabel {
+    /// The key's display name.
+    pub name: crate::Name,
+    /// Its public prefix (`ipk_…`).
+    pub prefix: String,
+}
+
+impl fmt::Display for KeyLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.prefix)
+    }
+}
 
 /// Which actor a report is filtered to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 pub trait AuditRepo: Send + Sync {
     /// Appends a host app's event to the context's tenant, as the context's
     /// principal, with its request metadata. Any principal that can see the
-    /// tenant may record; the actor is always the caller.
+    /// tenant may record; the actor is always the caller. Honours the
+    /// request's idempotency key (a replay returns the first entry's id).
     async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId>;
 
     /// The seed's "Audit Report": the tenant's entries of the last

@@ -21,4 +21,6 @@ mod model;
 mod repo;
 
 pub use model::*;
+#[cfg(feature = "mocks")]
+pub use repo::MockPrivacyRepo;
 pub use repo::PrivacyRepo;

@@ -35,7 +35,7 @@ pub struct Project {
 }
 
 /// Input of [`ProjectRepo::create_project`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewProject {
     /// Unique within the tenant.
     pub slug: Slug,
@@ -97,7 +97,11 @@ pub struct Environment {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait ProjectRepo: Send + Sync {
-    /// Creates a project. Needs `project.create`. `Conflict` on a taken slug.
+    /// Creates a project. Needs `project.create`. `Conflict` on a taken
+    /// slug. Honours the request's idempotency key. Audited as
+    /// `project.created`, like every change below (`project.renamed`,
+    /// `project.archived`, `project.unarchived`, `project.deleted`,
+    /// `environment.created`, `environment.deleted`).
     async fn create_project(&self, ctx: &Context, new: NewProject) -> Result<Project>;
     /// One project.
     async fn get_project(&self, ctx: &Context, id: ProjectId) -> Result<Project>;
@@ -113,7 +117,8 @@ pub trait ProjectRepo: Send + Sync {
     /// scoped API keys. Needs `project.delete`.
     async fn delete_project(&self, ctx: &Context, id: ProjectId) -> Result<()>;
     /// Adds an environment. Needs `environment.manage` on the project;
-    /// `Conflict` when the kind exists; not while archived.
+    /// `Conflict` when the kind exists; not while archived. Honours the
+    /// request's idempotency key.
     async fn create_environment(
         &self,
         ctx: &Context,

@@ -1,91 +1,84 @@
 //! The built-in permission catalog and roles, shared by every tenant.
 //!
 //! This is the single list of every permission the product's nine modules
-//! check. The PostgreSQL seed (`migrations/*_tenancy.sql`) inserts exactly
-//! these rows, and a Postgres test proves the two agree, so the in-memory
-//! backend and the database can never drift apart.
+//! check, each a typed constant ([`PermissionCode::DASHBOARD_DELETE`], …).
+//! [`PermissionCode::parse`] accepts only these codes. The PostgreSQL seed
+//! (`migrations/*_tenancy.sql`) inserts exactly these rows, and a Postgres
+//! test proves the two agree, so the in-memory backend and the database can
+//! never drift apart.
 
 use super::model::RoleScope;
+use crate::values::PermissionCode;
 
-/// `(code, description)` of every permission, grouped by module.
-pub const PERMISSIONS: &[(&str, &str)] = &[
-    // 1. tenancy & identity
-    (
-        "tenant.manage",
-        "Change tenant settings or delete the tenant",
-    ),
-    ("member.read", "See the tenant's members"),
-    ("member.invite", "Invite people and manage invitations"),
-    ("member.manage", "Suspend, reactivate and remove members"),
-    (
-        "team.manage",
-        "Create, change and delete teams and their members",
-    ),
-    ("role.manage", "Create, change and delete tenant roles"),
-    ("role.assign", "Grant and revoke roles"),
-    ("sso.manage", "Configure SSO providers and link identities"),
-    ("api_key.manage", "Create, list and revoke API keys"),
-    // 2. projects & environments
-    ("project.create", "Create projects"),
-    ("project.update", "Rename and archive projects"),
-    ("project.delete", "Delete projects"),
-    ("environment.manage", "Create and delete environments"),
-    // 3. integrations & webhooks
-    ("integration.read", "See integrations"),
-    ("integration.manage", "Configure integrations"),
-    ("webhook.read", "See webhooks and deliveries"),
-    ("webhook.manage", "Configure webhooks"),
-    // 4. audit, policies, secrets
-    ("audit.read", "Read the audit trail"),
-    (
-        "data_policy.manage",
-        "Configure retention and anonymization",
-    ),
-    ("consent.manage", "Record and withdraw consents"),
-    ("secret.read", "Read secret values"),
-    ("secret.manage", "Create, rotate and delete secrets"),
-    // 5. billing & usage
-    (
-        "billing.read",
-        "See billing accounts, invoices and payments",
-    ),
-    (
-        "billing.manage",
-        "Change plans, billing details and payment methods",
-    ),
-    ("usage.read", "See metered usage"),
-    // 6. data sources, BI, alerts
-    ("data_source.read", "See data sources"),
-    ("data_source.manage", "Configure data sources"),
-    ("dashboard.read", "See dashboards"),
-    ("dashboard.create", "Create dashboards"),
-    ("dashboard.update", "Change dashboards and widgets"),
-    ("dashboard.delete", "Delete dashboards"),
-    ("query.run", "Run saved queries"),
-    ("query.manage", "Create and change saved queries"),
-    ("alert.read", "See alerts and their events"),
-    ("alert.manage", "Configure alerts and channels"),
-    // 7. AI
-    ("ai.use", "Run prompts against LLMs"),
-    ("prompt.manage", "Manage prompt templates"),
-    ("rag.read", "Search RAG documents"),
-    ("rag.manage", "Ingest and delete RAG documents"),
-    ("ocr.submit", "Submit OCR jobs"),
-    // 8. support & workflows
-    ("ticket.read", "See tickets"),
-    ("ticket.create", "Open tickets and comment"),
-    ("ticket.update", "Change tickets"),
-    ("ticket.assign", "Assign tickets"),
-    ("workflow.read", "See workflows and runs"),
-    ("workflow.manage", "Define workflows"),
-    ("workflow.run", "Start workflow runs"),
-    // 9. domains
-    ("domain.read", "See domains, DNS records and certificates"),
-    (
-        "domain.manage",
-        "Manage domains, DNS records and certificates",
-    ),
-];
+/// Declares the catalog once: a constant per permission, [`PERMISSIONS`]
+/// with the descriptions, and [`PermissionCode::ALL`].
+macro_rules! permission_catalog {
+    ($( $konst:ident = $code:literal, $desc:literal; )+) => {
+        impl PermissionCode {
+            $(
+                #[doc = concat!("`", $code, "`: ", $desc, ".")]
+                pub const $konst: PermissionCode = PermissionCode($code);
+            )+
+            /// Every permission of the catalog, grouped by module.
+            pub const ALL: &'static [PermissionCode] = &[$(PermissionCode::$konst),+];
+        }
+
+        /// `(permission, description)` of every permission, grouped by module.
+        pub const PERMISSIONS: &[(PermissionCode, &str)] = &[$((PermissionCode::$konst, $desc)),+];
+    };
+}
+
+permission_catalog! {
+    TENANT_MANAGE = "tenant.manage", "Change tenant settings or delete the tenant";
+    MEMBER_READ = "member.read", "See the tenant's members";
+    MEMBER_INVITE = "member.invite", "Invite people and manage invitations";
+    MEMBER_MANAGE = "member.manage", "Suspend, reactivate and remove members";
+    TEAM_MANAGE = "team.manage", "Create, change and delete teams and their members";
+    ROLE_MANAGE = "role.manage", "Create, change and delete tenant roles";
+    ROLE_ASSIGN = "role.assign", "Grant and revoke roles";
+    SSO_MANAGE = "sso.manage", "Configure SSO providers and link identities";
+    API_KEY_MANAGE = "api_key.manage", "Create, list and revoke API keys";
+    PROJECT_CREATE = "project.create", "Create projects";
+    PROJECT_UPDATE = "project.update", "Rename and archive projects";
+    PROJECT_DELETE = "project.delete", "Delete projects";
+    ENVIRONMENT_MANAGE = "environment.manage", "Create and delete environments";
+    INTEGRATION_READ = "integration.read", "See integrations";
+    INTEGRATION_MANAGE = "integration.manage", "Configure integrations";
+    WEBHOOK_READ = "webhook.read", "See webhooks and deliveries";
+    WEBHOOK_MANAGE = "webhook.manage", "Configure webhooks";
+    AUDIT_READ = "audit.read", "Read the audit trail";
+    DATA_POLICY_MANAGE = "data_policy.manage", "Configure retention and anonymization";
+    CONSENT_MANAGE = "consent.manage", "Record and withdraw consents";
+    SECRET_READ = "secret.read", "Read secret values";
+    SECRET_MANAGE = "secret.manage", "Create, rotate and delete secrets";
+    BILLING_READ = "billing.read", "See billing accounts, invoices and payments";
+    BILLING_MANAGE = "billing.manage", "Change plans, billing details and payment methods";
+    USAGE_READ = "usage.read", "See metered usage";
+    DATA_SOURCE_READ = "data_source.read", "See data sources";
+    DATA_SOURCE_MANAGE = "data_source.manage", "Configure data sources";
+    DASHBOARD_READ = "dashboard.read", "See dashboards";
+    DASHBOARD_CREATE = "dashboard.create", "Create dashboards";
+    DASHBOARD_UPDATE = "dashboard.update", "Change dashboards and widgets";
+    DASHBOARD_DELETE = "dashboard.delete", "Delete dashboards";
+    QUERY_RUN = "query.run", "Run saved queries";
+    QUERY_MANAGE = "query.manage", "Create and change saved queries";
+    ALERT_READ = "alert.read", "See alerts and their events";
+    ALERT_MANAGE = "alert.manage", "Configure alerts and channels";
+    AI_USE = "ai.use", "Run prompts against LLMs";
+    PROMPT_MANAGE = "prompt.manage", "Manage prompt templates";
+    RAG_READ = "rag.read", "Search RAG documents";
+    RAG_MANAGE = "rag.manage", "Ingest and delete RAG documents";
+    OCR_SUBMIT = "ocr.submit", "Submit OCR jobs";
+    TICKET_READ = "ticket.read", "See tickets";
+    TICKET_CREATE = "ticket.create", "Open tickets and comment";
+    TICKET_UPDATE = "ticket.update", "Change tickets";
+    TICKET_ASSIGN = "ticket.assign", "Assign tickets";
+    WORKFLOW_READ = "workflow.read", "See workflows and runs";
+    WORKFLOW_MANAGE = "workflow.manage", "Define workflows";
+    WORKFLOW_RUN = "workflow.run", "Start workflow runs";
+    DOMAIN_READ = "domain.read", "See domains, DNS records and certificates";
+    DOMAIN_MANAGE = "domain.manage", "Manage domains, DNS records and certificates";
+}
 
 /// A built-in role.
 #[derive(Debug, Clone, Copy)]
@@ -96,8 +89,8 @@ pub struct BuiltinRole {
     pub scope: RoleScope,
     /// What it is for.
     pub description: &'static str,
-    /// Its permissions (`*` = every permission of the catalog).
-    pub permissions: &'static [&'static str],
+    /// Its permissions.
+    pub permissions: &'static [PermissionCode],
 }
 
 /// The name of the role granted to a tenant's creator.
@@ -109,48 +102,48 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         name: ADMIN_ROLE,
         scope: RoleScope::Org,
         description: "Everything in the tenant",
-        permissions: &["*"],
+        permissions: PermissionCode::ALL,
     },
     BuiltinRole {
         name: "Developer",
         scope: RoleScope::Global,
         description: "Build and operate projects",
         permissions: &[
-            "member.read",
-            "api_key.manage",
-            "project.create",
-            "project.update",
-            "environment.manage",
-            "integration.read",
-            "integration.manage",
-            "webhook.read",
-            "webhook.manage",
-            "secret.read",
-            "secret.manage",
-            "usage.read",
-            "data_source.read",
-            "data_source.manage",
-            "dashboard.read",
-            "dashboard.create",
-            "dashboard.update",
-            "dashboard.delete",
-            "query.run",
-            "query.manage",
-            "alert.read",
-            "alert.manage",
-            "ai.use",
-            "prompt.manage",
-            "rag.read",
-            "rag.manage",
-            "ocr.submit",
-            "ticket.read",
-            "ticket.create",
-            "ticket.update",
-            "ticket.assign",
-            "workflow.read",
-            "workflow.manage",
-            "workflow.run",
-            "domain.read",
+            PermissionCode::MEMBER_READ,
+            PermissionCode::API_KEY_MANAGE,
+            PermissionCode::PROJECT_CREATE,
+            PermissionCode::PROJECT_UPDATE,
+            PermissionCode::ENVIRONMENT_MANAGE,
+            PermissionCode::INTEGRATION_READ,
+            PermissionCode::INTEGRATION_MANAGE,
+            PermissionCode::WEBHOOK_READ,
+            PermissionCode::WEBHOOK_MANAGE,
+            PermissionCode::SECRET_READ,
+            PermissionCode::SECRET_MANAGE,
+            PermissionCode::USAGE_READ,
+            PermissionCode::DATA_SOURCE_READ,
+            PermissionCode::DATA_SOURCE_MANAGE,
+            PermissionCode::DASHBOARD_READ,
+            PermissionCode::DASHBOARD_CREATE,
+            PermissionCode::DASHBOARD_UPDATE,
+            PermissionCode::DASHBOARD_DELETE,
+            PermissionCode::QUERY_RUN,
+            PermissionCode::QUERY_MANAGE,
+            PermissionCode::ALERT_READ,
+            PermissionCode::ALERT_MANAGE,
+            PermissionCode::AI_USE,
+            PermissionCode::PROMPT_MANAGE,
+            PermissionCode::RAG_READ,
+            PermissionCode::RAG_MANAGE,
+            PermissionCode::OCR_SUBMIT,
+            PermissionCode::TICKET_READ,
+            PermissionCode::TICKET_CREATE,
+            PermissionCode::TICKET_UPDATE,
+            PermissionCode::TICKET_ASSIGN,
+            PermissionCode::WORKFLOW_READ,
+            PermissionCode::WORKFLOW_MANAGE,
+            PermissionCode::WORKFLOW_RUN,
+            PermissionCode::DOMAIN_READ,
         ],
     },
     BuiltinRole {
@@ -158,17 +151,17 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         scope: RoleScope::Global,
         description: "Read-only access",
         permissions: &[
-            "member.read",
-            "integration.read",
-            "webhook.read",
-            "usage.read",
-            "data_source.read",
-            "dashboard.read",
-            "alert.read",
-            "rag.read",
-            "ticket.read",
-            "workflow.read",
-            "domain.read",
+            PermissionCode::MEMBER_READ,
+            PermissionCode::INTEGRATION_READ,
+            PermissionCode::WEBHOOK_READ,
+            PermissionCode::USAGE_READ,
+            PermissionCode::DATA_SOURCE_READ,
+            PermissionCode::DASHBOARD_READ,
+            PermissionCode::ALERT_READ,
+            PermissionCode::RAG_READ,
+            PermissionCode::TICKET_READ,
+            PermissionCode::WORKFLOW_READ,
+            PermissionCode::DOMAIN_READ,
         ],
     },
     BuiltinRole {
@@ -176,51 +169,51 @@ pub const BUILTIN_ROLES: &[BuiltinRole] = &[
         scope: RoleScope::Org,
         description: "Billing, plans and usage",
         permissions: &[
-            "member.read",
-            "billing.read",
-            "billing.manage",
-            "usage.read",
+            PermissionCode::MEMBER_READ,
+            PermissionCode::BILLING_READ,
+            PermissionCode::BILLING_MANAGE,
+            PermissionCode::USAGE_READ,
         ],
     },
 ];
 
-impl BuiltinRole {
-    /// The role's permission codes with `*` expanded.
-    pub fn permission_codes(&self) -> Vec<&'static str> {
-        if self.permissions == ["*"] {
-            PERMISSIONS.iter().map(|(c, _)| *c).collect()
-        } else {
-            self.permissions.to_vec()
-        }
-    }
-}
-
-/// Whether `code` is in the catalog.
-pub fn is_known_permission(code: &str) -> bool {
-    PERMISSIONS.iter().any(|(c, _)| *c == code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::PermissionCode;
 
     #[test]
-    fn catalog_codes_are_valid_unique_and_cover_roles() {
+    fn catalog_codes_are_well_formed_unique_and_parse_back() {
         let mut seen = std::collections::HashSet::new();
-        for (code, _) in PERMISSIONS {
-            PermissionCode::parse(code).unwrap();
+        let segment = |s: &str| {
+            s.as_bytes()[0].is_ascii_lowercase()
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        };
+        for (code, description) in PERMISSIONS {
+            let parts: Vec<&str> = code.as_str().split('.').collect();
+            assert!(
+                parts.len() == 2 && parts.iter().all(|p| segment(p)),
+                "{code}"
+            );
             assert!(seen.insert(*code), "duplicate permission {code}");
+            assert_eq!(PermissionCode::parse(code.as_str()).unwrap(), *code);
+            assert_eq!(code.description(), *description);
         }
-        assert!(PERMISSIONS.len() >= 30);
+        assert_eq!(PERMISSIONS.len(), 49);
+        assert_eq!(PermissionCode::ALL.len(), PERMISSIONS.len());
+    }
+
+    #[test]
+    fn builtin_roles_name_known_permissions_only() {
         for role in BUILTIN_ROLES {
-            for code in role.permission_codes() {
+            for code in role.permissions {
                 assert!(
-                    is_known_permission(code),
-                    "{} names unknown {code}",
+                    PermissionCode::ALL.contains(code),
+                    "{} names {code}",
                     role.name
                 );
             }
         }
+        assert_eq!(BUILTIN_ROLES[0].name, ADMIN_ROLE);
+        assert_eq!(BUILTIN_ROLES[0].permissions, PermissionCode::ALL);
     }
 }

@@ -2,6 +2,7 @@
 //! that create or change them. Secrets (password hashes, token hashes) never
 //! appear in these types.
 
+use crate::context::Context;
 use crate::ids::*;
 use crate::values::{Email, Name, PermissionCode, Slug, TimeZone};
 use chrono::{DateTime, Utc};
@@ -27,7 +28,7 @@ pub struct Tenant {
 }
 
 /// Input of [`TenantRepo::create_tenant`](super::TenantRepo::create_tenant).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewTenant {
     /// Unique URL slug.
     pub slug: Slug,
@@ -72,6 +73,44 @@ pub struct NewUser {
     pub email: Email,
     /// Display name.
     pub full_name: Option<Name>,
+}
+
+/// Input of [`AuthRepo::sign_up`](super::AuthRepo::sign_up): a new account
+/// and its first tenant.
+#[derive(Debug, Clone)]
+pub struct SignUp {
+    /// Unique email.
+    pub email: Email,
+    /// Display name.
+    pub full_name: Option<Name>,
+    /// The password (8 to 1024 characters); only its argon2id hash is kept.
+    pub password: secrecy::SecretString,
+    /// The first tenant, owned by the new user.
+    pub tenant: NewTenant,
+}
+
+/// What [`AuthRepo::sign_up`](super::AuthRepo::sign_up) made.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    /// The new account.
+    pub user: User,
+    /// Its first tenant.
+    pub tenant: Tenant,
+    /// The user's owner membership in it.
+    pub membership: Membership,
+    /// The new user acting in the new tenant, with the sign-up's request
+    /// metadata.
+    pub ctx: Context,
+}
+
+/// What [`AuthRepo::sign_in`](super::AuthRepo::sign_in) returns.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The account.
+    pub user: User,
+    /// The user acting in no tenant yet, with the sign-in's request
+    /// metadata; pick a tenant with [`Context::in_tenant`].
+    pub ctx: Context,
 }
 
 /// State of a user's membership in a tenant.
@@ -174,7 +213,7 @@ pub struct Team {
 }
 
 /// Input of [`TeamRepo::create_team`](super::TeamRepo::create_team).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewTeam {
     /// Unique within the tenant.
     pub slug: Slug,
@@ -239,7 +278,7 @@ pub struct Role {
 }
 
 /// Input of [`RbacRepo::create_role`](super::RbacRepo::create_role).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewRole {
     /// Unique within the tenant and scope.
     pub name: Name,
@@ -457,7 +496,7 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
 }
 
-/// Input of [`ApiKeyRepo::create`](super::ApiKeyRepo::create).
+/// Input of [`ApiKeyRepo::create_api_key`](super::ApiKeyRepo::create_api_key).
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
     /// Display name.

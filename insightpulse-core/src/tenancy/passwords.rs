@@ -1,12 +1,17 @@
 //! Password hashing: argon2id with a random salt, stored as a PHC string
 //! (`$argon2id$v=19$m=19456,t=2,p=1$…`), so parameters can be raised later
-//! without breaking existing hashes.
+//! without breaking existing hashes: verification reads them from the
+//! stored string.
+//!
+//! Rule: a sign-in with an unknown email costs as much as one with a wrong
+//! password ([`verify`] hashes a dummy), so timing does not tell which
+//! emails have accounts.
 
 use crate::error::{Error, Result};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
 /// Shortest accepted password, in characters.
@@ -14,17 +19,34 @@ pub const MIN_LEN: usize = 8;
 /// Longest accepted password, in bytes (bounds the hashing work).
 pub const MAX_LEN: usize = 1024;
 
-/// Validates and hashes a password into a PHC string.
-///
-/// ```
-/// use insightpulse_core::tenancy::passwords::{hash, verify};
-/// use insightpulse_core::SecretString;
-/// let phc = hash(&SecretString::from("correct horse")).unwrap();
-/// assert!(phc.starts_with("$argon2id$"));
-/// assert!(verify(&SecretString::from("correct horse"), &phc));
-/// assert!(!verify(&SecretString::from("wrong horse"), &phc));
-/// ```
-pub fn hash(password: &SecretString) -> Result<String> {
+/// How expensive new hashes are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PasswordCost {
+    /// OWASP's argon2id parameters (19 MiB, 2 iterations, 1 lane): what a
+    /// production backend uses.
+    #[default]
+    Standard,
+    /// The smallest argon2id parameters (8 KiB, 1 iteration): hashes in
+    /// microseconds. **Tests only**, the in-memory backend's default; a
+    /// hash made this way is trivial to brute-force.
+    InsecureFastForTests,
+}
+
+impl PasswordCost {
+    fn argon2(self) -> Argon2<'static> {
+        let params = match self {
+            Self::Standard => Params::default(),
+            Self::InsecureFastForTests => {
+                Params::new(Params::MIN_M_COST, Params::MIN_T_COST, 1, None)
+                    .expect("argon2's minimum parameters are valid")
+            }
+        };
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+}
+
+/// Checks a new password's length.
+pub fn validate(password: &SecretString) -> Result<()> {
     let pw = password.expose_secret();
     if pw.chars().count() < MIN_LEN || pw.len() > MAX_LEN {
         return Err(Error::validation(
@@ -32,20 +54,43 @@ pub fn hash(password: &SecretString) -> Result<String> {
             "must be 8 to 1024 characters",
         ));
     }
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(pw.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::validation("password", e.to_string()))
+    Ok(())
 }
 
-/// Whether `password` matches a stored PHC string (false for a malformed one).
-pub fn verify(password: &SecretString, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.expose_secret().as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+/// Validates and hashes a password into a PHC string.
+///
+/// ```
+/// use insightpulse_core::tenancy::passwords::{hash, verify, PasswordCost};
+/// use insightpulse_core::SecretString;
+/// let cost = PasswordCost::InsecureFastForTests;
+/// let phc = hash(&SecretString::from("correct horse"), cost).unwrap();
+/// assert!(phc.starts_with("$argon2id$"));
+/// assert!(verify(&SecretString::from("correct horse"), Some(&phc), cost));
+/// assert!(!verify(&SecretString::from("wrong horse"), Some(&phc), cost));
+/// assert!(!verify(&SecretString::from("correct horse"), None, cost));
+/// ```
+pub fn hash(password: &SecretString, cost: PasswordCost) -> Result<String> {
+    validate(password)?;
+    let salt = SaltString::generate(&mut OsRng);
+    cost.argon2()
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| Error::validation("password", "cannot be hashed"))
+}
+
+/// Whether `password` matches the stored PHC string (false for a malformed
+/// one). Without a stored hash (no such account, or no password set) it
+/// hashes the password once at `cost` anyway and says no, so the answer
+/// takes as long as a real check.
+pub fn verify(password: &SecretString, stored: Option<&str>, cost: PasswordCost) -> bool {
+    let pw = password.expose_secret().as_bytes();
+    match stored.map(PasswordHash::new) {
+        Some(Ok(h)) => Argon2::default().verify_password(pw, &h).is_ok(),
+        Some(Err(_)) => false,
+        None => {
+            let salt = SaltString::generate(&mut OsRng);
+            let _ = cost.argon2().hash_password(pw, &salt);
+            false
+        }
+    }
 }

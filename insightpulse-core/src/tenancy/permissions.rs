@@ -81,11 +81,11 @@ mod tests {
             membership: Some((true, MembershipStatus::Active)),
             grants: vec![],
         };
-        assert!(f.allows(&code("billing.manage"), None));
+        assert!(f.allows(&PermissionCode::BILLING_MANAGE, None));
         f.membership = Some((true, MembershipStatus::Suspended));
-        assert!(!f.allows(&code("billing.manage"), None));
+        assert!(!f.allows(&PermissionCode::BILLING_MANAGE, None));
         f.membership = None;
-        assert!(!f.allows(&code("billing.manage"), None));
+        assert!(!f.allows(&PermissionCode::BILLING_MANAGE, None));
     }
 
     #[test]
@@ -104,11 +104,11 @@ mod tests {
                 },
             ],
         };
-        assert!(f.allows(&code("dashboard.read"), None));
-        assert!(f.allows(&code("dashboard.read"), Some(q)));
-        assert!(f.allows(&code("dashboard.delete"), Some(p)));
-        assert!(!f.allows(&code("dashboard.delete"), Some(q)));
-        assert!(!f.allows(&code("dashboard.delete"), None));
+        assert!(f.allows(&PermissionCode::DASHBOARD_READ, None));
+        assert!(f.allows(&PermissionCode::DASHBOARD_READ, Some(q)));
+        assert!(f.allows(&PermissionCode::DASHBOARD_DELETE, Some(p)));
+        assert!(!f.allows(&PermissionCode::DASHBOARD_DELETE, Some(q)));
+        assert!(!f.allows(&PermissionCode::DASHBOARD_DELETE, None));
     }
 
     #[test]

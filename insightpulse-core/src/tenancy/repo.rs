@@ -6,7 +6,7 @@
 //! return `PermissionDenied` inside the tenant, `NotFound` outside it.
 
 use super::model::*;
-use crate::context::Context;
+use crate::context::{Context, RequestMeta};
 use crate::error::Result;
 use crate::ids::*;
 use crate::values::{Email, Name, PermissionCode, Slug};
@@ -19,7 +19,8 @@ use secrecy::SecretString;
 pub trait TenantRepo: Send + Sync {
     /// The seed's "Create First Tenant" flow, atomically: the tenant, the
     /// acting user's active owner membership and a tenant-wide grant of the
-    /// built-in `Admin` role. The principal must be a user.
+    /// built-in `Admin` role. The principal must be a user. Honours the
+    /// request's idempotency key.
     /// Errors: `Conflict` on a taken slug.
     async fn create_tenant(&self, ctx: &Context, new: NewTenant) -> Result<Tenant>;
 
@@ -45,7 +46,9 @@ pub trait TenantRepo: Send + Sync {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait]
 pub trait UserRepo: Send + Sync {
-    /// Registers a user (sign-up). System principals only.
+    /// Registers a user without a password or tenant (provisioning, e.g.
+    /// an SSO just-in-time login). System principals only; a user signing
+    /// themselves up goes through [`AuthRepo::sign_up`].
     /// Errors: `Conflict` on a taken email.
     async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User>;
 
@@ -67,16 +70,6 @@ pub trait UserRepo: Send + Sync {
         user: UserId,
         password: &SecretString,
     ) -> Result<()>;
-
-    /// Checks a password at sign-in. System principals only (there is no
-    /// user yet). Errors: `Unauthenticated` for an unknown email, a user
-    /// without password, or a wrong password — indistinguishably.
-    async fn verify_password(
-        &self,
-        ctx: &Context,
-        email: &Email,
-        password: &SecretString,
-    ) -> Result<User>;
 }
 
 /// Memberships and invitations of the context's tenant.
@@ -125,6 +118,7 @@ pub trait MemberRepo: Send + Sync {
 #[async_trait]
 pub trait TeamRepo: Send + Sync {
     /// Creates a team. Needs `team.manage`. `Conflict` on a taken slug.
+    /// Honours the request's idempotency key.
     async fn create_team(&self, ctx: &Context, new: NewTeam) -> Result<Team>;
     /// One team.
     async fn get_team(&self, ctx: &Context, id: TeamId) -> Result<Team>;
@@ -153,7 +147,13 @@ pub trait RbacRepo: Send + Sync {
     async fn list_roles(&self, ctx: &Context) -> Result<Vec<Role>>;
     /// One role (built-in or the tenant's).
     async fn get_role(&self, ctx: &Context, id: RoleId) -> Result<Role>;
-    /// Creates a tenant role. Needs `role.manage`.
+    /// The role named `name` (built-in or the tenant's). A name may exist
+    /// in several scopes: the first in [`Self::list_roles`] order wins
+    /// (global, then org, then project; a built-in before the tenant's own
+    /// role of the same scope). `NotFound` when none has it.
+    async fn get_role_by_name(&self, ctx: &Context, name: &Name) -> Result<Role>;
+    /// Creates a tenant role. Needs `role.manage`. Honours the request's
+    /// idempotency key.
     async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role>;
     /// Replaces a tenant role's permissions. Needs `role.manage`; built-in
     /// roles are read-only (`InvalidState`).
@@ -181,13 +181,30 @@ pub trait RbacRepo: Send + Sync {
     async fn list_grants(&self, ctx: &Context, user: Option<UserId>) -> Result<Vec<RoleGrant>>;
     /// Whether the principal holds `permission` in the context's tenant
     /// (tenant-wide, or on `project` when given). Agrees with SQL's
-    /// `auth.user_has_permission(code, tenant, project)`.
+    /// `insightpulse_auth.user_has_permission(code, tenant, project)`.
+    /// `false` in a tenant the principal cannot see.
     async fn has_permission(
         &self,
         ctx: &Context,
-        permission: &PermissionCode,
+        permission: PermissionCode,
         project: Option<ProjectId>,
     ) -> Result<bool>;
+    /// [`Self::has_permission`] as a guard: `Ok(())` when held,
+    /// `PermissionDenied` (requiring `permission`) inside the tenant,
+    /// `NotFound` (entity `tenant`) for a tenant the principal cannot see.
+    ///
+    /// ```no_run
+    /// # async fn demo(repos: insightpulse_core::Repos, ctx: insightpulse_core::Context) -> insightpulse_core::Result<()> {
+    /// use insightpulse_core::PermissionCode;
+    /// repos.rbac.require_permission(&ctx, PermissionCode::DASHBOARD_DELETE, None).await?;
+    /// # Ok(()) }
+    /// ```
+    async fn require_permission(
+        &self,
+        ctx: &Context,
+        permission: PermissionCode,
+        project: Option<ProjectId>,
+    ) -> Result<()>;
 }
 
 /// SSO providers and federated identities of the context's tenant.
@@ -239,16 +256,58 @@ pub trait ApiKeyRepo: Send + Sync {
     /// Creates a key. The principal must be a user holding `api_key.manage`
     /// and every requested permission at the key's scope. The plaintext is
     /// returned once; only its keyed hash and public prefix are stored.
-    async fn create(&self, ctx: &Context, new: NewApiKey) -> Result<IssuedApiKey>;
+    async fn create_api_key(&self, ctx: &Context, new: NewApiKey) -> Result<IssuedApiKey>;
     /// Every key of the tenant (metadata only), ordered by creation.
-    async fn list(&self, ctx: &Context) -> Result<Vec<ApiKey>>;
+    async fn list_api_keys(&self, ctx: &Context) -> Result<Vec<ApiKey>>;
     /// One key.
-    async fn get(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey>;
+    async fn get_api_key(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey>;
     /// Revokes a key; it is refused from then on. Needs `api_key.manage`.
-    async fn revoke(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey>;
-    /// Checks a presented key and returns a context that acts with exactly
-    /// the key's tenant, scope and permissions (and `ctx`'s request
-    /// metadata). Records the time of use. Errors: `Unauthenticated` with
-    /// the reason (malformed, unknown, expired, revoked).
-    async fn verify(&self, ctx: &Context, presented: &SecretString) -> Result<Context>;
+    async fn revoke_api_key(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey>;
+}
+
+/// The calls a host makes before it has a [`Context`]: sign-up, sign-in,
+/// and turning a presented API key into a context. None needs a system
+/// context from the host; each runs the SDK's own, named system path.
+///
+/// ```no_run
+/// # async fn demo(repos: insightpulse_core::Repos, bearer: insightpulse_core::SecretString) -> insightpulse_core::Result<()> {
+/// use insightpulse_core::{PermissionCode, RequestMeta};
+/// let ctx = repos.auth.authenticate(&bearer, RequestMeta::default().with_request_id("req-1")).await?;
+/// repos.rbac.require_permission(&ctx, PermissionCode::PROJECT_CREATE, None).await?;
+/// # Ok(()) }
+/// ```
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait]
+pub trait AuthRepo: Send + Sync {
+    /// Signs a new user up, all or nothing: the user, their password
+    /// (argon2id), their first tenant, their active owner membership and
+    /// the tenant-wide `Admin` grant, audited as `tenant.created`. Returns
+    /// them with the new user's context in the new tenant.
+    ///
+    /// Honours the request's idempotency key (scoped to the email): a
+    /// repeated sign-up with the same key, input and password returns the
+    /// first one's result.
+    /// Errors: `Validation` (password length), `Conflict` on a taken email
+    /// or slug — and then nothing is written.
+    async fn sign_up(&self, request: RequestMeta, new: SignUp) -> Result<SignedUp>;
+
+    /// Checks an email and password. Returns the user and their context
+    /// (in no tenant yet; see [`Context::in_tenant`]). Errors:
+    /// `Unauthenticated` (credential `password`, reason `unknown`) for an
+    /// unknown email, an account without password or a wrong password —
+    /// indistinguishably, also in time.
+    async fn sign_in(
+        &self,
+        email: &Email,
+        password: &SecretString,
+        request: RequestMeta,
+    ) -> Result<SignedIn>;
+
+    /// Checks a presented API key and returns a context that acts with
+    /// exactly the key's tenant, scope and permissions, carrying
+    /// `request`. Records the time of use at most once a minute per key
+    /// (and audits the first use). Errors: `Unauthenticated` (credential
+    /// `api_key`) with the reason: malformed, unknown, expired or revoked.
+    async fn authenticate(&self, presented: &SecretString, request: RequestMeta)
+        -> Result<Context>;
 }

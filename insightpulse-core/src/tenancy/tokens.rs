@@ -9,7 +9,7 @@
 //! secrets are high-entropy, so there is nothing to brute-force, and
 //! verification sits on every request's hot path.
 
-use crate::error::TokenRejection;
+use crate::error::{Error, Rejection, Result};
 use data_encoding::BASE32_DNSSEC;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -20,6 +20,26 @@ const LOOKUP_BYTES: usize = 10;
 const SECRET_BYTES: usize = 32;
 const LOOKUP_LEN: usize = 16;
 const SECRET_LEN: usize = 52;
+
+/// How often an API key's `last_used_at` is written: at most once per this
+/// interval per key (the hot path of every request then only reads).
+pub const LAST_USED_INTERVAL: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Whether a key last used at `last` should record a use at `now`.
+///
+/// ```
+/// use insightpulse_core::tenancy::tokens::{last_use_due, LAST_USED_INTERVAL};
+/// let now = chrono::Utc::now();
+/// assert!(last_use_due(None, now));
+/// assert!(!last_use_due(Some(now - LAST_USED_INTERVAL + chrono::Duration::seconds(1)), now));
+/// assert!(last_use_due(Some(now - LAST_USED_INTERVAL), now));
+/// ```
+pub fn last_use_due(
+    last: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    last.is_none_or(|t| now - t >= LAST_USED_INTERVAL)
+}
 
 /// The kind of token, which fixes its textual prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,12 +71,38 @@ impl std::fmt::Debug for TokenHasher {
     }
 }
 
+/// The shortest pepper [`TokenHasher::new`] accepts, in bytes.
+pub const MIN_PEPPER_LEN: usize = 32;
+
 impl TokenHasher {
-    /// A hasher keyed with `pepper` (at least 32 bytes recommended). Every
-    /// process sharing a database must use the same pepper.
-    pub fn new(pepper: impl Into<Vec<u8>>) -> Self {
+    /// A hasher keyed with `pepper`, a secret of at least
+    /// [`MIN_PEPPER_LEN`] bytes from the host's configuration (e.g. 32
+    /// random bytes, base64-encoded in an environment variable). Every
+    /// process sharing a database must use the same pepper; changing it
+    /// invalidates every issued API key and invitation.
+    ///
+    /// ```
+    /// use insightpulse_core::tenancy::tokens::TokenHasher;
+    /// assert!(TokenHasher::new(b"0123456789abcdef0123456789abcdef".to_vec()).is_ok());
+    /// assert!(TokenHasher::new(b"short".to_vec()).is_err());
+    /// ```
+    pub fn new(pepper: impl Into<Vec<u8>>) -> Result<Self> {
+        let pepper = pepper.into();
+        if pepper.len() < MIN_PEPPER_LEN {
+            return Err(Error::validation("pepper", "must be at least 32 bytes"));
+        }
+        Ok(Self::keyed(pepper))
+    }
+
+    /// A hasher keyed with a fixed, public pepper. **Development and tests
+    /// only**: anyone can compute the hashes it makes.
+    pub fn insecure_development() -> Self {
+        Self::keyed(b"insightpulse-public-development-pepper-never-use-in-production".to_vec())
+    }
+
+    fn keyed(pepper: Vec<u8>) -> Self {
         Self {
-            pepper: std::sync::Arc::new(secrecy::SecretSlice::from(pepper.into())),
+            pepper: std::sync::Arc::new(secrecy::SecretSlice::from(pepper)),
         }
     }
 
@@ -114,13 +160,13 @@ pub fn issue(kind: TokenKind, hasher: &TokenHasher) -> IssuedToken {
 /// ```
 /// use insightpulse_core::tenancy::tokens::{issue, prefix_of, TokenHasher, TokenKind};
 /// use insightpulse_core::ExposeSecret;
-/// let hasher = TokenHasher::new(b"pepper".to_vec());
+/// let hasher = TokenHasher::insecure_development();
 /// let t = issue(TokenKind::ApiKey, &hasher);
 /// assert_eq!(prefix_of(TokenKind::ApiKey, t.token.expose_secret()).unwrap(), t.prefix);
 /// assert!(prefix_of(TokenKind::Invitation, t.token.expose_secret()).is_err());
 /// assert!(hasher.matches(t.token.expose_secret(), &t.hash));
 /// ```
-pub fn prefix_of(kind: TokenKind, presented: &str) -> Result<&str, TokenRejection> {
+pub fn prefix_of(kind: TokenKind, presented: &str) -> std::result::Result<&str, Rejection> {
     let tag = kind.tag();
     let well_formed = presented.len() == tag.len() + 1 + LOOKUP_LEN + 1 + SECRET_LEN
         && presented.starts_with(tag)
@@ -132,7 +178,7 @@ pub fn prefix_of(kind: TokenKind, presented: &str) -> Result<&str, TokenRejectio
     if well_formed {
         Ok(&presented[..tag.len() + 1 + LOOKUP_LEN])
     } else {
-        Err(TokenRejection::Malformed)
+        Err(Rejection::Malformed)
     }
 }
 
@@ -143,19 +189,20 @@ mod tests {
 
     #[test]
     fn tokens_are_unique_and_only_their_own_hash_matches() {
-        let h = TokenHasher::new(b"k".to_vec());
+        let h = TokenHasher::insecure_development();
         let a = issue(TokenKind::ApiKey, &h);
         let b = issue(TokenKind::ApiKey, &h);
         assert_ne!(a.prefix, b.prefix);
         assert!(h.matches(a.token.expose_secret(), &a.hash));
         assert!(!h.matches(b.token.expose_secret(), &a.hash));
         // another pepper gives another hash
-        assert!(!TokenHasher::new(b"other".to_vec()).matches(a.token.expose_secret(), &a.hash));
+        let other = TokenHasher::new([7u8; MIN_PEPPER_LEN].to_vec()).unwrap();
+        assert!(!other.matches(a.token.expose_secret(), &a.hash));
     }
 
     #[test]
     fn malformed_tokens_are_rejected() {
-        let h = TokenHasher::new(b"k".to_vec());
+        let h = TokenHasher::insecure_development();
         let t = issue(TokenKind::ApiKey, &h);
         let s = t.token.expose_secret();
         for bad in [
@@ -167,7 +214,7 @@ mod tests {
         ] {
             assert_eq!(
                 prefix_of(TokenKind::ApiKey, bad),
-                Err(TokenRejection::Malformed),
+                Err(Rejection::Malformed),
                 "{bad}"
             );
         }

@@ -1,21 +1,21 @@
 //! `ApiKeyRepo` on PostgreSQL. Only the keyed hash and the public prefix
 //! are stored; `authenticated` cannot even read the hash column.
 
-use super::rbac::known_codes;
+use super::rbac::stored_codes;
 use super::{first_missing, may_list, parse, require, tenant_rows, traced};
-use crate::audit::append;
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use insightpulse_core::audit::{Actor, AuditEvent, Diff};
+use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{ApiKey, ApiKeyRepo, ApiKeyScope, IssuedApiKey, NewApiKey};
 use insightpulse_core::{
-    ApiKeyId, ApiKeyPrincipal, Context, EnvironmentId, Error, ExposeSecret, Name, PermissionCode,
-    ProjectId, Result, SecretString, TenantId, TokenRejection, UserId,
+    ApiKeyId, ApiKeyPrincipal, Context, EnvironmentId, Error, Name, ProjectId, Result, TenantId,
+    UserId,
 };
+use insightpulse_core::{Entity, PermissionCode};
 use uuid::Uuid;
 
 const COLS: &str =
@@ -23,7 +23,7 @@ const COLS: &str =
     created_by, expires_at, last_used_at, revoked_at, created_at";
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     tenant_id: Uuid,
     id: Uuid,
     name: String,
@@ -33,10 +33,21 @@ struct Row {
     environment_id: Option<Uuid>,
     permissions: Vec<String>,
     created_by: Option<Uuid>,
-    expires_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) last_used_at: Option<DateTime<Utc>>,
+    pub(crate) revoked_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+}
+
+/// What a verified key acts as: exactly its tenant, scope and permissions.
+pub(crate) fn principal(r: &Row) -> Result<ApiKeyPrincipal> {
+    Ok(ApiKeyPrincipal {
+        permissions: r.permissions()?,
+        key_id: ApiKeyId(r.id),
+        tenant_id: TenantId(r.tenant_id),
+        project_id: r.project_id.map(ProjectId),
+        environment_id: r.environment_id.map(EnvironmentId),
+    })
 }
 
 impl Row {
@@ -82,7 +93,7 @@ async fn key(tx: &mut Tx, tenant: TenantId, id: ApiKeyId) -> Result<Row> {
     .bind(id.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("api key"))
+    .map_err(not_found(Entity::ApiKey))
 }
 
 /// The project an API key scope is limited to (`NotFound` when its target
@@ -97,12 +108,12 @@ async fn scope_project(
         ApiKeyScope::Project(p) => (
             "SELECT id FROM projects WHERE tenant_id = $1 AND id = $2",
             p.0,
-            "project",
+            Entity::Project,
         ),
         ApiKeyScope::Environment(e) => (
             "SELECT project_id FROM environments WHERE tenant_id = $1 AND id = $2",
             e.0,
-            "environment",
+            Entity::Environment,
         ),
     };
     let project: Uuid = sqlx::query_scalar(sql)
@@ -116,15 +127,15 @@ async fn scope_project(
 
 #[async_trait]
 impl ApiKeyRepo for PgBackend {
-    async fn create(&self, ctx: &Context, new: NewApiKey) -> Result<IssuedApiKey> {
-        traced!(ctx, "ApiKeyRepo.create", {
+    async fn create_api_key(&self, ctx: &Context, new: NewApiKey) -> Result<IssuedApiKey> {
+        traced!(ctx, "ApiKeyRepo.create_api_key", {
             if new.permissions.is_empty() {
                 return Err(Error::validation(
                     "permissions",
                     "an API key needs at least one permission",
                 ));
             }
-            let codes = known_codes(&new.permissions)?;
+            let codes = stored_codes(&new.permissions);
             let now = self.clock.now();
             if new.expires_at.is_some_and(|e| e <= now) {
                 return Err(Error::validation("expires_at", "must be in the future"));
@@ -134,8 +145,17 @@ impl ApiKeyRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
             let project = scope_project(&mut tx, tenant, new.scope).await?;
-            require(&mut tx, ctx, tenant, Some("api_key.manage"), project).await?;
-            if let Some(missing) = first_missing(&mut tx, ctx, tenant, &codes, project).await? {
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::API_KEY_MANAGE),
+                project,
+            )
+            .await?;
+            if let Some(missing) =
+                first_missing(&mut tx, ctx, tenant, &new.permissions, project).await?
+            {
                 return Err(Error::denied(missing));
             }
             let (scope, environment) = match new.scope {
@@ -180,11 +200,11 @@ impl ApiKeyRepo for PgBackend {
         })
     }
 
-    async fn list(&self, ctx: &Context) -> Result<Vec<ApiKey>> {
-        traced!(ctx, "ApiKeyRepo.list", {
+    async fn list_api_keys(&self, ctx: &Context) -> Result<Vec<ApiKey>> {
+        traced!(ctx, "ApiKeyRepo.list_api_keys", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            if !may_list(&mut tx, ctx, tenant, "api_key.manage").await? {
+            if !may_list(&mut tx, ctx, tenant, PermissionCode::API_KEY_MANAGE).await? {
                 return Ok(vec![]);
             }
             let rows: Vec<Row> = tenant_rows(
@@ -200,19 +220,26 @@ impl ApiKeyRepo for PgBackend {
         })
     }
 
-    async fn get(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey> {
-        traced!(ctx, "ApiKeyRepo.get", {
+    async fn get_api_key(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey> {
+        traced!(ctx, "ApiKeyRepo.get_api_key", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("api_key.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::API_KEY_MANAGE),
+                None,
+            )
+            .await?;
             let row = key(&mut tx, tenant, id).await?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
     }
 
-    async fn revoke(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey> {
-        traced!(ctx, "ApiKeyRepo.revoke", {
+    async fn revoke_api_key(&self, ctx: &Context, id: ApiKeyId) -> Result<ApiKey> {
+        traced!(ctx, "ApiKeyRepo.revoke_api_key", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
@@ -221,7 +248,7 @@ impl ApiKeyRepo for PgBackend {
                 &mut tx,
                 ctx,
                 tenant,
-                Some("api_key.manage"),
+                Some(PermissionCode::API_KEY_MANAGE),
                 found.project_id.map(ProjectId),
             )
             .await?;
@@ -241,77 +268,6 @@ impl ApiKeyRepo for PgBackend {
             }
             tx.commit().await.map_err(db)?;
             row.try_into()
-        })
-    }
-
-    async fn verify(&self, ctx: &Context, presented: &SecretString) -> Result<Context> {
-        traced!(ctx, "ApiKeyRepo.verify", {
-            let presented = presented.expose_secret();
-            let reject = |reason| Error::unauthenticated("api key", reason);
-            let prefix = tokens::prefix_of(TokenKind::ApiKey, presented).map_err(reject)?;
-            let now = self.clock.now();
-            // Nobody is authenticated yet: the lookup runs as the service role.
-            let mut tx = self.begin(&Context::system("verify api key")).await?;
-            #[derive(sqlx::FromRow)]
-            struct Candidate {
-                #[sqlx(flatten)]
-                key: Row,
-                key_hash: Vec<u8>,
-            }
-            let candidates: Vec<Candidate> = sqlx::query_as(&format!(
-                "SELECT {COLS}, key_hash FROM api_keys WHERE prefix = $1"
-            ))
-            .bind(prefix)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-            let key = candidates
-                .into_iter()
-                .find(|c| self.hasher.matches(presented, &c.key_hash))
-                .map(|c| c.key)
-                .ok_or(reject(TokenRejection::Unknown))?;
-            if key.revoked_at.is_some() {
-                return Err(reject(TokenRejection::Revoked));
-            }
-            if key.expires_at.is_some_and(|e| now >= e) {
-                return Err(reject(TokenRejection::Expired));
-            }
-            // The row lock makes "first use" true for exactly one caller.
-            let first_use: bool = sqlx::query_scalar(
-                "UPDATE api_keys k SET last_used_at = $3
-                   FROM (SELECT last_used_at FROM api_keys
-                          WHERE tenant_id = $1 AND id = $2 FOR UPDATE) AS before
-                  WHERE k.tenant_id = $1 AND k.id = $2
-                 RETURNING before.last_used_at IS NULL",
-            )
-            .bind(key.tenant_id)
-            .bind(key.id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            if first_use {
-                let event =
-                    AuditEvent::new("api_key.first_used", "api_key", Some(key.id), Diff::new())?;
-                let actor = Actor::ApiKey(ApiKeyId(key.id));
-                append(
-                    &mut tx,
-                    TenantId(key.tenant_id),
-                    &actor,
-                    ctx.request(),
-                    &event,
-                    now,
-                );
-            }
-            tx.commit().await.map_err(db)?;
-            Ok(Context::api_key(ApiKeyPrincipal {
-                permissions: key.permissions()?,
-                key_id: ApiKeyId(key.id),
-                tenant_id: TenantId(key.tenant_id),
-                project_id: key.project_id.map(ProjectId),
-                environment_id: key.environment_id.map(EnvironmentId),
-            })
-            .with_request(ctx.request().clone()))
         })
     }
 }

@@ -18,8 +18,9 @@ use insightpulse_core::tenancy::{
 };
 use insightpulse_core::{
     Context, Email, Error, ExposeSecret, InvitationId, Result, RoleId, SecretString, TenantId,
-    TokenRejection, UserId,
+    UserId,
 };
+use insightpulse_core::{Credential, Entity, PermissionCode, Rejection, Requirement, StateRule};
 use uuid::Uuid;
 
 const MEMBER_COLS: &str = "tenant_id, user_id, is_owner, status::text AS status, created_at";
@@ -87,7 +88,7 @@ async fn membership(tx: &mut Tx, tenant: TenantId, user: UserId, lock: bool) -> 
     .bind(user.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("member"))
+    .map_err(not_found(Entity::Member))
 }
 
 /// The owner rules shared by suspend, reactivate and remove: acting on an
@@ -103,7 +104,7 @@ async fn check_owner_rules(
         return Ok(());
     }
     if !is_owner(tx, ctx, tenant).await? {
-        return Err(Error::denied("tenant owner"));
+        return Err(Error::denied(Requirement::TenantOwner));
     }
     if !keeps_target_active && target.status == "active" {
         let others: i64 = sqlx::query_scalar(
@@ -117,8 +118,8 @@ async fn check_owner_rules(
         .map_err(db)?;
         if others == 0 {
             return Err(Error::invalid_state(
-                "member",
-                "the last active owner must stay",
+                Entity::Member,
+                StateRule::LastActiveOwner,
             ));
         }
     }
@@ -131,8 +132,8 @@ pub(crate) async fn role_permissions(
     tx: &mut Tx,
     tenant: TenantId,
     role: RoleId,
-) -> Result<(RoleScope, Vec<String>)> {
-    let (scope, perms): (String, Vec<String>) = sqlx::query_as(
+) -> Result<(RoleScope, Vec<PermissionCode>)> {
+    let (scope, codes): (String, Vec<String>) = sqlx::query_as(
         "SELECT r.scope::text,
                 array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
                        WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\")
@@ -142,7 +143,11 @@ pub(crate) async fn role_permissions(
     .bind(tenant.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("role"))?;
+    .map_err(not_found(Entity::Role))?;
+    let perms = codes
+        .iter()
+        .map(|c| parse(c, PermissionCode::parse))
+        .collect::<Result<_>>()?;
     Ok((parse(&scope, str::parse)?, perms))
 }
 
@@ -175,7 +180,14 @@ impl PgBackend {
     ) -> Result<Membership> {
         let tenant = ctx.require_tenant()?;
         let mut tx = self.begin(ctx).await?;
-        require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
+        require(
+            &mut tx,
+            ctx,
+            tenant,
+            Some(PermissionCode::MEMBER_MANAGE),
+            None,
+        )
+        .await?;
         let target = membership(&mut tx, tenant, user, true).await?;
         check_owner_rules(
             &mut tx,
@@ -249,7 +261,14 @@ impl MemberRepo for PgBackend {
             }
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::MEMBER_INVITE),
+                None,
+            )
+            .await?;
             let already: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM org_memberships m JOIN users u ON u.id = m.user_id
                                  WHERE m.tenant_id = $1 AND u.email = $2)",
@@ -260,7 +279,7 @@ impl MemberRepo for PgBackend {
             .await
             .map_err(db)?;
             if already {
-                return Err(Error::conflict("member", format!("email={}", new.email)));
+                return Err(Error::conflict(Entity::Member, "email"));
             }
             if let Some(role) = new.role_id {
                 let (scope, perms) = role_permissions(&mut tx, tenant, role).await?;
@@ -270,7 +289,14 @@ impl MemberRepo for PgBackend {
                         "a project role cannot be granted tenant-wide",
                     ));
                 }
-                require(&mut tx, ctx, tenant, Some("role.assign"), None).await?;
+                require(
+                    &mut tx,
+                    ctx,
+                    tenant,
+                    Some(PermissionCode::ROLE_ASSIGN),
+                    None,
+                )
+                .await?;
                 if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, None).await? {
                     return Err(Error::denied(missing));
                 }
@@ -310,7 +336,7 @@ impl MemberRepo for PgBackend {
         traced!(ctx, "MemberRepo.list_invitations", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            if !may_list(&mut tx, ctx, tenant, "member.invite").await? {
+            if !may_list(&mut tx, ctx, tenant, PermissionCode::MEMBER_INVITE).await? {
                 return Ok(vec![]);
             }
             let rows: Vec<InvitationRow> = tenant_rows(
@@ -328,7 +354,14 @@ impl MemberRepo for PgBackend {
         traced!(ctx, "MemberRepo.revoke_invitation", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("member.invite"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::MEMBER_INVITE),
+                None,
+            )
+            .await?;
             let (accepted, revoked): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
                 "SELECT accepted_at, revoked_at FROM invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
             )
@@ -336,9 +369,12 @@ impl MemberRepo for PgBackend {
             .bind(id.0)
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("invitation"))?;
+            .map_err(not_found(Entity::Invitation))?;
             if accepted.is_some() {
-                return Err(Error::invalid_state("invitation", "already accepted"));
+                return Err(Error::invalid_state(
+                    Entity::Invitation,
+                    StateRule::InvitationAccepted,
+                ));
             }
             if revoked.is_none() {
                 sqlx::query(
@@ -362,7 +398,7 @@ impl MemberRepo for PgBackend {
         traced!(ctx, "MemberRepo.accept_invitation", {
             let user = ctx.require_user()?;
             let presented = token.expose_secret();
-            let reject = |reason| Error::unauthenticated("invitation token", reason);
+            let reject = |reason| Error::unauthenticated(Credential::InvitationToken, reason);
             let prefix = tokens::prefix_of(TokenKind::Invitation, presented).map_err(reject)?;
             let now = self.clock.now();
             let mut tx = self.begin(&Context::system("accept invitation")).await?;
@@ -383,23 +419,23 @@ impl MemberRepo for PgBackend {
                 .into_iter()
                 .find(|c| self.hasher.matches(presented, &c.token_hash))
                 .map(|c| c.invitation)
-                .ok_or(reject(TokenRejection::Unknown))?;
+                .ok_or(reject(Rejection::Unknown))?;
             if inv.revoked_at.is_some() {
-                return Err(reject(TokenRejection::Revoked));
+                return Err(reject(Rejection::Revoked));
             }
             if inv.accepted_at.is_some() {
-                return Err(reject(TokenRejection::AlreadyUsed));
+                return Err(reject(Rejection::AlreadyUsed));
             }
             if now >= inv.expires_at {
-                return Err(reject(TokenRejection::Expired));
+                return Err(reject(Rejection::Expired));
             }
             let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
                 .bind(user.0)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(not_found("user"))?;
+                .map_err(not_found(Entity::User))?;
             if email != inv.email {
-                return Err(Error::denied("invited email"));
+                return Err(Error::denied(Requirement::InvitedUser));
             }
             let row: MemberRow = sqlx::query_as(&format!(
                 "INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
@@ -461,7 +497,14 @@ impl MemberRepo for PgBackend {
         traced!(ctx, "MemberRepo.remove_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("member.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::MEMBER_MANAGE),
+                None,
+            )
+            .await?;
             let target = membership(&mut tx, tenant, user, true).await?;
             check_owner_rules(&mut tx, ctx, tenant, &target, false).await?;
             let event = AuditEvent::new("member.removed", "user", Some(user), Diff::new())?;
@@ -484,7 +527,7 @@ impl MemberRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
             if !is_owner(&mut tx, ctx, tenant).await? {
-                return Err(Error::denied("tenant owner"));
+                return Err(Error::denied(Requirement::TenantOwner));
             }
             let target = membership(&mut tx, tenant, user, true).await?;
             if target.is_owner == owner {

@@ -6,6 +6,7 @@
 //! (visible, permission missing), so both backends answer alike.
 
 mod api_keys;
+mod auth;
 mod members;
 mod rbac;
 mod sso;
@@ -15,7 +16,8 @@ mod users;
 
 use crate::error::db;
 use crate::uow::Tx;
-use insightpulse_core::{Context, Error, ProjectId, Result, TenantId};
+use insightpulse_core::tenancy::api_key_allows;
+use insightpulse_core::{Context, Entity, Error, PermissionCode, ProjectId, Result, TenantId};
 
 /// Opens an instrumented block: the future runs inside the operation's span.
 macro_rules! traced {
@@ -34,7 +36,7 @@ pub(crate) async fn require(
     tx: &mut Tx,
     ctx: &Context,
     tenant: TenantId,
-    code: Option<&'static str>,
+    code: Option<PermissionCode>,
     project: Option<ProjectId>,
 ) -> Result<()> {
     let (visible, allowed): (bool, bool) = if ctx.is_system() {
@@ -44,23 +46,41 @@ pub(crate) async fn require(
             .await
             .map_err(db)?;
         (exists, true)
+    } else if let Some(answer) = key_answer(ctx, tenant, code, project) {
+        answer
     } else {
         sqlx::query_as(
-            "SELECT $1 = ANY (auth.user_tenant_ids()),
-                    $2::text IS NULL OR auth.user_has_permission($2, $1, $3)",
+            "SELECT $1 = ANY (insightpulse_auth.user_tenant_ids()),
+                    $2::text IS NULL OR insightpulse_auth.user_has_permission($2, $1, $3)",
         )
         .bind(tenant.0)
-        .bind(code)
+        .bind(code.map(|c| c.as_str()))
         .bind(project.map(|p| p.0))
         .fetch_one(&mut **tx)
         .await
         .map_err(db)?
     };
-    match (visible, allowed) {
-        (false, _) => Err(Error::not_found("tenant")),
-        (true, false) => Err(Error::denied(code.unwrap_or_default())),
-        (true, true) => Ok(()),
+    match (visible, allowed, code) {
+        (false, _, _) => Err(Error::not_found(Entity::Tenant)),
+        (true, false, Some(code)) => Err(Error::denied(code)),
+        _ => Ok(()),
     }
+}
+
+/// `(visible, allowed)` for an API key, from its claims alone: what
+/// `insightpulse_auth.user_tenant_ids()` and `user_has_permission` answer
+/// for a key (they read nothing but the claims), without a round trip.
+/// `None` for other principals.
+pub(crate) fn key_answer(
+    ctx: &Context,
+    tenant: TenantId,
+    code: Option<PermissionCode>,
+    project: Option<ProjectId>,
+) -> Option<(bool, bool)> {
+    let key = ctx.api_key_principal()?;
+    let visible = key.tenant_id == tenant;
+    let allowed = code.is_none_or(|c| visible && api_key_allows(key, &c, project));
+    Some((visible, allowed))
 }
 
 /// Like [`require`], for a list: a tenant the principal cannot see lists
@@ -70,36 +90,43 @@ pub(crate) async fn may_list(
     tx: &mut Tx,
     ctx: &Context,
     tenant: TenantId,
-    code: &'static str,
+    code: PermissionCode,
 ) -> Result<bool> {
     match require(tx, ctx, tenant, Some(code), None).await {
         Ok(()) => Ok(true),
-        Err(Error::NotFound { entity: "tenant" }) => Ok(false),
+        Err(Error::NotFound {
+            entity: Entity::Tenant,
+        }) => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// The first of `codes` that `ctx` does not hold at `project`, if any.
+/// The first of `codes` (in their order) that `ctx` does not hold at
+/// `project`, if any.
 pub(crate) async fn first_missing(
     tx: &mut Tx,
     ctx: &Context,
     tenant: TenantId,
-    codes: &[String],
+    codes: &[PermissionCode],
     project: Option<ProjectId>,
-) -> Result<Option<String>> {
+) -> Result<Option<PermissionCode>> {
     if ctx.is_system() {
         return Ok(None);
     }
-    sqlx::query_scalar(
-        "SELECT c FROM unnest($1::text[]) AS c
-          WHERE NOT auth.user_has_permission(c, $2, $3) ORDER BY c LIMIT 1",
+    let codes: Vec<&str> = codes.iter().map(PermissionCode::as_str).collect();
+    let missing: Option<String> = sqlx::query_scalar(
+        "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS asked (c, n)
+          WHERE NOT insightpulse_auth.user_has_permission(c, $2, $3) ORDER BY n LIMIT 1",
     )
     .bind(codes)
     .bind(tenant.0)
     .bind(project.map(|p| p.0))
     .fetch_optional(&mut **tx)
     .await
-    .map_err(db)
+    .map_err(db)?;
+    missing
+        .map(|c| parse(&c, PermissionCode::parse))
+        .transpose()
 }
 
 /// Whether the acting principal is an active owner of `tenant` (the system
@@ -108,7 +135,7 @@ pub(crate) async fn is_owner(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Re
     if ctx.is_system() {
         return Ok(true);
     }
-    sqlx::query_scalar("SELECT auth.is_tenant_owner($1)")
+    sqlx::query_scalar("SELECT insightpulse_auth.is_tenant_owner($1)")
         .bind(tenant.0)
         .fetch_one(&mut **tx)
         .await
@@ -121,7 +148,7 @@ pub(crate) async fn delete_one(
     table: &'static str,
     tenant: TenantId,
     id: uuid::Uuid,
-    entity: &'static str,
+    entity: Entity,
 ) -> Result<()> {
     let deleted = sqlx::query(&format!(
         "DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"

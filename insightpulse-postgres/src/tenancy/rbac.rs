@@ -2,17 +2,20 @@
 //! `auth.user_has_permission`, the same function the write policies use.
 
 use super::members::role_permissions;
-use super::{first_missing, parse, require, traced};
+use super::{first_missing, key_answer, parse, require, traced};
 use crate::error::{db, not_found};
+use crate::idempotency::claim;
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::tenancy::{catalog, NewRole, Permission, RbacRepo, Role, RoleGrant};
+use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::tenancy::{NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
-    Context, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
+    Context, Error, Name, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
 };
+use insightpulse_core::{Entity, PermissionCode, StateRule};
 use uuid::Uuid;
 
 const ROLE_COLS: &str = "r.id, r.tenant_id, r.name, r.scope::text AS scope, r.description,
@@ -21,7 +24,7 @@ const ROLE_COLS: &str = "r.id, r.tenant_id, r.name, r.scope::text AS scope, r.de
 const HAS_PERMISSION: Prepared = Prepared {
     name: "insightpulse_has_permission",
     params: "(text, uuid, uuid)",
-    sql: "SELECT auth.user_has_permission($1, $2, $3)",
+    sql: "SELECT insightpulse_auth.user_has_permission($1, $2, $3)",
 };
 const GRANT_COLS: &str = "tenant_id, id, user_id, role_id, project_id, granted_by, created_at";
 
@@ -86,19 +89,12 @@ fn grant_diff(g: &RoleGrant) -> Diff {
         .set("project_id", g.project_id)
 }
 
-/// Refuses permission codes outside the catalog; returns them deduplicated
-/// and sorted.
-pub(crate) fn known_codes(codes: &[PermissionCode]) -> Result<Vec<String>> {
-    let mut out: Vec<String> = codes.iter().map(|c| c.as_str().to_owned()).collect();
-    if let Some(bad) = out.iter().find(|c| !catalog::is_known_permission(c)) {
-        return Err(Error::validation(
-            "permissions",
-            format!("unknown permission {bad}"),
-        ));
-    }
-    out.sort();
+/// The codes as stored: sorted and deduplicated.
+pub(crate) fn stored_codes(codes: &[PermissionCode]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = codes.iter().map(PermissionCode::as_str).collect();
+    out.sort_unstable();
     out.dedup();
-    Ok(out)
+    out
 }
 
 async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
@@ -109,10 +105,10 @@ async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
     .bind(tenant.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("role"))
+    .map_err(not_found(Entity::Role))
 }
 
-async fn replace_permissions(tx: &mut Tx, role: Uuid, codes: &[String]) -> Result<()> {
+async fn replace_permissions(tx: &mut Tx, role: Uuid, codes: &[&str]) -> Result<()> {
     sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
         .bind(role)
         .execute(&mut **tx)
@@ -135,7 +131,7 @@ async fn replace_permissions(tx: &mut Tx, role: Uuid, codes: &[String]) -> Resul
 async fn own_role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
     let row = role(tx, tenant, id).await?;
     if row.tenant_id.is_none() {
-        return Err(Error::invalid_state("role", "built-in roles are read-only"));
+        return Err(Error::invalid_state(Entity::Role, StateRule::BuiltinRole));
     }
     Ok(row)
 }
@@ -190,22 +186,56 @@ impl RbacRepo for PgBackend {
         })
     }
 
-    async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role> {
-        traced!(ctx, "RbacRepo.create_role", {
-            let codes = known_codes(&new.permissions)?;
+    async fn get_role_by_name(&self, ctx: &Context, name: &Name) -> Result<Role> {
+        traced!(ctx, "RbacRepo.get_role_by_name", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
-            let now = self.clock.now();
+            // list_roles' order, from roles_tenant_name_scope_key.
+            let row: RoleRow = sqlx::query_as(&format!(
+                "SELECT {ROLE_COLS} FROM roles r
+                  WHERE r.name = $2 AND (r.tenant_id IS NULL OR r.tenant_id = $1)
+                  ORDER BY r.scope::text COLLATE \"C\", r.tenant_id NULLS FIRST LIMIT 1"
+            ))
+            .bind(tenant.0)
+            .bind(name.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(not_found(Entity::Role))?;
+            tx.commit().await.map_err(db)?;
+            row.try_into()
+        })
+    }
+
+    async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role> {
+        traced!(ctx, "RbacRepo.create_role", {
+            let codes = stored_codes(&new.permissions);
+            let tenant = ctx.require_tenant()?;
+            let call = Call::new(Operation::CreateRole, Some(tenant), &new)?;
+            let (id, now) = (RoleId::new(), self.clock.now());
+            let mut tx = self.begin(ctx).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::ROLE_MANAGE),
+                None,
+            )
+            .await?;
+            let scope = idempotency::scope(ctx);
+            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+                tx.commit().await.map_err(db)?;
+                return self.get_role(ctx, RoleId(done)).await;
+            }
             let id: Uuid = sqlx::query_scalar(
-                "INSERT INTO roles (tenant_id, name, scope, description, created_at, updated_at)
-                 VALUES ($1, $2, $3::role_scope, $4, $5, $5) RETURNING id",
+                "INSERT INTO roles (id, tenant_id, name, scope, description, created_at, updated_at)
+                 VALUES ($6, $1, $2, $3::role_scope, $4, $5, $5) RETURNING id",
             )
             .bind(tenant.0)
             .bind(new.name.as_str())
             .bind(new.scope.as_str())
             .bind(&new.description)
             .bind(now)
+            .bind(id.0)
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
@@ -229,10 +259,17 @@ impl RbacRepo for PgBackend {
         permissions: Vec<PermissionCode>,
     ) -> Result<Role> {
         traced!(ctx, "RbacRepo.set_role_permissions", {
-            let codes = known_codes(&permissions)?;
+            let codes = stored_codes(&permissions);
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::ROLE_MANAGE),
+                None,
+            )
+            .await?;
             let old: Role = own_role(&mut tx, tenant, id).await?.try_into()?;
             replace_permissions(&mut tx, id.0, &codes).await?;
             sqlx::query("UPDATE roles SET updated_at = $2 WHERE id = $1")
@@ -254,7 +291,14 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.delete_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("role.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::ROLE_MANAGE),
+                None,
+            )
+            .await?;
             let old = own_role(&mut tx, tenant, id).await?;
             let event = AuditEvent::new(
                 "role.deleted",
@@ -283,7 +327,14 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.grant_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("role.assign"), project).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::ROLE_ASSIGN),
+                project,
+            )
+            .await?;
             let (scope, perms) = role_permissions(&mut tx, tenant, role_id).await?;
             if !scope.allows_grant(project) {
                 return Err(Error::validation(
@@ -304,7 +355,7 @@ impl RbacRepo for PgBackend {
                 .await
                 .map_err(db)?;
                 if !exists {
-                    return Err(Error::not_found("project"));
+                    return Err(Error::not_found(Entity::Project));
                 }
             }
             let member: bool = sqlx::query_scalar(
@@ -316,7 +367,7 @@ impl RbacRepo for PgBackend {
             .await
             .map_err(db)?;
             if !member {
-                return Err(Error::not_found("member"));
+                return Err(Error::not_found(Entity::Member));
             }
             if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, project).await? {
                 return Err(Error::denied(missing));
@@ -358,13 +409,13 @@ impl RbacRepo for PgBackend {
             .bind(grant.0)
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("role grant"))?
+            .map_err(not_found(Entity::RoleGrant))?
             .into();
             require(
                 &mut tx,
                 ctx,
                 tenant,
-                Some("role.assign"),
+                Some(PermissionCode::ROLE_ASSIGN),
                 granted.project_id,
             )
             .await?;
@@ -406,13 +457,16 @@ impl RbacRepo for PgBackend {
     async fn has_permission(
         &self,
         ctx: &Context,
-        permission: &PermissionCode,
+        permission: PermissionCode,
         project: Option<ProjectId>,
     ) -> Result<bool> {
         traced!(ctx, "RbacRepo.has_permission", {
             let tenant = ctx.require_tenant()?;
             if ctx.is_system() {
                 return Ok(true);
+            }
+            if let Some((_, allowed)) = key_answer(ctx, tenant, Some(permission), project) {
+                return Ok(allowed);
             }
             let (allowed,): (bool,) = self
                 .read_once(
@@ -428,6 +482,27 @@ impl RbacRepo for PgBackend {
                 .pop()
                 .ok_or_else(|| Error::backend(std::io::Error::other("no answer")))?;
             Ok(allowed)
+        })
+    }
+
+    async fn require_permission(
+        &self,
+        ctx: &Context,
+        permission: PermissionCode,
+        project: Option<ProjectId>,
+    ) -> Result<()> {
+        traced!(ctx, "RbacRepo.require_permission", {
+            let tenant = ctx.require_tenant()?;
+            if let Some(answer) = key_answer(ctx, tenant, Some(permission), project) {
+                return match answer {
+                    (false, _) => Err(Error::not_found(Entity::Tenant)),
+                    (true, false) => Err(Error::denied(permission)),
+                    (true, true) => Ok(()),
+                };
+            }
+            let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some(permission), project).await?;
+            tx.commit().await.map_err(db)
         })
     }
 }

@@ -12,6 +12,7 @@ use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvide
 use insightpulse_core::{
     Context, Error, IdentityId, Name, Result, SsoProviderId, TenantId, UserId,
 };
+use insightpulse_core::{Entity, PermissionCode, StateRule};
 use uuid::Uuid;
 
 const PROVIDER_COLS: &str = "tenant_id, id, name, config, enabled, created_at, updated_at";
@@ -88,7 +89,7 @@ async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<Pr
     .bind(id.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("sso provider"))
+    .map_err(not_found(Entity::SsoProvider))
 }
 
 #[async_trait]
@@ -98,7 +99,7 @@ impl SsoRepo for PgBackend {
             let config = config_json(&new.config)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             let row: ProviderRow = sqlx::query_as(&format!(
                 "INSERT INTO sso_providers (tenant_id, name, kind, config, created_at, updated_at)
                  VALUES ($1, $2, $3::sso_kind, $4, $5, $5) RETURNING {PROVIDER_COLS}"
@@ -154,7 +155,7 @@ impl SsoRepo for PgBackend {
             let json = config.as_ref().map(config_json).transpose()?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             let old = provider(&mut tx, tenant, id).await?;
             let row: ProviderRow = sqlx::query_as(&format!(
                 "UPDATE sso_providers
@@ -170,7 +171,7 @@ impl SsoRepo for PgBackend {
             .bind(self.clock.now())
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("sso provider"))?;
+            .map_err(not_found(Entity::SsoProvider))?;
             let diff = Diff::new()
                 .change("enabled", old.enabled, row.enabled)
                 .set("config_changed", config.is_some());
@@ -185,9 +186,9 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.delete_provider", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             let old = provider(&mut tx, tenant, id).await?;
-            delete_one(&mut tx, "sso_providers", tenant, id.0, "sso provider").await?;
+            delete_one(&mut tx, "sso_providers", tenant, id.0, Entity::SsoProvider).await?;
             let diff = Diff::new().set("name", old.name);
             let event = AuditEvent::new("sso_provider.deleted", "sso_provider", Some(id), diff)?;
             self.audit(&mut tx, ctx, tenant, event);
@@ -206,7 +207,7 @@ impl SsoRepo for PgBackend {
             let subject = checked_subject(subject)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
+            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             provider(&mut tx, tenant, provider_id).await?;
             // The foreign key to org_memberships refuses non-members.
             let row: IdentityRow = sqlx::query_as(&format!(
@@ -242,7 +243,10 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             if !provider(&mut tx, tenant, provider_id).await?.enabled {
-                return Err(Error::invalid_state("sso provider", "disabled"));
+                return Err(Error::invalid_state(
+                    Entity::SsoProvider,
+                    StateRule::ProviderDisabled,
+                ));
             }
             let row: Option<crate::tenancy::users::Row> = sqlx::query_as(
                 "SELECT u.id, u.email, u.full_name, u.has_password, u.created_at, u.updated_at
@@ -282,8 +286,8 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.unlink_identity", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("sso.manage"), None).await?;
-            delete_one(&mut tx, "user_identities", tenant, id.0, "identity").await?;
+            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
+            delete_one(&mut tx, "user_identities", tenant, id.0, Entity::Identity).await?;
             let event = AuditEvent::new("identity.unlinked", "identity", Some(id), Diff::new())?;
             self.audit(&mut tx, ctx, tenant, event);
             tx.commit().await.map_err(db)

@@ -2,12 +2,15 @@
 
 use super::{delete_one, parse, require, tenant_rows, traced};
 use crate::error::{db, not_found};
+use crate::idempotency::claim;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::{NewTeam, Team, TeamRepo};
 use insightpulse_core::{Context, Error, Name, Result, Slug, TeamId, TenantId, UserId};
+use insightpulse_core::{Entity, PermissionCode};
 use uuid::Uuid;
 
 const COLS: &str = "tenant_id, id, slug, name, created_at";
@@ -42,7 +45,7 @@ async fn team(tx: &mut Tx, tenant: TenantId, id: TeamId) -> Result<Row> {
     .bind(id.0)
     .fetch_one(&mut **tx)
     .await
-    .map_err(not_found("team"))
+    .map_err(not_found(Entity::Team))
 }
 
 #[async_trait]
@@ -50,14 +53,28 @@ impl TeamRepo for PgBackend {
     async fn create_team(&self, ctx: &Context, new: NewTeam) -> Result<Team> {
         traced!(ctx, "TeamRepo.create_team", {
             let tenant = ctx.require_tenant()?;
+            let call = Call::new(Operation::CreateTeam, Some(tenant), &new)?;
+            let (id, now) = (TeamId::new(), self.clock.now());
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
-            let now = self.clock.now();
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::TEAM_MANAGE),
+                None,
+            )
+            .await?;
+            let scope = idempotency::scope(ctx);
+            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+                tx.commit().await.map_err(db)?;
+                return self.get_team(ctx, TeamId(done)).await;
+            }
             let row: Row = sqlx::query_as(&format!(
-                "INSERT INTO teams (tenant_id, slug, name, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $4) RETURNING {COLS}"
+                "INSERT INTO teams (tenant_id, id, slug, name, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLS}"
             ))
             .bind(tenant.0)
+            .bind(id.0)
             .bind(new.slug.as_str())
             .bind(new.name.as_str())
             .bind(now)
@@ -100,7 +117,14 @@ impl TeamRepo for PgBackend {
         traced!(ctx, "TeamRepo.rename_team", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::TEAM_MANAGE),
+                None,
+            )
+            .await?;
             let row: Row = sqlx::query_as(&format!(
                 "UPDATE teams SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
             ))
@@ -110,7 +134,7 @@ impl TeamRepo for PgBackend {
             .bind(self.clock.now())
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("team"))?;
+            .map_err(not_found(Entity::Team))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -120,8 +144,15 @@ impl TeamRepo for PgBackend {
         traced!(ctx, "TeamRepo.delete_team", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
-            delete_one(&mut tx, "teams", tenant, id.0, "team").await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::TEAM_MANAGE),
+                None,
+            )
+            .await?;
+            delete_one(&mut tx, "teams", tenant, id.0, Entity::Team).await?;
             tx.commit().await.map_err(db)
         })
     }
@@ -130,7 +161,14 @@ impl TeamRepo for PgBackend {
         traced!(ctx, "TeamRepo.add_team_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::TEAM_MANAGE),
+                None,
+            )
+            .await?;
             team(&mut tx, tenant, id).await?;
             // The foreign key to org_memberships refuses a user who is not a
             // member of this tenant (NotFound "member").
@@ -150,7 +188,14 @@ impl TeamRepo for PgBackend {
         traced!(ctx, "TeamRepo.remove_team_member", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("team.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::TEAM_MANAGE),
+                None,
+            )
+            .await?;
             team(&mut tx, tenant, id).await?;
             let deleted = sqlx::query(
                 "DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3",
@@ -162,7 +207,7 @@ impl TeamRepo for PgBackend {
             .await
             .map_err(db)?;
             if deleted.rows_affected() == 0 {
-                return Err(Error::not_found("team member"));
+                return Err(Error::not_found(Entity::TeamMember));
             }
             tx.commit().await.map_err(db)
         })

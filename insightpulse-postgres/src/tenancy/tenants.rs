@@ -2,12 +2,16 @@
 
 use super::{is_owner, parse, require, traced};
 use crate::error::{db, not_found};
+use crate::idempotency::claim;
+use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::{catalog, NewTenant, Tenant, TenantRepo, TenantUpdate};
-use insightpulse_core::{Context, Error, Name, Result, Slug, TenantId, TimeZone};
+use insightpulse_core::{Context, Error, Name, Result, Slug, TenantId, TimeZone, UserId};
+use insightpulse_core::{Entity, PermissionCode, Requirement};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str = "id, slug, name, timezone, settings, created_at, updated_at";
@@ -38,46 +42,69 @@ impl TryFrom<Row> for Tenant {
     }
 }
 
+/// The seed's "Create First Tenant" in one statement, in `tx` (which runs
+/// as the system: nobody is a member yet, so no tenant policy could allow
+/// it): the tenant `id`, `owner`'s active owner membership and tenant-wide
+/// `Admin` grant. `Conflict` on a taken slug.
+pub(crate) async fn insert_with_owner(
+    tx: &mut Tx,
+    id: TenantId,
+    new: &NewTenant,
+    owner: UserId,
+    now: DateTime<Utc>,
+) -> Result<Tenant> {
+    let row: Row = sqlx::query_as(&format!(
+        "WITH t AS (
+            INSERT INTO tenants (id, slug, name, timezone, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $6, $6) RETURNING {COLS}),
+         m AS (
+            INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, created_at, updated_at)
+            SELECT t.id, $5, true, 'active', $6, $6 FROM t RETURNING tenant_id),
+         g AS (
+            INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, created_at)
+            SELECT m.tenant_id, $5, r.id, $5, $6 FROM m, roles r
+             WHERE r.tenant_id IS NULL AND r.name = $7 AND r.scope = 'org' RETURNING 1)
+         SELECT t.* FROM t"
+    ))
+    .bind(id.0)
+    .bind(new.slug.as_str())
+    .bind(new.name.as_str())
+    .bind(new.timezone.as_str())
+    .bind(owner.0)
+    .bind(now)
+    .bind(catalog::ADMIN_ROLE)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    row.try_into()
+}
+
+/// The audit entry of a new tenant.
+pub(crate) fn created_event(tenant: &Tenant) -> Result<AuditEvent> {
+    let diff = Diff::new()
+        .set("slug", &tenant.slug)
+        .set("name", &tenant.name);
+    AuditEvent::new("tenant.created", "tenant", Some(tenant.id), diff)
+}
+
 #[async_trait]
 impl TenantRepo for PgBackend {
     async fn create_tenant(&self, ctx: &Context, new: NewTenant) -> Result<Tenant> {
         traced!(ctx, "TenantRepo.create_tenant", {
             let owner = ctx.require_user()?;
+            let call = Call::new(Operation::CreateTenant, None, &new)?;
             let now = self.clock.now();
-            // Creating a tenant is the one write no tenant policy can allow
-            // (nobody is a member yet), so it runs as the service role, in
-            // one statement: tenant, owner membership, Admin grant.
+            let id = TenantId::new();
             let mut tx = self
                 .begin(&Context::system("create tenant with its first owner"))
                 .await?;
-            let row: Row = sqlx::query_as(&format!(
-                "WITH t AS (
-                    INSERT INTO tenants (slug, name, timezone, created_at, updated_at)
-                    VALUES ($1, $2, $3, $5, $5) RETURNING {COLS}),
-                 m AS (
-                    INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, created_at, updated_at)
-                    SELECT t.id, $4, true, 'active', $5, $5 FROM t RETURNING tenant_id),
-                 g AS (
-                    INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, created_at)
-                    SELECT m.tenant_id, $4, r.id, $4, $5 FROM m, roles r
-                     WHERE r.tenant_id IS NULL AND r.name = $6 AND r.scope = 'org' RETURNING 1)
-                 SELECT t.* FROM t"
-            ))
-            .bind(new.slug.as_str())
-            .bind(new.name.as_str())
-            .bind(new.timezone.as_str())
-            .bind(owner.0)
-            .bind(now)
-            .bind(catalog::ADMIN_ROLE)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-            let tenant: Tenant = row.try_into()?;
-            let diff = Diff::new()
-                .set("slug", &tenant.slug)
-                .set("name", &tenant.name);
-            let event = AuditEvent::new("tenant.created", "tenant", Some(tenant.id), diff)?;
-            self.audit(&mut tx, ctx, tenant.id, event);
+            let scope = idempotency::scope(ctx);
+            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+                tx.commit().await.map_err(db)?;
+                return self.get_tenant(ctx, TenantId(done)).await;
+            }
+            let tenant = insert_with_owner(&mut tx, id, &new, owner, now).await?;
+            self.audit(&mut tx, ctx, tenant.id, created_event(&tenant)?);
             tx.commit().await.map_err(db)?;
             Ok(tenant)
         })
@@ -90,7 +117,7 @@ impl TenantRepo for PgBackend {
                 .bind(id.0)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(not_found("tenant"))?;
+                .map_err(not_found(Entity::Tenant))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -103,7 +130,7 @@ impl TenantRepo for PgBackend {
                 .bind(slug.as_str())
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(not_found("tenant"))?;
+                .map_err(not_found(Entity::Tenant))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -136,7 +163,14 @@ impl TenantRepo for PgBackend {
             }
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some("tenant.manage"), None).await?;
+            require(
+                &mut tx,
+                ctx,
+                tenant,
+                Some(PermissionCode::TENANT_MANAGE),
+                None,
+            )
+            .await?;
             // One statement changes the row and returns what it was (for the
             // audit diff): the subquery locks the row and reads it first.
             #[derive(sqlx::FromRow)]
@@ -164,7 +198,7 @@ impl TenantRepo for PgBackend {
             .bind(self.clock.now())
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("tenant"))?;
+            .map_err(not_found(Entity::Tenant))?;
             let new: Tenant = updated.row.try_into()?;
             let diff = Diff::new()
                 .change("name", &updated.old_name, &new.name)
@@ -183,7 +217,7 @@ impl TenantRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
             if !is_owner(&mut tx, ctx, tenant).await? {
-                return Err(Error::denied("tenant owner"));
+                return Err(Error::denied(Requirement::TenantOwner));
             }
             // Recorded first: once the tenant is gone the owner is no
             // longer a member who may write to its trail (which stays).
@@ -191,7 +225,7 @@ impl TenantRepo for PgBackend {
                 .bind(tenant.0)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(not_found("tenant"))?;
+                .map_err(not_found(Entity::Tenant))?;
             let diff = Diff::new().set("slug", slug);
             let event = AuditEvent::new("tenant.deleted", "tenant", Some(tenant), diff)?;
             self.audit_now(&mut tx, ctx, tenant, event).await?;

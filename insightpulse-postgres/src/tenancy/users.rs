@@ -7,9 +7,8 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
-use insightpulse_core::{
-    Context, Email, Error, ExposeSecret, Name, Result, SecretString, TokenRejection, UserId,
-};
+use insightpulse_core::{Context, Email, Error, ExposeSecret, Name, Result, SecretString, UserId};
+use insightpulse_core::{Entity, Requirement};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str = "id, email, full_name, has_password, created_at, updated_at";
@@ -43,18 +42,20 @@ impl TryFrom<Row> for User {
 }
 
 #[derive(sqlx::FromRow)]
-struct WithHash {
+pub(crate) struct WithHash {
     #[sqlx(flatten)]
-    user: Row,
-    password_hash: Option<String>,
+    pub user: Row,
+    pub password_hash: Option<String>,
 }
 
 /// Argon2 is deliberately slow; keep it off the async executor's threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f).await.map_err(Error::backend)
 }
 
-fn copy(secret: &SecretString) -> SecretString {
+pub(crate) fn copy(secret: &SecretString) -> SecretString {
     SecretString::from(secret.expose_secret().to_owned())
 }
 
@@ -63,7 +64,7 @@ impl UserRepo for PgBackend {
     async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User> {
         traced!(ctx, "UserRepo.create_user", {
             if !ctx.is_system() {
-                return Err(Error::denied("system"));
+                return Err(Error::denied(Requirement::System));
             }
             let now = self.clock.now();
             let mut tx = self.begin(ctx).await?;
@@ -89,7 +90,7 @@ impl UserRepo for PgBackend {
                 .bind(id.0)
                 .fetch_one(&mut *tx)
                 .await
-                .map_err(not_found("user"))?;
+                .map_err(not_found(Entity::User))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -121,7 +122,7 @@ impl UserRepo for PgBackend {
             .bind(self.clock.now())
             .fetch_one(&mut *tx)
             .await
-            .map_err(not_found("user"))?;
+            .map_err(not_found(Entity::User))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -135,7 +136,8 @@ impl UserRepo for PgBackend {
     ) -> Result<()> {
         traced!(ctx, "UserRepo.set_password", {
             let password = copy(password);
-            let phc = blocking(move || passwords::hash(&password)).await??;
+            let cost = self.password_cost;
+            let phc = blocking(move || passwords::hash(&password, cost)).await??;
             let mut tx = self.begin(ctx).await?;
             if !ctx.is_system() && ctx.user_id() != Some(user) {
                 let visible: bool =
@@ -145,9 +147,9 @@ impl UserRepo for PgBackend {
                         .await
                         .map_err(db)?;
                 return Err(if visible {
-                    Error::denied("self")
+                    Error::denied(Requirement::SameUserOrSystem)
                 } else {
-                    Error::not_found("user")
+                    Error::not_found(Entity::User)
                 });
             }
             let updated =
@@ -159,45 +161,9 @@ impl UserRepo for PgBackend {
                     .await
                     .map_err(db)?;
             if updated.rows_affected() == 0 {
-                return Err(Error::not_found("user"));
+                return Err(Error::not_found(Entity::User));
             }
             tx.commit().await.map_err(db)
-        })
-    }
-
-    async fn verify_password(
-        &self,
-        ctx: &Context,
-        email: &Email,
-        password: &SecretString,
-    ) -> Result<User> {
-        traced!(ctx, "UserRepo.verify_password", {
-            if !ctx.is_system() {
-                return Err(Error::denied("system"));
-            }
-            let mut tx = self.begin(ctx).await?;
-            let found: Option<WithHash> = sqlx::query_as(&format!(
-                "SELECT {COLS}, password_hash FROM users WHERE email = $1"
-            ))
-            .bind(email.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            let rejected = Error::unauthenticated("password", TokenRejection::Unknown);
-            let Some(WithHash {
-                user: row,
-                password_hash: Some(phc),
-            }) = found
-            else {
-                return Err(rejected);
-            };
-            let password = copy(password);
-            if blocking(move || passwords::verify(&password, &phc)).await? {
-                row.try_into()
-            } else {
-                Err(rejected)
-            }
         })
     }
 }

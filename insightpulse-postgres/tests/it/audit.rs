@@ -12,15 +12,16 @@ use sqlx::PgPool;
 /// A tenant with `n` host-app entries (plus its `tenant.created`), written
 /// from a client address so entries carry personal fields.
 async fn trail(pool: &PgPool, n: usize) -> (PgBackend, TenantId, Context) {
-    let (backend, _clock) = backend(pool.clone());
+    let (backend, _clock) = backend(pool.clone()).await;
     let repos = backend.repos();
     let owner = user(&repos, "owner@acme.io").await;
     let (t, ctx) = tenant(&repos, owner.id, "acme").await;
-    let ctx = ctx.with_request(RequestMeta {
-        request_id: Some("req-1".into()),
-        ip: Some("203.0.113.7".parse().unwrap()),
-        user_agent: Some("curl/8".into()),
-    });
+    let ctx = ctx.with_request(
+        RequestMeta::default()
+            .with_request_id("req-1")
+            .with_ip("203.0.113.7".parse().unwrap())
+            .with_user_agent("curl/8"),
+    );
     for i in 0..n {
         let event = AuditEvent::new(
             "report.exported",
@@ -48,15 +49,15 @@ async fn as_owner(pool: &PgPool, sql: &str) -> Option<String> {
     }
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn no_role_can_rewrite_or_delete_the_trail(pool: PgPool) {
     let (_backend, t, ctx) = trail(&pool, 3).await;
     let statements = [
-        format!("UPDATE audit_logs SET action = 'nothing.happened' WHERE tenant_id = '{t}'"),
-        format!("UPDATE audit_logs SET diff = '{{}}', ip = NULL, user_agent = NULL, pii_salt = NULL WHERE tenant_id = '{t}'"),
-        format!("DELETE FROM audit_logs WHERE tenant_id = '{t}'"),
-        format!("UPDATE audit_chain_heads SET seq = 0 WHERE tenant_id = '{t}'"),
-        "TRUNCATE audit_logs".to_owned(),
+        format!("UPDATE insightpulse.audit_logs SET action = 'nothing.happened' WHERE tenant_id = '{t}'"),
+        format!("UPDATE insightpulse.audit_logs SET diff = '{{}}', ip = NULL, user_agent = NULL, pii_salt = NULL WHERE tenant_id = '{t}'"),
+        format!("DELETE FROM insightpulse.audit_logs WHERE tenant_id = '{t}'"),
+        format!("UPDATE insightpulse.audit_chain_heads SET seq = 0 WHERE tenant_id = '{t}'"),
+        "TRUNCATE insightpulse.audit_logs".to_owned(),
     ];
     // The tenant's owner, who holds audit.read, through the SDK's role
     // switch; and the system role.
@@ -86,23 +87,26 @@ async fn no_role_can_rewrite_or_delete_the_trail(pool: PgPool) {
         );
     }
     assert_eq!(
-        as_owner(&pool, "TRUNCATE audit_logs").await.as_deref(),
+        as_owner(&pool, "TRUNCATE insightpulse.audit_logs")
+            .await
+            .as_deref(),
         Some("42501")
     );
     for partition in ["audit_logs_default", &current_partition()] {
         assert_eq!(
-            as_owner(&pool, &format!("TRUNCATE {partition}"))
+            as_owner(&pool, &format!("TRUNCATE insightpulse.{partition}"))
                 .await
                 .as_deref(),
             Some("42501"),
             "{partition}"
         );
     }
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_logs WHERE tenant_id = $1")
-        .bind(t.0)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM insightpulse.audit_logs WHERE tenant_id = $1")
+            .bind(t.0)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(count, 4);
 }
 
@@ -110,13 +114,13 @@ fn current_partition() -> String {
     format!("audit_logs_{}", Utc::now().format("%Y_%m"))
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn a_user_cannot_write_entries_in_someone_elses_name(pool: PgPool) {
     let (backend, t, ctx) = trail(&pool, 0).await;
     let other = user(&backend.repos(), "other@acme.io").await;
     let mut tx = acting_as(&pool, &ctx).await;
     let forged = sqlx::query(
-        "INSERT INTO audit_logs (tenant_id, actor_kind, user_id, action, target_type, seq, prev_hash, hash)
+        "INSERT INTO insightpulse.audit_logs (tenant_id, actor_kind, user_id, action, target_type, seq, prev_hash, hash)
          VALUES ($1, 'user', $2, 'member.removed', 'user', 0, '', '')",
     )
     .bind(t.0)
@@ -132,7 +136,7 @@ async fn a_user_cannot_write_entries_in_someone_elses_name(pool: PgPool) {
 
 /// Edits made behind the SDK's back, with the immutability trigger
 /// switched off by a superuser, and what the verifier reports.
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn tampering_is_found_at_the_first_broken_entry(pool: PgPool) {
     let (backend, t, ctx) = trail(&pool, 6).await;
     assert_eq!(
@@ -148,7 +152,7 @@ async fn tampering_is_found_at_the_first_broken_entry(pool: PgPool) {
     tamper(
         &pool,
         t,
-        &["UPDATE audit_logs SET diff = '{\"rows\": 999}' WHERE tenant_id = $1 AND seq = 4"],
+        &["UPDATE insightpulse.audit_logs SET diff = '{\"rows\": 999}' WHERE tenant_id = $1 AND seq = 4"],
     )
     .await;
     assert_eq!(
@@ -160,7 +164,7 @@ async fn tampering_is_found_at_the_first_broken_entry(pool: PgPool) {
     tamper(
         &pool,
         t,
-        &["UPDATE audit_logs a SET hash = audit.entry_hash(a) WHERE tenant_id = $1 AND seq = 4"],
+        &["UPDATE insightpulse.audit_logs a SET hash = insightpulse.audit_entry_hash(a) WHERE tenant_id = $1 AND seq = 4"],
     )
     .await;
     assert_eq!(
@@ -169,30 +173,30 @@ async fn tampering_is_found_at_the_first_broken_entry(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn deletions_and_personal_field_edits_are_found(pool: PgPool) {
     let broken = |seq, reason| ChainVerdict::Broken { seq, reason };
     let cases: [(&[&str], ChainVerdict); 4] = [
         (
-            &["DELETE FROM audit_logs WHERE tenant_id = $1 AND seq = 3"],
+            &["DELETE FROM insightpulse.audit_logs WHERE tenant_id = $1 AND seq = 3"],
             broken(3, ChainBreak::Missing),
         ),
         (
-            &["DELETE FROM audit_logs WHERE tenant_id = $1 AND seq = 5"],
+            &["DELETE FROM insightpulse.audit_logs WHERE tenant_id = $1 AND seq = 5"],
             broken(5, ChainBreak::HeadMismatch),
         ),
         (
-            &["UPDATE audit_logs SET ip = '198.51.100.1' WHERE tenant_id = $1 AND seq = 2"],
+            &["UPDATE insightpulse.audit_logs SET ip = '198.51.100.1' WHERE tenant_id = $1 AND seq = 2"],
             broken(2, ChainBreak::PersonalDataChanged),
         ),
         (
             // A purge done by hand: the oldest entries deleted and the anchor
             // moved, but no audit.purged entry attests it.
             &[
-                "UPDATE audit_chain_heads SET anchor_seq = 2,
-                        anchor_hash = (SELECT hash FROM audit_logs WHERE tenant_id = $1 AND seq = 2)
+                "UPDATE insightpulse.audit_chain_heads SET anchor_seq = 2,
+                        anchor_hash = (SELECT hash FROM insightpulse.audit_logs WHERE tenant_id = $1 AND seq = 2)
                   WHERE tenant_id = $1",
-                "DELETE FROM audit_logs WHERE tenant_id = $1 AND seq <= 2",
+                "DELETE FROM insightpulse.audit_logs WHERE tenant_id = $1 AND seq <= 2",
             ],
             broken(2, ChainBreak::UnattestedPurge),
         ),
@@ -224,16 +228,16 @@ async fn tamper(pool: &PgPool, t: TenantId, statements: &[&str]) {
 
 /// A fresh tenant (its own slug) with 5 entries.
 async fn trail_in(pool: &PgPool) -> (PgBackend, TenantId, Context) {
-    let (backend, _clock) = backend(pool.clone());
+    let (backend, _clock) = backend(pool.clone()).await;
     let repos = backend.repos();
     let slug = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let owner = user(&repos, &format!("owner@{slug}.io")).await;
     let (t, ctx) = tenant(&repos, owner.id, &slug).await;
-    let ctx = ctx.with_request(RequestMeta {
-        request_id: None,
-        ip: Some("203.0.113.7".parse().unwrap()),
-        user_agent: Some("curl/8".into()),
-    });
+    let ctx = ctx.with_request(
+        RequestMeta::default()
+            .with_ip("203.0.113.7".parse().unwrap())
+            .with_user_agent("curl/8"),
+    );
     for i in 0..4 {
         let event = AuditEvent::new("report.exported", "report", Some(i), Diff::new()).unwrap();
         repos.audit.record(&ctx, event).await.unwrap();
@@ -245,9 +249,9 @@ fn utc(y: i32, m: u32, d: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap()
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn queries_by_tenant_and_time_touch_only_their_partitions(pool: PgPool) {
-    let (backend, clock) = backend(pool.clone());
+    let (backend, clock) = backend(pool.clone()).await;
     let system = Context::system("test maintenance");
     let created = backend
         .ensure_audit_partitions(&system, utc(2031, 1, 15), 11)
@@ -273,7 +277,7 @@ async fn queries_by_tenant_and_time_touch_only_their_partitions(pool: PgPool) {
     let (t, ctx) = tenant(&repos, owner.id, "acme").await;
     let mut tx = acting_as(&pool, &ctx).await;
     let plan: Vec<String> = sqlx::query_scalar(&format!(
-        "EXPLAIN SELECT * FROM audit_logs
+        "EXPLAIN SELECT * FROM insightpulse.audit_logs
           WHERE tenant_id = '{}' AND created_at >= '2031-06-15' AND created_at < '2031-07-10'
           ORDER BY created_at DESC LIMIT 50",
         t.id
@@ -302,9 +306,9 @@ async fn queries_by_tenant_and_time_touch_only_their_partitions(pool: PgPool) {
     assert!(!touched.is_empty());
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn maintenance_moves_default_rows_into_their_new_partition(pool: PgPool) {
-    let (backend, clock) = backend(pool.clone());
+    let (backend, clock) = backend(pool.clone()).await;
     let repos = backend.repos();
     // Far beyond the partitions the migration created: the default partition.
     clock.set(utc(2040, 3, 10));
@@ -314,7 +318,8 @@ async fn maintenance_moves_default_rows_into_their_new_partition(pool: PgPool) {
     repos.audit.record(&ctx, event).await.unwrap();
     let where_rows = || async {
         sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT tableoid::regclass::text FROM audit_logs WHERE tenant_id = $1",
+            "SELECT DISTINCT c.relname::text FROM insightpulse.audit_logs a
+               JOIN pg_class c ON c.oid = a.tableoid WHERE a.tenant_id = $1",
         )
         .bind(t.id.0)
         .fetch_all(&pool)
@@ -340,14 +345,17 @@ async fn maintenance_moves_default_rows_into_their_new_partition(pool: PgPool) {
     assert_eq!(
         as_owner(
             &pool,
-            &format!("DELETE FROM audit_logs WHERE tenant_id = '{}'", t.id)
+            &format!(
+                "DELETE FROM insightpulse.audit_logs WHERE tenant_id = '{}'",
+                t.id
+            )
         )
         .await
         .as_deref(),
         Some("42501")
     );
     assert_eq!(
-        as_owner(&pool, "TRUNCATE audit_logs_2040_03")
+        as_owner(&pool, "TRUNCATE insightpulse.audit_logs_2040_03")
             .await
             .as_deref(),
         Some("42501")
@@ -363,9 +371,10 @@ type ReportRow = (
     Option<String>,
 );
 
-/// The seed's "Audit Report", verbatim, runs on this schema as a reader of
-/// the trail and shows only that tenant's entries.
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+/// The seed's "Audit Report", verbatim (the unit of work puts the SDK's
+/// schema on the search path), runs on this schema as a reader of the
+/// trail and shows only that tenant's entries.
+#[sqlx::test(migrations = false)]
 async fn the_seeds_audit_report_query_runs_as_written(pool: PgPool) {
     let (backend, t, ctx) = trail(&pool, 2).await;
     let other = user(&backend.repos(), "other@bravo.io").await;

@@ -10,10 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// distributed by it.
 const REFERENCE_TABLES_WITH_TENANT_ROWS: &[&str] = &["roles"];
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn seed_matches_the_core_catalog(pool: PgPool) {
+    crate::migrated(&pool).await;
     let perms: Vec<(String, String)> =
-        sqlx::query_as("SELECT code, description FROM permissions ORDER BY code")
+        sqlx::query_as("SELECT code, description FROM insightpulse.permissions ORDER BY code")
             .fetch_all(&pool)
             .await
             .unwrap();
@@ -26,9 +27,9 @@ async fn seed_matches_the_core_catalog(pool: PgPool) {
 
     let roles: Vec<(String, String, Vec<String>)> = sqlx::query_as(
         "SELECT r.name, r.scope::text,
-                array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+                array(SELECT p.code FROM insightpulse.role_permissions rp JOIN insightpulse.permissions p ON p.id = rp.permission_id
                        WHERE rp.role_id = r.id ORDER BY p.code)
-           FROM roles r WHERE r.tenant_id IS NULL ORDER BY r.name",
+           FROM insightpulse.roles r WHERE r.tenant_id IS NULL ORDER BY r.name",
     )
     .fetch_all(&pool)
     .await
@@ -37,9 +38,9 @@ async fn seed_matches_the_core_catalog(pool: PgPool) {
         .iter()
         .map(|r| {
             let mut codes: Vec<String> = r
-                .permission_codes()
-                .into_iter()
-                .map(str::to_owned)
+                .permissions
+                .iter()
+                .map(|c| c.as_str().to_owned())
                 .collect();
             codes.sort();
             (r.name.to_owned(), r.scope.as_str().to_owned(), codes)
@@ -55,12 +56,12 @@ async fn constraints(
     kind: &str,
 ) -> Vec<(String, String, Vec<String>, Option<String>)> {
     sqlx::query_as(
-        "SELECT c.conrelid::regclass::text, c.conname::text,
+        "SELECT t.relname::text, c.conname::text,
                 array(SELECT a.attname::text FROM unnest(c.conkey) k JOIN pg_attribute a
                         ON a.attrelid = c.conrelid AND a.attnum = k),
-                c.confrelid::regclass::text
+                (SELECT f.relname::text FROM pg_class f WHERE f.oid = c.confrelid)
            FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-          WHERE c.contype = $1::\"char\" AND t.relnamespace = 'public'::regnamespace",
+          WHERE c.contype = $1::\"char\" AND t.relnamespace = 'insightpulse'::regnamespace",
     )
     .bind(kind)
     .fetch_all(pool)
@@ -68,13 +69,14 @@ async fn constraints(
     .unwrap()
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn schema_is_citus_ready(pool: PgPool) {
+    crate::migrated(&pool).await;
     // table -> tenant_id is NOT NULL
     let tenant_tables: BTreeMap<String, bool> = sqlx::query_as(
         "SELECT c.relname::text, a.attnotnull FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
           WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
-            AND c.relnamespace = 'public'::regnamespace",
+            AND c.relnamespace = 'insightpulse'::regnamespace",
     )
     .fetch_all(&pool)
     .await
@@ -118,7 +120,7 @@ async fn schema_is_citus_ready(pool: PgPool) {
                 array(SELECT a.attname::text FROM unnest(x.indkey) k JOIN pg_attribute a
                         ON a.attrelid = x.indrelid AND a.attnum = k)
            FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid
-          WHERE x.indisunique AND t.relnamespace = 'public'::regnamespace",
+          WHERE x.indisunique AND t.relnamespace = 'insightpulse'::regnamespace",
     )
     .fetch_all(&pool)
     .await
@@ -151,14 +153,14 @@ async fn schema_is_citus_ready(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn tenant_policies_run_the_helper_once_as_an_initplan(pool: PgPool) {
     let repos = crate::harness(pool.clone()).await.repos;
     let owner = crate::user(&repos, "owner@a.io").await;
     let (t, ctx) = crate::tenant(&repos, owner.id, "acme").await;
     let mut tx = crate::acting_as(&pool, &ctx).await;
     let plan: Vec<String> = sqlx::query_scalar(&format!(
-        "EXPLAIN SELECT * FROM projects WHERE tenant_id = '{}'",
+        "EXPLAIN SELECT * FROM insightpulse.projects WHERE tenant_id = '{}'",
         t.id
     ))
     .fetch_all(&mut *tx)

@@ -15,8 +15,8 @@ use insightpulse_core::privacy::{
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
 use insightpulse_core::tenancy::*;
 use insightpulse_core::{
-    ConsentPurpose, ConsentSource, Context, Email, Name, PermissionCode, PolicyVersion, Repos,
-    Slug, TenantId, UserId,
+    ConsentPurpose, ConsentSource, Context, Email, IdempotencyKey, Name, PermissionCode,
+    PolicyVersion, Repos, Slug, TenantId, UserId,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -47,10 +47,14 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         .invite(&ctx, invite(&format!("pending@{slug}.io")))
         .await
         .unwrap();
+    // Made with an idempotency key: the owner's key is a row too.
+    let keyed = ctx
+        .clone()
+        .with_idempotency_key(IdempotencyKey::parse(&format!("team-{slug}")).unwrap());
     let team = repos
         .teams
         .create_team(
-            &ctx,
+            &keyed,
             NewTeam {
                 slug: Slug::parse("core").unwrap(),
                 name: Name::parse("Core").unwrap(),
@@ -121,7 +125,7 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         .unwrap();
     repos
         .api_keys
-        .create(
+        .create_api_key(
             &ctx,
             NewApiKey {
                 name: Name::parse("ci").unwrap(),
@@ -167,7 +171,7 @@ async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
                 (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
            FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
           WHERE a.attname = 'tenant_id' AND NOT a.attisdropped AND c.relkind IN ('r', 'p')
-            AND c.relnamespace = 'public'::regnamespace
+            AND c.relnamespace = 'insightpulse'::regnamespace
             -- Partitions are reached only through their parent (checked below).
             AND NOT c.relispartition
           ORDER BY 1",
@@ -199,11 +203,11 @@ async fn attack(
     out
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
     let repos = crate::harness(pool.clone()).await.repos;
     let (a, attacker_id) = populate(&repos, "alpha").await;
-    let (b, _) = populate(&repos, "bravo").await;
+    let (b, b_owner) = populate(&repos, "bravo").await;
     let attacker = Context::user(attacker_id).in_tenant(a);
 
     let tables = tenant_tables(&pool).await;
@@ -212,7 +216,7 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
     // parent's policies.
     let reachable: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c, unnest(ARRAY['authenticated', 'service_role']) AS r
-          WHERE c.relispartition AND c.relnamespace = 'public'::regnamespace
+          WHERE c.relispartition AND c.relnamespace = 'insightpulse'::regnamespace
             AND (has_table_privilege(r, c.oid, 'SELECT') OR has_table_privilege(r, c.oid, 'INSERT')
                  OR has_table_privilege(r, c.oid, 'UPDATE') OR has_table_privilege(r, c.oid, 'DELETE'))",
     )
@@ -232,7 +236,7 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
 
         // Superuser view: the fixture must hold rows of both tenants.
         let row_b: Option<serde_json::Value> = sqlx::query_scalar(&format!(
-            "SELECT to_jsonb(x) FROM {table} x WHERE tenant_id = $1 LIMIT 1"
+            "SELECT to_jsonb(x) FROM insightpulse.{table} x WHERE tenant_id = $1 LIMIT 1"
         ))
         .bind(b.0)
         .fetch_optional(&pool)
@@ -319,15 +323,18 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
     for (what, sql) in [
         (
             "read",
-            format!("SELECT 1 FROM tenants WHERE id = '{}'", b.0),
+            format!("SELECT 1 FROM insightpulse.tenants WHERE id = '{}'", b.0),
         ),
         (
             "update",
-            format!("UPDATE tenants SET name = 'pwned' WHERE id = '{}'", b.0),
+            format!(
+                "UPDATE insightpulse.tenants SET name = 'pwned' WHERE id = '{}'",
+                b.0
+            ),
         ),
         (
             "delete",
-            format!("DELETE FROM tenants WHERE id = '{}'", b.0),
+            format!("DELETE FROM insightpulse.tenants WHERE id = '{}'", b.0),
         ),
     ] {
         if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
@@ -340,7 +347,7 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
     if let Ok(n) = attack(
         &pool,
         &attacker,
-        "SELECT 1 FROM users WHERE email LIKE '%@bravo.io'",
+        "SELECT 1 FROM insightpulse.users WHERE email LIKE '%@bravo.io'",
         None,
     )
     .await
@@ -350,9 +357,52 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
         }
     }
     assert_eq!(
-        attack(&pool, &attacker, "SELECT password_hash FROM users", None).await,
+        attack(
+            &pool,
+            &attacker,
+            "SELECT password_hash FROM insightpulse.users",
+            None
+        )
+        .await,
         Err("42501".to_owned())
     );
+    // Idempotency keys belong to a principal, not a tenant: B's owner's
+    // keys cannot be read, replaced, or forged in their name.
+    let theirs = format!("'user:{b_owner}'");
+    for (what, sql) in [
+        (
+            "read",
+            format!("SELECT 1 FROM insightpulse.idempotency_keys WHERE scope = {theirs}"),
+        ),
+        (
+            "update",
+            format!(
+                "UPDATE insightpulse.idempotency_keys SET resource_id = gen_random_uuid()
+                  WHERE scope = {theirs}"
+            ),
+        ),
+    ] {
+        if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
+            if n > 0 {
+                leaks.push(format!("idempotency_keys: {what} touched {n} rows"));
+            }
+        }
+    }
+    for sql in [
+        format!(
+            "INSERT INTO insightpulse.idempotency_keys VALUES
+             ({theirs}, 'team-bravo-2', 'create_team', decode(repeat('00', 32), 'hex'),
+              gen_random_uuid(), now())"
+        ),
+        format!("DELETE FROM insightpulse.idempotency_keys WHERE scope = {theirs}"),
+        "SELECT * FROM insightpulse._migrations".to_owned(),
+    ] {
+        assert_eq!(
+            attack(&pool, &attacker, &sql, None).await,
+            Err("42501".to_owned()),
+            "{sql}"
+        );
+    }
     assert!(
         leaks.is_empty(),
         "tenant isolation broken:\n{}",
@@ -363,7 +413,7 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
 /// Inside its own tenant, a member holding `member.manage` (but not an
 /// owner) cannot take ownership or touch an owner's membership with raw SQL
 /// behind the SDK's back — while it can still manage ordinary members.
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn only_owners_act_on_ownership_even_in_raw_sql(pool: PgPool) {
     let repos = crate::harness(pool.clone()).await.repos;
     let owner = user(&repos, "owner@a.io").await;
@@ -411,20 +461,20 @@ async fn only_owners_act_on_ownership_even_in_raw_sql(pool: PgPool) {
     let manager = Context::user(members[0]).in_tenant(t.id);
 
     for sql in [
-        format!("UPDATE org_memberships SET is_owner = true WHERE tenant_id = '{}' AND user_id = '{}'", t.id, members[0]),
-        format!("UPDATE org_memberships SET status = 'suspended' WHERE tenant_id = '{}' AND user_id = '{}'", t.id, owner.id),
-        format!("DELETE FROM org_memberships WHERE tenant_id = '{}' AND user_id = '{}'", t.id, owner.id),
+        format!("UPDATE insightpulse.org_memberships SET is_owner = true WHERE tenant_id = '{}' AND user_id = '{}'", t.id, members[0]),
+        format!("UPDATE insightpulse.org_memberships SET status = 'suspended' WHERE tenant_id = '{}' AND user_id = '{}'", t.id, owner.id),
+        format!("DELETE FROM insightpulse.org_memberships WHERE tenant_id = '{}' AND user_id = '{}'", t.id, owner.id),
     ] {
         assert_eq!(attack(&pool, &manager, &sql, None).await, Err("42501".to_owned()), "{sql}");
     }
     let suspend_plain = format!(
-        "UPDATE org_memberships SET status = 'suspended' WHERE tenant_id = '{}' AND user_id = '{}'",
+        "UPDATE insightpulse.org_memberships SET status = 'suspended' WHERE tenant_id = '{}' AND user_id = '{}'",
         t.id, members[1]
     );
     assert_eq!(attack(&pool, &manager, &suspend_plain, None).await, Ok(1));
     // The owner still can, and deleting the whole tenant still cascades.
     let promote = format!(
-        "UPDATE org_memberships SET is_owner = true WHERE tenant_id = '{}' AND user_id = '{}'",
+        "UPDATE insightpulse.org_memberships SET is_owner = true WHERE tenant_id = '{}' AND user_id = '{}'",
         t.id, members[0]
     );
     assert_eq!(attack(&pool, &octx, &promote, None).await, Ok(1));

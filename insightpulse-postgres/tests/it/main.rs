@@ -4,16 +4,18 @@
 
 mod audit;
 mod catalog;
+mod embed;
 mod isolation;
 mod permissions;
 mod pool;
 
 mod conformance {
     insightpulse_testing::conformance_tests!(
-        #[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")] (pool: sqlx::PgPool) => crate::harness(pool).await
+        #[sqlx::test(migrations = false)] (pool: sqlx::PgPool) => crate::harness(pool).await
     );
 }
 
+use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::tenancy::{NewTenant, NewUser, Tenant, User};
 use insightpulse_core::{Context, Email, ManualClock, Name, Repos, Slug, TimeZone, UserId};
@@ -22,18 +24,25 @@ use insightpulse_testing::conformance::Harness;
 use sqlx::PgPool;
 use std::sync::Arc;
 
-/// A backend on a test database with a manual clock.
-pub fn backend(pool: PgPool) -> (PgBackend, Arc<ManualClock>) {
+/// A migrated backend on a fresh test database with a manual clock (and
+/// the fast password hashing tests use).
+pub async fn backend(pool: PgPool) -> (PgBackend, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::starting_now());
-    let backend = PgBackend::from_pool(pool)
+    let backend = PgBackend::from_pool(pool, TokenHasher::insecure_development())
         .with_clock(clock.clone())
-        .with_token_hasher(TokenHasher::new(b"test pepper".to_vec()));
+        .with_password_cost(PasswordCost::InsecureFastForTests);
+    backend.migrate().await.unwrap();
     (backend, clock)
+}
+
+/// Applies the SDK's migrations to a fresh test database.
+pub async fn migrated(pool: &PgPool) {
+    backend(pool.clone()).await;
 }
 
 /// The conformance harness on a test database.
 pub async fn harness(pool: PgPool) -> Harness {
-    let (backend, clock) = backend(pool);
+    let (backend, clock) = backend(pool).await;
     Harness {
         repos: backend.repos(),
         clock,

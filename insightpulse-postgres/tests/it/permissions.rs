@@ -1,4 +1,4 @@
-//! The Rust permission evaluator and SQL's `auth.user_has_permission`
+//! The Rust permission evaluator and SQL's `insightpulse_auth.user_has_permission`
 //! agree on every case: every catalog permission × every kind of member ×
 //! tenant-wide and two projects, and for API keys of every scope.
 
@@ -13,7 +13,7 @@ use sqlx::PgPool;
 /// The facts the pure evaluator needs, read directly from the tables.
 async fn facts(pool: &PgPool, tenant: TenantId, user: UserId) -> UserFacts {
     let membership: Option<(bool, String)> = sqlx::query_as(
-        "SELECT is_owner, status::text FROM org_memberships WHERE tenant_id = $1 AND user_id = $2",
+        "SELECT is_owner, status::text FROM insightpulse.org_memberships WHERE tenant_id = $1 AND user_id = $2",
     )
     .bind(tenant.0)
     .bind(user.0)
@@ -21,9 +21,9 @@ async fn facts(pool: &PgPool, tenant: TenantId, user: UserId) -> UserFacts {
     .await
     .unwrap();
     let grants: Vec<(Option<uuid::Uuid>, Vec<String>)> = sqlx::query_as(
-        "SELECT ur.project_id, array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+        "SELECT ur.project_id, array(SELECT p.code FROM insightpulse.role_permissions rp JOIN insightpulse.permissions p ON p.id = rp.permission_id
                                       WHERE rp.role_id = ur.role_id)
-           FROM user_roles ur WHERE ur.tenant_id = $1 AND ur.user_id = $2",
+           FROM insightpulse.user_roles ur WHERE ur.tenant_id = $1 AND ur.user_id = $2",
     )
     .bind(tenant.0)
     .bind(user.0)
@@ -75,7 +75,7 @@ fn role_named(roles: &[Role], name: &str) -> RoleId {
     roles.iter().find(|r| r.name.as_str() == name).unwrap().id
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn rust_and_sql_agree_on_every_case(pool: PgPool) {
     let repos = crate::harness(pool.clone()).await.repos;
     let owner = user(&repos, "owner@t.io").await;
@@ -153,11 +153,11 @@ async fn rust_and_sql_agree_on_every_case(pool: PgPool) {
         let ctx = Context::user(person.id).in_tenant(t.id);
         let facts = facts(&pool, t.id, person.id).await;
         for (code, _) in PERMISSIONS {
-            let code: PermissionCode = code.parse().unwrap();
+            let code = *code;
             for project in [None, Some(p1), Some(p2)] {
                 let sql = repos
                     .rbac
-                    .has_permission(&ctx, &code, project)
+                    .has_permission(&ctx, code, project)
                     .await
                     .unwrap();
                 let rust = facts.allows(&code, project);
@@ -194,7 +194,7 @@ async fn rust_and_sql_agree_on_every_case(pool: PgPool) {
     ] {
         let issued = repos
             .api_keys
-            .create(
+            .create_api_key(
                 &octx,
                 NewApiKey {
                     name: Name::parse("k").unwrap(),
@@ -206,25 +206,33 @@ async fn rust_and_sql_agree_on_every_case(pool: PgPool) {
             .await
             .unwrap();
         let kctx = repos
-            .api_keys
-            .verify(&Context::system("test"), &issued.secret)
+            .auth
+            .authenticate(&issued.secret, RequestMeta::default())
             .await
             .unwrap();
         let key = kctx.api_key_principal().unwrap().clone();
+        // The SDK answers a key's checks from its claims in Rust; here SQL
+        // answers them from the same claims, as the policies do.
+        let mut tx = crate::acting_as(&pool, &kctx).await;
         for (code, _) in PERMISSIONS {
-            let code: PermissionCode = code.parse().unwrap();
             for project in [None, Some(p1), Some(p2)] {
-                let sql = repos
+                let sql: bool =
+                    sqlx::query_scalar("SELECT insightpulse_auth.user_has_permission($1, $2, $3)")
+                        .bind(code.as_str())
+                        .bind(t.id.0)
+                        .bind(project.map(|p| p.0))
+                        .fetch_one(&mut *tx)
+                        .await
+                        .unwrap();
+                let sdk = repos
                     .rbac
-                    .has_permission(&kctx, &code, project)
+                    .has_permission(&kctx, *code, project)
                     .await
                     .unwrap();
-                assert_eq!(
-                    sql,
-                    api_key_allows(&key, &code, project),
-                    "{scope:?} {code} {project:?}"
-                );
+                let rust = api_key_allows(&key, code, project);
+                assert_eq!((sql, sdk), (rust, rust), "{scope:?} {code} {project:?}");
             }
         }
+        tx.rollback().await.unwrap();
     }
 }

@@ -1,6 +1,8 @@
-//! Pool hygiene: identities are transaction-local, so many concurrent calls
-//! for different users over a pool of two connections never see each
-//! other's identity, and an abandoned unit of work leaves nothing behind.
+//! Pool hygiene: identities (and the SDK's search path) are
+//! transaction-local, so many concurrent calls for different users over a
+//! pool of two connections never see each other's identity, an abandoned
+//! unit of work leaves nothing behind, and a host sharing the pool keeps
+//! its own search path.
 
 use crate::{tenant, user};
 use insightpulse_core::projects::NewProject;
@@ -11,17 +13,19 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// What a connection carries when no unit of work is open.
-async fn idle_identity(pool: &PgPool) -> (String, Option<String>) {
+/// What a connection carries when no unit of work is open: its role, its
+/// claims and its search path (the host's, not the SDK's).
+async fn idle_identity(pool: &PgPool) -> (String, Option<String>, String) {
     sqlx::query_as(
-        "SELECT current_user::text, nullif(current_setting('request.jwt.claims', true), '')",
+        "SELECT current_user::text, nullif(current_setting('request.jwt.claims', true), ''),
+                current_setting('search_path')",
     )
     .fetch_one(pool)
     .await
     .unwrap()
 }
 
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn concurrent_calls_never_see_each_others_identity(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -33,7 +37,8 @@ async fn concurrent_calls_never_see_each_others_identity(
         .unwrap();
     let login = idle_identity(&pool).await;
     assert_eq!(login.1, None);
-    let (backend, _) = crate::backend(pool.clone());
+    assert!(!login.2.contains("insightpulse"), "{login:?}");
+    let (backend, _) = crate::backend(pool.clone()).await;
     let repos = backend.repos();
 
     let mut tenants = vec![];
@@ -57,12 +62,11 @@ async fn concurrent_calls_never_see_each_others_identity(
         tenants.push((t.id, owner.id, ctx));
     }
     let tenants = Arc::new(tenants);
-    let manage: PermissionCode = "project.delete".parse().unwrap();
+    let manage = PermissionCode::PROJECT_DELETE;
 
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..300usize {
-        let (repos, pool, tenants, manage) =
-            (repos.clone(), pool.clone(), tenants.clone(), manage.clone());
+        let (repos, pool, tenants, manage) = (repos.clone(), pool.clone(), tenants.clone(), manage);
         tasks.spawn(async move {
             let (tenant, owner, ctx) = &tenants[n % tenants.len()];
             match n % 4 {
@@ -80,7 +84,7 @@ async fn concurrent_calls_never_see_each_others_identity(
                 1 => {
                     let mut tx = pool.begin_with(uow::begin_statement(ctx)).await.unwrap();
                     let (uid, role): (Option<Uuid>, String) =
-                        sqlx::query_as("SELECT auth.uid(), current_user::text")
+                        sqlx::query_as("SELECT insightpulse_auth.uid(), current_user::text")
                             .fetch_one(&mut *tx)
                             .await
                             .unwrap();
@@ -95,7 +99,7 @@ async fn concurrent_calls_never_see_each_others_identity(
                     let foreign = Context::user(other.user_id().unwrap()).in_tenant(*tenant);
                     assert!(!repos
                         .rbac
-                        .has_permission(&foreign, &manage, None)
+                        .has_permission(&foreign, manage, None)
                         .await
                         .unwrap());
                     assert!(repos
@@ -108,7 +112,7 @@ async fn concurrent_calls_never_see_each_others_identity(
                 // A unit of work abandoned half-way is rolled back, not reused.
                 _ => {
                     let mut tx = pool.begin_with(uow::begin_statement(ctx)).await.unwrap();
-                    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+                    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM insightpulse.projects")
                         .fetch_one(&mut *tx)
                         .await
                         .unwrap();
@@ -116,9 +120,10 @@ async fn concurrent_calls_never_see_each_others_identity(
                 }
             }
             // Outside any unit of work, a connection carries no identity.
-            let (role, claims) = idle_identity(&pool).await;
+            let (role, claims, search_path) = idle_identity(&pool).await;
             assert_ne!(role, "authenticated");
             assert_eq!(claims, None, "claims leaked to the next borrower");
+            assert!(!search_path.contains("insightpulse"), "search path leaked");
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -130,7 +135,7 @@ async fn concurrent_calls_never_see_each_others_identity(
 /// Hot reads run server-side prepared statements; a plan cached while the
 /// connection acted as `service_role` (which bypasses RLS) must not be
 /// reused for a user or an API key on the same connection, nor the reverse.
-#[sqlx::test(migrator = "insightpulse_postgres::MIGRATOR")]
+#[sqlx::test(migrations = false)]
 async fn prepared_reads_apply_the_policies_of_whoever_runs_them(
     _: PgPoolOptions,
     connect: PgConnectOptions,
@@ -141,7 +146,7 @@ async fn prepared_reads_apply_the_policies_of_whoever_runs_them(
         .connect_with(connect)
         .await
         .unwrap();
-    let (backend, _) = crate::backend(pool);
+    let (backend, _) = crate::backend(pool).await;
     let repos = backend.repos();
     let owner = user(&repos, "owner@t.io").await;
     let (t, ctx) = tenant(&repos, owner.id, "acme").await;
@@ -156,7 +161,7 @@ async fn prepared_reads_apply_the_policies_of_whoever_runs_them(
     }
     let key = repos
         .api_keys
-        .create(
+        .create_api_key(
             &ctx,
             NewApiKey {
                 name: Name::parse("k").unwrap(),
@@ -168,8 +173,8 @@ async fn prepared_reads_apply_the_policies_of_whoever_runs_them(
         .await
         .unwrap();
     let key_ctx = repos
-        .api_keys
-        .verify(&Context::system("auth"), &key.secret)
+        .auth
+        .authenticate(&key.secret, Context::system("auth").request().clone())
         .await
         .unwrap();
     let system = Context::system("report").in_tenant(t.id);

@@ -13,7 +13,7 @@ use crate::fixtures::*;
 use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::{
     Actor, ActorFilter, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery, ChainVerdict,
-    Diff, PLATFORM_TENANT,
+    Diff, KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::projects::EnvironmentKind;
 use insightpulse_core::tenancy::{
@@ -21,8 +21,8 @@ use insightpulse_core::tenancy::{
     SsoConfig, TenantUpdate,
 };
 use insightpulse_core::{
-    AuditAction, AuditEntryId, Clock, Context, Error, ExposeSecret, Repos, Result, SecretString,
-    TargetType, TenantId, TimeZone, UserId,
+    AuditAction, AuditEntryId, Clock, Context, Entity, Error, ExposeSecret, Repos, RequestMeta,
+    Result, SecretString, TargetType, TenantId, TimeZone, UserId,
 };
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -408,13 +408,17 @@ pub async fn tenant_changes_are_audited(h: Harness) {
     );
     assert_err!(
         r.audit.verify_chain(&actx).await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
     let p = page(r, &actx, AuditQuery::last_days(30)).await;
     assert!(p.entries.is_empty() && p.next.is_none(), "{p:#?}");
     assert_err!(
         r.audit.record(&actx, event("app.noted")).await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
 
     // A new tenant with the same slug starts a chain of its own.
@@ -903,7 +907,7 @@ pub async fn api_key_changes_are_audited(h: Harness) {
     h.clock.advance(Duration::minutes(1));
     let issued = r
         .api_keys
-        .create(
+        .create_api_key(
             &at("req-key"),
             NewApiKey {
                 name: name("ci"),
@@ -935,7 +939,7 @@ pub async fn api_key_changes_are_audited(h: Harness) {
 
     let tenant_key = r
         .api_keys
-        .create(
+        .create_api_key(
             &actx,
             NewApiKey {
                 name: name("reporting"),
@@ -965,8 +969,8 @@ pub async fn api_key_changes_are_audited(h: Harness) {
 
     // A rejected presentation writes nothing.
     assert_err!(
-        r.api_keys
-            .verify(&system(), &tampered(&issued.secret))
+        r.auth
+            .authenticate(&tampered(&issued.secret), RequestMeta::default())
             .await,
         Error::Unauthenticated { .. }
     );
@@ -974,7 +978,10 @@ pub async fn api_key_changes_are_audited(h: Harness) {
 
     h.clock.advance(Duration::minutes(1));
     let gateway = Context::system("api gateway").with_request(request("req-verify"));
-    r.api_keys.verify(&gateway, &issued.secret).await.unwrap();
+    r.auth
+        .authenticate(&issued.secret, gateway.request().clone())
+        .await
+        .unwrap();
     let e = t.one("first use").await;
     assert_event(
         &e,
@@ -988,14 +995,24 @@ pub async fn api_key_changes_are_audited(h: Harness) {
     assert_eq!(e.created_at, h.clock.now());
 
     h.clock.advance(Duration::minutes(1));
-    r.api_keys.verify(&gateway, &issued.secret).await.unwrap();
+    r.auth
+        .authenticate(&issued.secret, gateway.request().clone())
+        .await
+        .unwrap();
     assert_eq!(
-        r.api_keys.get(&actx, key.id).await.unwrap().last_used_at,
+        r.api_keys
+            .get_api_key(&actx, key.id)
+            .await
+            .unwrap()
+            .last_used_at,
         Some(h.clock.now())
     );
     t.none("second use").await;
 
-    r.api_keys.revoke(&at("req-revoke"), key.id).await.unwrap();
+    r.api_keys
+        .revoke_api_key(&at("req-revoke"), key.id)
+        .await
+        .unwrap();
     let e = t.one("revoke").await;
     assert_event(
         &e,
@@ -1006,21 +1023,24 @@ pub async fn api_key_changes_are_audited(h: Harness) {
         json!({}),
     );
     assert_request(&e, "req-revoke");
-    let _ = r.api_keys.revoke(&actx, key.id).await;
+    let _ = r.api_keys.revoke_api_key(&actx, key.id).await;
     t.none("revoking a revoked key").await;
     assert_err!(
-        r.api_keys.verify(&gateway, &issued.secret).await,
+        r.auth
+            .authenticate(&issued.secret, gateway.request().clone())
+            .await,
         Error::Unauthenticated { .. }
     );
     t.none("revoked key presented").await;
 }
 
-/// Users, teams, projects, environments and reads are deliberately not
-/// audited.
+/// Users, teams, sign-ins and reads are deliberately not audited.
 pub async fn unaudited_calls_write_nothing(h: Harness) {
     let r = &h.repos;
     let (acme, alice, actx) = tenant_with_owner(r, "acme").await;
     let (bob, _) = member_with_role(r, &actx, "bob@acme.io", None).await;
+    let web = project(r, &actx, "web").await;
+    let prod = environment(r, &actx, web.id, EnvironmentKind::Production).await;
     let mut t = Trail::new(r, acme.id).await;
 
     signup(r, "dora@acme.io").await;
@@ -1051,8 +1071,18 @@ pub async fn unaudited_calls_write_nothing(h: Harness) {
         .add_team_member(&actx, team.id, bob.id)
         .await
         .unwrap();
-    let web = project(r, &actx, "web").await;
-    environment(r, &actx, web.id, EnvironmentKind::Production).await;
+    r.auth
+        .sign_in(
+            &alice.email,
+            &SecretString::from("correct horse battery staple"),
+            RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+    r.projects.get_project(&actx, web.id).await.unwrap();
+    r.projects.list_projects(&actx, true).await.unwrap();
+    r.projects.get_environment(&actx, prod.id).await.unwrap();
+    r.projects.list_environments(&actx, web.id).await.unwrap();
     r.members.list_members(&actx).await.unwrap();
     r.rbac.list_roles(&actx).await.unwrap();
     r.audit
@@ -1182,7 +1212,7 @@ pub async fn failed_calls_write_nothing(h: Harness) {
     t.none("invalid provider").await;
     assert_err!(
         r.api_keys
-            .create(
+            .create_api_key(
                 &actx,
                 NewApiKey {
                     name: name("old"),
@@ -1196,7 +1226,7 @@ pub async fn failed_calls_write_nothing(h: Harness) {
     );
     assert_err!(
         r.api_keys
-            .create(
+            .create_api_key(
                 &vctx,
                 NewApiKey {
                     name: name("mine"),
@@ -1213,7 +1243,9 @@ pub async fn failed_calls_write_nothing(h: Harness) {
         r.audit
             .record(&uctx.clone().in_tenant(acme.id), event("app.noted"))
             .await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
     t.none("record by an outsider").await;
 }
@@ -1267,7 +1299,7 @@ pub async fn diffs_never_hold_secrets(h: Harness) {
         .unwrap();
     let key = r
         .api_keys
-        .create(
+        .create_api_key(
             &actx,
             NewApiKey {
                 name: name("ci"),
@@ -1278,8 +1310,11 @@ pub async fn diffs_never_hold_secrets(h: Harness) {
         )
         .await
         .unwrap();
-    r.api_keys.verify(&system(), &key.secret).await.unwrap();
-    r.api_keys.revoke(&actx, key.key.id).await.unwrap();
+    r.auth
+        .authenticate(&key.secret, RequestMeta::default())
+        .await
+        .unwrap();
+    r.api_keys.revoke_api_key(&actx, key.key.id).await.unwrap();
     let okta = r
         .sso
         .create_provider(
@@ -1514,7 +1549,9 @@ pub async fn record_refuses_bad_events_and_invisible_tenants(h: Harness) {
     ] {
         assert_err!(
             r.audit.record(&ctx, ev.clone()).await,
-            Error::NotFound { entity: "tenant" }
+            Error::NotFound {
+                entity: Entity::Tenant
+            }
         );
     }
     assert_err!(
@@ -1530,11 +1567,15 @@ pub async fn record_refuses_bad_events_and_invisible_tenants(h: Harness) {
     let in_platform = Context::user(bob.id).in_tenant(PLATFORM_TENANT);
     assert_err!(
         r.audit.record(&in_platform, ev.clone()).await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
     assert_err!(
         r.audit.verify_chain(&in_platform).await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
     assert!(r
         .audit
@@ -1609,7 +1650,9 @@ pub async fn query_needs_audit_read(h: Harness) {
         assert!(p.entries.is_empty() && p.next.is_none(), "{p:#?}");
         assert_err!(
             r.audit.verify_chain(ctx).await,
-            Error::NotFound { entity: "tenant" }
+            Error::NotFound {
+                entity: Entity::Tenant
+            }
         );
     }
 }
@@ -1911,6 +1954,88 @@ pub async fn query_shows_the_acting_users_email(h: Harness) {
     );
 }
 
+/// Each entry an API key acted in names the key (its name and public
+/// prefix) and no email, while the key exists — revoked keys included; a
+/// key deleted with its project leaves its entries unnamed. Users' and the
+/// system's entries name no key.
+pub async fn query_names_the_acting_key(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, actx) = tenant_with_owner(r, "acme").await;
+    let web = project(r, &actx, "web").await;
+    let issue = |key_name: &str, scope: ApiKeyScope| {
+        let (r, actx, key_name) = (r.clone(), actx.clone(), name(key_name));
+        async move {
+            let issued = r
+                .api_keys
+                .create_api_key(
+                    &actx,
+                    NewApiKey {
+                        name: key_name,
+                        scope,
+                        permissions: codes(&["member.read"]),
+                        expires_at: None,
+                    },
+                )
+                .await
+                .unwrap();
+            let ctx = r
+                .auth
+                .authenticate(&issued.secret, RequestMeta::default())
+                .await
+                .unwrap();
+            (issued.key, ctx)
+        }
+    };
+    let (nightly, nctx) = issue("Nightly sync", ApiKeyScope::Tenant).await;
+    let (deploy, dctx) = issue("Deploy bot", ApiKeyScope::Project(web.id)).await;
+    record(r, &nctx, event("sync.ran")).await;
+    record(r, &dctx, event("deploy.ran")).await;
+    record(r, &system().in_tenant(acme.id), event("job.ran")).await;
+    r.api_keys.revoke_api_key(&actx, nightly.id).await.unwrap();
+
+    let label = |k: &insightpulse_core::tenancy::ApiKey| KeyLabel {
+        name: k.name.clone(),
+        prefix: k.prefix.clone(),
+    };
+    let entries = page(r, &actx, AuditQuery::last_days(30)).await.entries;
+    let mut by_key = 0;
+    for e in &entries {
+        let expected = match e.actor {
+            Actor::ApiKey(k) if k == nightly.id => Some(label(&nightly)),
+            Actor::ApiKey(k) if k == deploy.id => Some(label(&deploy)),
+            Actor::ApiKey(k) => panic!("unexpected key {k}"),
+            Actor::User(_) | Actor::System { .. } => None,
+        };
+        if expected.is_some() {
+            by_key += 1;
+            assert_eq!(e.actor_email, None, "{e:#?}");
+        }
+        assert_eq!(e.actor_key, expected, "{e:#?}");
+    }
+    // Each key's first use and its event.
+    assert_eq!(by_key, 4, "{entries:#?}");
+    assert_eq!(
+        label(&nightly).to_string(),
+        format!("Nightly sync ({})", nightly.prefix)
+    );
+
+    // The project-scoped key goes with its project; its entries stay.
+    r.projects.delete_project(&actx, web.id).await.unwrap();
+    let entries = page(r, &actx, AuditQuery::last_days(30)).await.entries;
+    let deploys: Vec<&AuditEntry> = entries
+        .iter()
+        .filter(|e| e.actor == Actor::ApiKey(deploy.id))
+        .collect();
+    assert_eq!(deploys.len(), 2);
+    assert!(deploys
+        .iter()
+        .all(|e| e.actor_key.is_none() && e.actor_email.is_none()));
+    assert!(entries
+        .iter()
+        .filter(|e| e.actor == Actor::ApiKey(nightly.id))
+        .all(|e| e.actor_key == Some(label(&nightly))));
+}
+
 // ---------------------------------------------------------------------------
 // The chain
 // ---------------------------------------------------------------------------
@@ -1954,7 +2079,7 @@ pub async fn verify_chain_is_intact_per_tenant(h: Harness) {
         .await
         .unwrap();
 
-    for (tenant, expected) in [(acme.id, 3 + 1 + 3 * 5 + 2), (umbrella.id, 1 + 3 + 1)] {
+    for (tenant, expected) in [(acme.id, 3 + 1 + 1 + 3 * 5 + 2), (umbrella.id, 1 + 3 + 1)] {
         let trail = audit_trail(r, tenant).await;
         assert_eq!(seqs(&trail), (1..=expected).collect::<Vec<i64>>());
         assert!(trail.iter().all(|e| e.tenant_id == tenant));

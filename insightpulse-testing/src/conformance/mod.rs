@@ -9,7 +9,9 @@
 //!
 //! Each case is `pub async fn case(h: Harness)`: it builds its world through
 //! the public traits (see [`crate::fixtures`]), moves time only through
-//! `h.clock`, and matches errors by variant and `entity`/`field` only.
+//! `h.clock`, and matches errors by variant and their typed parts (entity,
+//! field, requirement, credential and reason), never by message — except
+//! `error`, which pins the messages themselves.
 //!
 //! ```ignore
 //! // memory backend (insightpulse-testing/tests/it/main.rs):
@@ -21,6 +23,8 @@
 //! ```
 
 pub mod audit;
+pub mod error;
+pub mod idempotency;
 pub mod privacy;
 pub mod projects;
 pub mod tenancy;
@@ -61,8 +65,8 @@ pub(crate) use assert_err;
 /// Syntax: `conformance_tests!(#[test_attribute] (test fn args) => harness_expression);`
 /// The harness expression is evaluated inside each (async) test function, so
 /// it may use the test's arguments and `.await`. The generated tests live in
-/// modules `tenancy`, `projects`, `audit` and `privacy` of the invoking
-/// module.
+/// modules `tenancy`, `projects`, `audit`, `privacy`, `error` and
+/// `idempotency` of the invoking module.
 ///
 /// ```ignore
 /// insightpulse_testing::conformance_tests!(#[tokio::test] () => insightpulse_testing::memory::harness());
@@ -91,6 +95,12 @@ macro_rules! __conformance_cases {
             users_see_themselves_and_co_members_only,
             update_profile_changes_own_name,
             passwords_are_set_by_self_or_system_and_verified,
+            sign_up_makes_user_tenant_owner_and_admin,
+            sign_up_is_all_or_nothing,
+            sign_up_honours_its_idempotency_key,
+            sign_in_checks_email_and_password,
+            authenticate_acts_with_exactly_the_keys_scope,
+            authenticate_records_use_at_most_once_a_minute,
             invite_and_accept_makes_a_member_with_the_role,
             members_are_ordered_by_join_time_then_id,
             invitation_tokens_are_single_use,
@@ -116,6 +126,8 @@ macro_rules! __conformance_cases {
             project_grant_reaches_only_its_project,
             has_permission_matrix,
             has_permission_for_api_keys,
+            require_permission_guards_like_has_permission,
+            get_role_by_name_follows_list_order,
             sso_providers_are_validated_and_unique,
             identities_link_subjects_to_members,
             api_key_is_shown_once_and_verifies_to_its_scope,
@@ -135,6 +147,7 @@ macro_rules! __conformance_cases {
             deleting_a_project_cascades,
             deleting_an_environment_cascades_its_keys,
             bad_input_is_rejected_before_anything_is_written,
+            project_changes_are_audited,
         ]);
         $crate::__conformance_module!($backend audit [
             tenant_changes_are_audited,
@@ -153,6 +166,7 @@ macro_rules! __conformance_cases {
             query_pages_by_cursor_without_gaps_or_duplicates,
             query_rejects_bad_bounds_and_cursors,
             query_shows_the_acting_users_email,
+            query_names_the_acting_key,
             verify_chain_is_intact_per_tenant,
             concurrent_writers_keep_one_chain,
         ]);
@@ -173,6 +187,19 @@ macro_rules! __conformance_cases {
             erase_user_removes_and_pseudonymizes,
             erase_user_is_self_or_system,
             last_active_owner_cannot_be_erased,
+        ]);
+        $crate::__conformance_module!($backend error [
+            every_conflict_names_its_entity_and_field_only,
+        ]);
+        $crate::__conformance_module!($backend idempotency [
+            repeated_creates_with_one_key_make_one_row,
+            other_input_under_a_key_conflicts_on_the_key,
+            keys_belong_to_their_principal,
+            failed_calls_leave_their_key_unused,
+            calls_without_a_key_are_not_deduplicated,
+            keys_are_forgotten_after_24_hours,
+            replays_return_the_row_as_it_is_now,
+            concurrent_creates_with_one_key_make_one_row,
         ]);
     };
 }

@@ -26,8 +26,8 @@ use insightpulse_core::privacy::{
 };
 use insightpulse_core::tenancy::{ApiKeyScope, NewInvitation, NewSsoProvider, NewTeam, SsoConfig};
 use insightpulse_core::{
-    Clock, ConsentPurpose, ConsentSource, Context, Error, InvitationId, PolicyVersion, Repos,
-    SecretString, TenantId, UserId,
+    Clock, ConsentPurpose, ConsentSource, Context, Credential, Entity, Error, InvitationId,
+    PolicyVersion, Rejection, Repos, RequestMeta, Requirement, SecretString, TenantId, UserId,
 };
 use serde_json::json;
 
@@ -316,7 +316,7 @@ pub async fn data_policies_are_set_replaced_listed_and_deleted(h: Harness) {
         assert_err!(
             r.privacy.delete_data_policy(&actx, category).await,
             Error::NotFound {
-                entity: "data_policy"
+                entity: Entity::DataPolicy
             }
         );
     }
@@ -502,7 +502,9 @@ pub async fn data_policies_need_data_policy_manage(h: Harness) {
     }
     assert_err!(
         r.privacy.set_data_policy(&outsider, tickets.clone()).await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
     assert!(r
         .privacy
@@ -1261,7 +1263,7 @@ pub async fn consents_keep_their_full_history(h: Harness) {
                 .withdraw_consent(&bctx, consent(bob.id, purpose_label, "2026-05", "api"))
                 .await,
             Error::InvalidState {
-                entity: "consent",
+                entity: Entity::Consent,
                 ..
             }
         );
@@ -1385,21 +1387,29 @@ pub async fn consent_rights_and_subjects_are_checked(h: Harness) {
     for user in [UserId::new(), frank.id] {
         assert_err!(
             r.privacy.record_consent(&actx, change(user)).await,
-            Error::NotFound { entity: "user" }
+            Error::NotFound {
+                entity: Entity::User
+            }
         );
         assert_err!(
             r.privacy
                 .record_consent(&system().in_tenant(acme.id), change(user))
                 .await,
-            Error::NotFound { entity: "user" }
+            Error::NotFound {
+                entity: Entity::User
+            }
         );
         assert_err!(
             r.privacy.has_consent(&actx, user, &news).await,
-            Error::NotFound { entity: "user" }
+            Error::NotFound {
+                entity: Entity::User
+            }
         );
         assert_err!(
             r.privacy.consent_history(&actx, user).await,
-            Error::NotFound { entity: "user" }
+            Error::NotFound {
+                entity: Entity::User
+            }
         );
     }
     // The tenant must be visible to the caller.
@@ -1407,16 +1417,22 @@ pub async fn consent_rights_and_subjects_are_checked(h: Harness) {
     for ctx in [&outsider, &ectx] {
         assert_err!(
             r.privacy.record_consent(ctx, change(bob.id)).await,
-            Error::NotFound { entity: "tenant" }
+            Error::NotFound {
+                entity: Entity::Tenant
+            }
         );
         assert_err!(
             r.privacy.consent_history(ctx, bob.id).await,
-            Error::NotFound { entity: "tenant" }
+            Error::NotFound {
+                entity: Entity::Tenant
+            }
         );
     }
     assert_err!(
         r.privacy.record_consent(&outsider, change(frank.id)).await,
-        Error::NotFound { entity: "tenant" }
+        Error::NotFound {
+            entity: Entity::Tenant
+        }
     );
     assert_err!(
         r.privacy
@@ -1654,14 +1670,17 @@ pub async fn erase_user_removes_and_pseudonymizes(h: Harness) {
     assert_eq!(account.full_name, None);
     assert!(!account.has_password);
     assert_err!(
-        r.users
-            .verify_password(
-                &system(),
+        r.auth
+            .sign_in(
                 &email("bob@example.io"),
-                &SecretString::from("bob's long password")
+                &SecretString::from("bob's long password"),
+                RequestMeta::default()
             )
             .await,
-        Error::Unauthenticated { .. }
+        Error::Unauthenticated {
+            credential: Credential::Password,
+            reason: Rejection::Unknown
+        }
     );
     assert!(r
         .tenants
@@ -1850,16 +1869,22 @@ pub async fn erase_user_is_self_or_system(h: Harness) {
     for ctx in [&actx, &cctx, &kctx, &Context::user(alice.id)] {
         assert_err!(
             r.privacy.erase_user(ctx, bob.id).await,
-            Error::PermissionDenied { .. }
+            Error::PermissionDenied {
+                required: Requirement::SameUserOrSystem
+            }
         );
     }
     assert_err!(
         r.privacy.erase_user(&bctx, alice.id).await,
-        Error::PermissionDenied { .. }
+        Error::PermissionDenied {
+            required: Requirement::SameUserOrSystem
+        }
     );
     assert_err!(
         r.privacy.erase_user(&system(), UserId::new()).await,
-        Error::NotFound { entity: "user" }
+        Error::NotFound {
+            entity: Entity::User
+        }
     );
     t.none("refused erasures").await;
     assert_eq!(
@@ -1921,7 +1946,7 @@ pub async fn last_active_owner_cannot_be_erased(h: Harness) {
         assert_err!(
             r.privacy.erase_user(&ctx, alice.id).await,
             Error::InvalidState {
-                entity: "member",
+                entity: Entity::Member,
                 ..
             }
         );

@@ -4,17 +4,22 @@
 //! and project, archived projects refuse renames and new environments,
 //! project-level permissions are checked on the target project (which is
 //! looked up first), other tenants' projects are `NotFound`, deletes cascade
-//! like the database's foreign keys, and bad input writes nothing.
+//! like the database's foreign keys, and bad input writes nothing. Every
+//! change that changes something is audited once; no-ops and refused calls
+//! write no entry.
 
+use super::audit::{assert_event, assert_request, target, Trail};
 use super::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
+use insightpulse_core::audit::Actor;
 use insightpulse_core::projects::{EnvironmentKind, NewProject, Project};
 use insightpulse_core::tenancy::{ApiKeyScope, NewTenant};
 use insightpulse_core::{
-    Clock, Context, Email, EnvironmentId, Error, Name, PermissionCode, ProjectId, Repos, Result,
-    Slug, TimeZone, TokenRejection,
+    Clock, Context, Email, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId,
+    Rejection, Repos, RequestMeta, Result, Slug, TimeZone,
 };
+use serde_json::json;
 
 async fn create(r: &Repos, ctx: &Context, s: &str, description: Option<String>) -> Result<Project> {
     r.projects
@@ -126,19 +131,27 @@ pub async fn project_lifecycle(h: Harness) {
     r.projects.delete_project(&actx, web.id).await.unwrap();
     assert_err!(
         r.projects.get_project(&actx, web.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.delete_project(&actx, web.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.rename_project(&actx, web.id, name("Gone")).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.unarchive_project(&actx, web.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_eq!(
         slugs(r.projects.list_projects(&actx, true).await.unwrap()),
@@ -156,7 +169,7 @@ pub async fn project_slugs_are_unique_per_tenant(h: Harness) {
     assert_err!(
         create(r, &actx, "web", Some("again".to_owned())).await,
         Error::Conflict {
-            entity: "project",
+            entity: Entity::Project,
             ..
         }
     );
@@ -166,7 +179,7 @@ pub async fn project_slugs_are_unique_per_tenant(h: Harness) {
     assert_err!(
         create(r, &actx, "api", None).await,
         Error::Conflict {
-            entity: "project",
+            entity: Entity::Project,
             ..
         }
     );
@@ -196,7 +209,7 @@ pub async fn archived_projects_refuse_renames_and_environments(h: Harness) {
             .rename_project(&actx, p.id, name("Renamed"))
             .await,
         Error::InvalidState {
-            entity: "project",
+            entity: Entity::Project,
             ..
         }
     );
@@ -205,7 +218,7 @@ pub async fn archived_projects_refuse_renames_and_environments(h: Harness) {
             .create_environment(&actx, p.id, EnvironmentKind::Production)
             .await,
         Error::InvalidState {
-            entity: "project",
+            entity: Entity::Project,
             ..
         }
     );
@@ -286,17 +299,23 @@ pub async fn project_permissions_are_checked(h: Harness) {
         r.projects
             .rename_project(&vctx, ProjectId::new(), name("V"))
             .await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.delete_project(&vctx, ProjectId::new()).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects
             .create_environment(&vctx, ProjectId::new(), EnvironmentKind::Development)
             .await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     let unchanged = r.projects.get_project(&vctx, p.id).await.unwrap();
     assert_eq!(unchanged, p);
@@ -355,44 +374,58 @@ pub async fn projects_of_other_tenants_are_invisible(h: Harness) {
 
     assert_err!(
         r.projects.get_project(&actx, q.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.rename_project(&actx, q.id, name("Mine")).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.archive_project(&actx, q.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.unarchive_project(&actx, q.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.delete_project(&actx, q.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects
             .create_environment(&actx, q.id, EnvironmentKind::Staging)
             .await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.list_environments(&actx, q.id).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     assert_err!(
         r.projects.get_environment(&actx, q_env.id).await,
         Error::NotFound {
-            entity: "environment"
+            entity: Entity::Environment
         }
     );
     assert_err!(
         r.projects.delete_environment(&actx, q_env.id).await,
         Error::NotFound {
-            entity: "environment"
+            entity: Entity::Environment
         }
     );
     assert!(r
@@ -462,7 +495,7 @@ pub async fn environments_are_one_per_kind_in_kind_order(h: Harness) {
             .create_environment(&actx, p.id, EnvironmentKind::Production)
             .await,
         Error::Conflict {
-            entity: "environment",
+            entity: Entity::Environment,
             ..
         }
     );
@@ -495,13 +528,13 @@ pub async fn environments_are_one_per_kind_in_kind_order(h: Harness) {
     assert_err!(
         r.projects.get_environment(&actx, staging.id).await,
         Error::NotFound {
-            entity: "environment"
+            entity: Entity::Environment
         }
     );
     assert_err!(
         r.projects.delete_environment(&actx, staging.id).await,
         Error::NotFound {
-            entity: "environment"
+            entity: Entity::Environment
         }
     );
     assert_err!(
@@ -509,12 +542,14 @@ pub async fn environments_are_one_per_kind_in_kind_order(h: Harness) {
             .delete_environment(&actx, EnvironmentId::new())
             .await,
         Error::NotFound {
-            entity: "environment"
+            entity: Entity::Environment
         }
     );
     assert_err!(
         r.projects.list_environments(&actx, ProjectId::new()).await,
-        Error::NotFound { entity: "project" }
+        Error::NotFound {
+            entity: Entity::Project
+        }
     );
     // The kind is free again.
     environment(r, &actx, p.id, EnvironmentKind::Staging).await;
@@ -579,18 +614,24 @@ pub async fn deleting_a_project_cascades(h: Harness) {
     );
     for gone in [p_secret, env_secret] {
         assert_err!(
-            r.api_keys.verify(&system(), &gone).await,
+            r.auth.authenticate(&gone, RequestMeta::default()).await,
             Error::Unauthenticated {
-                reason: TokenRejection::Unknown,
+                reason: Rejection::Unknown,
                 ..
             }
         );
     }
-    r.api_keys.verify(&system(), &q_secret).await.unwrap();
-    r.api_keys.verify(&system(), &t_secret).await.unwrap();
+    r.auth
+        .authenticate(&q_secret, RequestMeta::default())
+        .await
+        .unwrap();
+    r.auth
+        .authenticate(&t_secret, RequestMeta::default())
+        .await
+        .unwrap();
     let keys: Vec<_> = r
         .api_keys
-        .list(&actx)
+        .list_api_keys(&actx)
         .await
         .unwrap()
         .into_iter()
@@ -633,19 +674,28 @@ pub async fn deleting_an_environment_cascades_its_keys(h: Harness) {
 
     r.projects.delete_environment(&actx, dev.id).await.unwrap();
     assert_err!(
-        r.api_keys.verify(&system(), &dev_secret).await,
+        r.auth
+            .authenticate(&dev_secret, RequestMeta::default())
+            .await,
         Error::Unauthenticated {
-            reason: TokenRejection::Unknown,
+            reason: Rejection::Unknown,
             ..
         }
     );
-    let prod_ctx = r.api_keys.verify(&system(), &prod_secret).await.unwrap();
+    let prod_ctx = r
+        .auth
+        .authenticate(&prod_secret, RequestMeta::default())
+        .await
+        .unwrap();
     assert_eq!(
         prod_ctx.api_key_principal().unwrap().environment_id,
         Some(prod.id)
     );
-    r.api_keys.verify(&system(), &project_secret).await.unwrap();
-    assert_eq!(r.api_keys.list(&actx).await.unwrap().len(), 2);
+    r.auth
+        .authenticate(&project_secret, RequestMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(r.api_keys.list_api_keys(&actx).await.unwrap().len(), 2);
     assert_eq!(
         r.projects.list_environments(&actx, p.id).await.unwrap(),
         vec![prod]
@@ -775,4 +825,208 @@ pub async fn bad_input_is_rejected_before_anything_is_written(h: Harness) {
         r.projects.list_projects(&actx, true).await.unwrap().len(),
         projects_before.len() + 1
     );
+}
+
+/// Every change to a project or environment writes its entry once, in the
+/// change's transaction, with the acting principal and the request:
+/// `project.created`, `project.renamed` (the name's change only),
+/// `project.archived`, `project.unarchived`, `project.deleted`,
+/// `environment.created`, `environment.deleted`. A no-op (the same name,
+/// archiving an archived project) and a refused call write nothing.
+pub async fn project_changes_are_audited(h: Harness) {
+    let r = &h.repos;
+    let (acme, alice, actx) = tenant_with_owner(r, "acme").await;
+    let (_, vctx) = member_with_role(r, &actx, "viewer@acme.io", Some("Viewer")).await;
+    let me = Actor::User(alice.id);
+    let at = |id: &str| actx.clone().with_request(request(id));
+    let mut t = Trail::new(r, acme.id).await;
+
+    let web = r
+        .projects
+        .create_project(
+            &at("req-create"),
+            NewProject {
+                slug: slug("web"),
+                name: name("Web"),
+                description: Some("the website".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    let e = t.one("create_project").await;
+    assert_event(
+        &e,
+        "project.created",
+        "project",
+        target(web.id),
+        &me,
+        json!({"slug": "web", "name": "Web"}),
+    );
+    assert_request(&e, "req-create");
+    assert_eq!(e.created_at, h.clock.now());
+    assert_err!(
+        create(r, &actx, "web", None).await,
+        Error::Conflict {
+            entity: Entity::Project,
+            ..
+        }
+    );
+    assert_err!(
+        create(r, &vctx, "docs", None).await,
+        Error::PermissionDenied { .. }
+    );
+    t.none("refused creates").await;
+
+    h.clock.advance(Duration::minutes(1));
+    r.projects
+        .rename_project(&at("req-rename"), web.id, name("Web App"))
+        .await
+        .unwrap();
+    let e = t.one("rename_project").await;
+    assert_event(
+        &e,
+        "project.renamed",
+        "project",
+        target(web.id),
+        &me,
+        json!({"name": {"from": "Web", "to": "Web App"}}),
+    );
+    assert_request(&e, "req-rename");
+    r.projects
+        .rename_project(&actx, web.id, name("Web App"))
+        .await
+        .unwrap();
+    t.none("renaming to the same name").await;
+
+    r.projects
+        .archive_project(&at("req-archive"), web.id)
+        .await
+        .unwrap();
+    let e = t.one("archive_project").await;
+    assert_event(
+        &e,
+        "project.archived",
+        "project",
+        target(web.id),
+        &me,
+        json!({}),
+    );
+    assert_request(&e, "req-archive");
+    r.projects.archive_project(&actx, web.id).await.unwrap();
+    t.none("archiving an archived project").await;
+    assert_err!(
+        r.projects.rename_project(&actx, web.id, name("Nope")).await,
+        Error::InvalidState { .. }
+    );
+    assert_err!(
+        r.projects
+            .create_environment(&actx, web.id, EnvironmentKind::Production)
+            .await,
+        Error::InvalidState { .. }
+    );
+    t.none("changes of an archived project").await;
+
+    r.projects
+        .unarchive_project(&at("req-unarchive"), web.id)
+        .await
+        .unwrap();
+    let e = t.one("unarchive_project").await;
+    assert_event(
+        &e,
+        "project.unarchived",
+        "project",
+        target(web.id),
+        &me,
+        json!({}),
+    );
+    assert_request(&e, "req-unarchive");
+    r.projects.unarchive_project(&actx, web.id).await.unwrap();
+    t.none("unarchiving an active project").await;
+
+    let prod = r
+        .projects
+        .create_environment(&at("req-env"), web.id, EnvironmentKind::Production)
+        .await
+        .unwrap();
+    let env_diff = json!({"project_id": web.id, "kind": "production"});
+    let e = t.one("create_environment").await;
+    assert_event(
+        &e,
+        "environment.created",
+        "environment",
+        target(prod.id),
+        &me,
+        env_diff.clone(),
+    );
+    assert_request(&e, "req-env");
+    assert_err!(
+        r.projects
+            .create_environment(&actx, web.id, EnvironmentKind::Production)
+            .await,
+        Error::Conflict { .. }
+    );
+    assert_err!(
+        r.projects.delete_environment(&vctx, prod.id).await,
+        Error::PermissionDenied { .. }
+    );
+    t.none("refused environment changes").await;
+    r.projects
+        .delete_environment(&at("req-env-delete"), prod.id)
+        .await
+        .unwrap();
+    let e = t.one("delete_environment").await;
+    assert_event(
+        &e,
+        "environment.deleted",
+        "environment",
+        target(prod.id),
+        &me,
+        env_diff,
+    );
+    assert_request(&e, "req-env-delete");
+
+    // An API key acts as itself.
+    let (key, _, kctx) = api_key(r, &actx, ApiKeyScope::Tenant, &["project.update"]).await;
+    t.take().await;
+    r.projects
+        .rename_project(&kctx, web.id, name("Website"))
+        .await
+        .unwrap();
+    let e = t.one("rename by a key").await;
+    assert_event(
+        &e,
+        "project.renamed",
+        "project",
+        target(web.id),
+        &Actor::ApiKey(key.id),
+        json!({"name": {"from": "Web App", "to": "Website"}}),
+    );
+
+    // Deleting writes one entry, not one per cascaded row.
+    environment(r, &actx, web.id, EnvironmentKind::Staging).await;
+    t.take().await;
+    assert_err!(
+        r.projects.delete_project(&vctx, web.id).await,
+        Error::PermissionDenied { .. }
+    );
+    t.none("refused delete").await;
+    r.projects
+        .delete_project(&at("req-delete"), web.id)
+        .await
+        .unwrap();
+    let e = t.one("delete_project").await;
+    assert_event(
+        &e,
+        "project.deleted",
+        "project",
+        target(web.id),
+        &me,
+        json!({"slug": "web"}),
+    );
+    assert_request(&e, "req-delete");
+    assert_err!(
+        r.projects.delete_project(&actx, web.id).await,
+        Error::NotFound { .. }
+    );
+    t.none("deleting a deleted project").await;
 }

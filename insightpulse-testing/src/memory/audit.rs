@@ -17,18 +17,20 @@
 //! - **The trail outlives its tenant.** Deleting a tenant keeps its chain;
 //!   from then on only the system can read it.
 
-use super::{MemoryBackend, State};
+use super::{Idempotent, MemoryBackend, State};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::chain::{self, ChainHead, StoredEntry, GENESIS};
 use insightpulse_core::audit::{
     Actor, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery, AuditRepo, ChainVerdict,
-    PLATFORM_TENANT,
+    KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::clock::truncate_to_micros;
+use insightpulse_core::idempotency::{self, Operation};
 use insightpulse_core::{
     AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType, TenantId, UserId,
 };
+use insightpulse_core::{Entity, PermissionCode};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -180,7 +182,7 @@ impl State {
     }
 
     /// An entry as the report returns it, with the acting user's current
-    /// email (the pseudonym once erased).
+    /// email (the pseudonym once erased) or the acting key's name.
     fn report_entry(&self, row: &AuditRow) -> AuditEntry {
         let s = &row.stored;
         AuditEntry {
@@ -194,6 +196,14 @@ impl State {
                 .user_id()
                 .and_then(|u| self.users.get(&u))
                 .map(|u| u.user.email.to_string()),
+            actor_key: s
+                .actor
+                .api_key_id()
+                .and_then(|k| self.api_keys.get(&(s.tenant_id, k)))
+                .map(|k| KeyLabel {
+                    name: k.key.name.clone(),
+                    prefix: k.key.prefix.clone(),
+                }),
             action: row.action.clone(),
             target_type: row.target_type.clone(),
             target_id: s.target_id.clone(),
@@ -211,12 +221,29 @@ impl AuditRepo for MemoryBackend {
     async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
         self.run(ctx, "AuditRepo.record", || {
             let t = ctx.require_tenant()?;
+            let call = Idempotent::new(
+                Operation::RecordAuditEvent,
+                Some(t),
+                &(
+                    event.action(),
+                    event.target_type(),
+                    event.target_id(),
+                    event.diff(),
+                ),
+            )?;
+            let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
             if !st.audit_writable(ctx, t) {
-                return Err(Error::not_found("tenant"));
+                return Err(Error::not_found(Entity::Tenant));
             }
-            Ok(st.audit(ctx, t, event, now))
+            // Entries are immutable: the first call's id is still its entry's.
+            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
+                return Ok(AuditEntryId(id));
+            }
+            let id = st.audit(ctx, t, event, now);
+            st.remember(scope, ctx.request(), call, id.0, now);
+            Ok(id)
         })
     }
 
@@ -234,7 +261,7 @@ impl AuditRepo for MemoryBackend {
             if !st.audit_readable(ctx, t) {
                 return Ok(empty);
             }
-            st.require(ctx, t, "audit.read", None)?;
+            st.require(ctx, t, PermissionCode::AUDIT_READ, None)?;
             let Some(chain) = st.audit_chains.get(&t) else {
                 return Ok(empty);
             };
@@ -274,9 +301,9 @@ impl AuditRepo for MemoryBackend {
             let t = ctx.require_tenant()?;
             let st = self.lock();
             if !st.audit_readable(ctx, t) {
-                return Err(Error::not_found("tenant"));
+                return Err(Error::not_found(Entity::Tenant));
             }
-            st.require(ctx, t, "audit.read", None)?;
+            st.require(ctx, t, PermissionCode::AUDIT_READ, None)?;
             // A tenant that never wrote an entry has no head: an empty chain.
             let verdict = match st.audit_chains.get(&t) {
                 Some(c) => {
@@ -305,11 +332,10 @@ mod tests {
         let mut st = State::default();
         let t = TenantId::new();
         let u = UserId::new();
-        let request = RequestMeta {
-            request_id: Some("req-1".into()),
-            ip: Some("192.0.2.7".parse().unwrap()),
-            user_agent: Some("curl/8".into()),
-        };
+        let request = RequestMeta::default()
+            .with_request_id("req-1")
+            .with_ip("192.0.2.7".parse().unwrap())
+            .with_user_agent("curl/8");
         let now = Utc::now();
         for n in 0..3 {
             st.append_audit(t, Actor::User(u), &request, event(n), now);

@@ -19,18 +19,21 @@ mod projects;
 mod tenancy;
 
 use crate::conformance::Harness;
+use insightpulse_core::idempotency::{self, Operation, StoredKey};
 use insightpulse_core::privacy::{Consent, DataCategory, DataPolicy};
 use insightpulse_core::projects::{Environment, Project};
-use insightpulse_core::tenancy::catalog::{self, BUILTIN_ROLES};
+use insightpulse_core::tenancy::catalog::BUILTIN_ROLES;
+use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::tenancy::{
     api_key_allows, ApiKey, GrantFacts, Identity, Invitation, Membership, MembershipStatus, Role,
     RoleGrant, SsoProvider, Team, Tenant, User, UserFacts,
 };
 use insightpulse_core::{
-    ApiKeyId, Clock, Context, Email, EnvironmentId, Error, IdentityId, InvitationId, ManualClock,
-    Name, PermissionCode, Principal, ProjectId, Repos, Result, RoleGrantId, RoleId, Slug,
-    SsoProviderId, SystemClock, TeamId, TenantId, UserId,
+    ApiKeyId, Clock, Context, Email, Entity, EnvironmentId, Error, IdempotencyKey, IdentityId,
+    InvitationId, ManualClock, Name, PermissionCode, Principal, ProjectId, Repos, ReposBuilder,
+    RequestMeta, Result, RoleGrantId, RoleId, Slug, SsoProviderId, SystemClock, TeamId, TenantId,
+    UserId,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,6 +58,7 @@ pub struct MemoryBackend {
     state: Arc<Mutex<State>>,
     clock: Arc<dyn Clock>,
     hasher: TokenHasher,
+    password_cost: PasswordCost,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -73,13 +77,23 @@ impl Default for MemoryBackend {
 
 impl MemoryBackend {
     /// An empty backend (built-in roles and the permission catalog only) on
-    /// the system clock, hashing tokens under [`TEST_PEPPER`].
+    /// the system clock, hashing tokens under [`TEST_PEPPER`] and passwords
+    /// with [`PasswordCost::InsecureFastForTests`] (so a host's tests do not
+    /// spend seconds in argon2; see [`Self::with_password_cost`]).
     pub fn new() -> Self {
         Self {
             state: Arc::new(Mutex::new(State::seeded())),
             clock: Arc::new(SystemClock),
-            hasher: TokenHasher::new(TEST_PEPPER.to_vec()),
+            hasher: TokenHasher::new(TEST_PEPPER.to_vec()).expect("the test pepper is long enough"),
+            password_cost: PasswordCost::InsecureFastForTests,
         }
+    }
+
+    /// The same backend hashing new passwords at `cost` (e.g.
+    /// [`PasswordCost::Standard`] to measure what production sign-ups cost).
+    pub fn with_password_cost(mut self, cost: PasswordCost) -> Self {
+        self.password_cost = cost;
+        self
     }
 
     /// The same backend (same state) reading time from `clock`.
@@ -94,10 +108,24 @@ impl MemoryBackend {
         self
     }
 
+    /// A builder over this backend's repositories, to replace some of them
+    /// (with mocks, say) in a host's test:
+    ///
+    /// ```
+    /// # #[cfg(feature = "mocks")] {
+    /// use insightpulse_testing::{memory::MemoryBackend, mocks::MockProjectRepo};
+    /// let repos = MemoryBackend::new().repos_builder().projects(MockProjectRepo::new()).build();
+    /// # let _ = repos; }
+    /// ```
+    pub fn repos_builder(&self) -> ReposBuilder {
+        self.repos().into_builder()
+    }
+
     /// Every repository of this backend, over its one shared state.
     pub fn repos(&self) -> Repos {
         let me = Arc::new(self.clone());
         Repos {
+            auth: me.clone(),
             tenants: me.clone(),
             users: me.clone(),
             members: me.clone(),
@@ -141,11 +169,6 @@ pub fn harness() -> Harness {
     Harness { repos, clock }
 }
 
-/// A permission code from the catalog (or a literal known to be valid).
-pub(crate) fn perm(code: &str) -> PermissionCode {
-    PermissionCode::parse(code).expect("valid permission code")
-}
-
 // ---------------------------------------------------------------------------
 // State: one struct per table, as Postgres holds them.
 // ---------------------------------------------------------------------------
@@ -176,6 +199,26 @@ impl KeyRow {
             insightpulse_core::tenancy::ApiKeyScope::Environment(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// One create call that honours an idempotency key: its operation and the
+/// fingerprint of its input.
+pub(crate) struct Idempotent {
+    pub operation: Operation,
+    pub fingerprint: [u8; 32],
+}
+
+impl Idempotent {
+    pub fn new(
+        operation: Operation,
+        tenant: Option<TenantId>,
+        input: &impl serde::Serialize,
+    ) -> Result<Self> {
+        Ok(Self {
+            operation,
+            fingerprint: idempotency::fingerprint(operation, tenant, input)?,
+        })
     }
 }
 
@@ -325,6 +368,8 @@ pub(crate) struct State {
     pub data_policies: TenantTable<DataCategory, DataPolicy>,
     /// Each tenant's consent entries, in the order recorded (append-only).
     pub consents: HashMap<TenantId, Vec<Consent>>,
+    /// Idempotency keys by `(scope, key)` (see `insightpulse_core::idempotency`).
+    pub idempotency: HashMap<(String, IdempotencyKey), StoredKey>,
 }
 
 impl State {
@@ -332,8 +377,7 @@ impl State {
     fn seeded() -> Self {
         let mut st = Self::default();
         for b in BUILTIN_ROLES {
-            let mut permissions: Vec<PermissionCode> =
-                b.permission_codes().into_iter().map(perm).collect();
+            let mut permissions: Vec<PermissionCode> = b.permissions.to_vec();
             permissions.sort();
             permissions.dedup();
             let role = Role {
@@ -460,6 +504,52 @@ impl State {
             .map(|(_, team, u)| (*team, *u))
     }
 
+    // --- idempotency ------------------------------------------------------
+
+    /// The row an earlier call made, when this call (`operation` with
+    /// `input`, in `scope`) repeats it under the request's idempotency key;
+    /// `None` to go ahead (no key, or none live); a `Conflict` on the key
+    /// when the key was used for something else.
+    pub fn replayed(
+        &self,
+        scope: &str,
+        request: &RequestMeta,
+        call: &Idempotent,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<insightpulse_core::uuid::Uuid>> {
+        let Some(key) = &request.idempotency_key else {
+            return Ok(None);
+        };
+        match self.idempotency.get(&(scope.to_owned(), key.clone())) {
+            Some(stored) if stored.is_live(now) => {
+                stored.replay(call.operation, &call.fingerprint).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Remembers that this call made `resource` (when it carries a key).
+    pub fn remember(
+        &mut self,
+        scope: String,
+        request: &RequestMeta,
+        call: Idempotent,
+        resource: insightpulse_core::uuid::Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let Some(key) = &request.idempotency_key {
+            self.idempotency.insert(
+                (scope, key.clone()),
+                StoredKey {
+                    operation: call.operation,
+                    fingerprint: call.fingerprint,
+                    resource,
+                    created_at: now,
+                },
+            );
+        }
+    }
+
     // --- visibility -------------------------------------------------------
 
     /// Whether the principal can see tenant `t` (it must exist).
@@ -481,7 +571,7 @@ impl State {
         if self.tenant_visible(ctx, t) {
             Ok(t)
         } else {
-            Err(Error::not_found("tenant"))
+            Err(Error::not_found(Entity::Tenant))
         }
     }
 
@@ -544,7 +634,7 @@ impl State {
         self.projects
             .get(&(t, id))
             .filter(|p| Self::project_visible(ctx, p))
-            .ok_or_else(|| Error::not_found("project"))
+            .ok_or_else(|| Error::not_found(Entity::Project))
     }
 
     /// A visible environment of tenant `t`, or `NotFound{environment}`.
@@ -557,7 +647,7 @@ impl State {
         self.environments
             .get(&(t, id))
             .filter(|e| Self::environment_visible(ctx, e))
-            .ok_or_else(|| Error::not_found("environment"))
+            .ok_or_else(|| Error::not_found(Entity::Environment))
     }
 
     /// A role visible in tenant `t` (built-in or `t`'s own), or `NotFound{role}`.
@@ -565,7 +655,7 @@ impl State {
         self.builtin_roles
             .get(&id)
             .or_else(|| self.roles.get(&(t, id)))
-            .ok_or_else(|| Error::not_found("role"))
+            .ok_or_else(|| Error::not_found(Entity::Role))
     }
 
     /// Whether the principal may see user `target` (see behaviour.md).
@@ -633,10 +723,10 @@ impl State {
         &self,
         ctx: &Context,
         t: TenantId,
-        code: &'static str,
+        code: PermissionCode,
         project: Option<ProjectId>,
     ) -> Result<()> {
-        if self.allows(ctx, t, &perm(code), project) {
+        if self.allows(ctx, t, &code, project) {
             Ok(())
         } else {
             Err(Error::denied(code))
@@ -723,17 +813,6 @@ impl State {
         self.environments.remove_of_tenant(t, |_| true);
         self.data_policies.remove_of_tenant(t, |_| true);
         self.consents.remove(&t);
-    }
-}
-
-/// Every permission of the catalog is known (used by role and key checks).
-pub(crate) fn check_known_permissions(codes: &[PermissionCode], field: &'static str) -> Result<()> {
-    match codes
-        .iter()
-        .find(|c| !catalog::is_known_permission(c.as_str()))
-    {
-        Some(c) => Err(Error::validation(field, format!("unknown permission {c}"))),
-        None => Ok(()),
     }
 }
 

@@ -17,7 +17,7 @@
 //! - **Erasure is all or nothing**: refused (nothing changed) when it would
 //!   leave a tenant without an active owner.
 
-use super::{perm, MemoryBackend, State, TenantRows};
+use super::{MemoryBackend, State, TenantRows};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::chain::{self, Digest, PURGE_ACTION};
@@ -31,6 +31,7 @@ use insightpulse_core::{
     ConsentId, ConsentPurpose, Context, Email, Error, InvitationId, RequestMeta, Result, TenantId,
     UserId,
 };
+use insightpulse_core::{Entity, PermissionCode, Requirement, StateRule};
 
 /// The domain [`hashed_email`] pseudonyms end with: an invitation whose
 /// email has it was already anonymized.
@@ -199,10 +200,12 @@ impl State {
     fn consent_tenant(&self, ctx: &Context, user: UserId) -> Result<TenantId> {
         let t = self.visible_tenant(ctx)?;
         if !self.memberships.contains_key(&(t, user)) {
-            return Err(Error::not_found("user"));
+            return Err(Error::not_found(Entity::User));
         }
-        if ctx.user_id() != Some(user) && !self.allows(ctx, t, &perm("consent.manage"), None) {
-            return Err(Error::denied("consent.manage"));
+        if ctx.user_id() != Some(user)
+            && !self.allows(ctx, t, &PermissionCode::CONSENT_MANAGE, None)
+        {
+            return Err(Error::denied(PermissionCode::CONSENT_MANAGE));
         }
         Ok(t)
     }
@@ -278,7 +281,7 @@ impl PrivacyRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            st.require(ctx, t, "data_policy.manage", None)?;
+            st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
             let event = AuditEvent::new(
                 "data_policy.set",
                 "data_policy",
@@ -307,7 +310,7 @@ impl PrivacyRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            st.require(ctx, t, "data_policy.manage", None)?;
+            st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
             // Keyed by (tenant, category), and DataCategory orders as
             // DataCategory::ALL: the range is already in category order.
             Ok(st.data_policies.of_tenant(t).cloned().collect())
@@ -319,9 +322,9 @@ impl PrivacyRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            st.require(ctx, t, "data_policy.manage", None)?;
+            st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
             if !st.data_policies.contains_key(&(t, category)) {
-                return Err(Error::not_found("data_policy"));
+                return Err(Error::not_found(Entity::DataPolicy));
             }
             let event = AuditEvent::new(
                 "data_policy.deleted",
@@ -345,7 +348,7 @@ impl PrivacyRepo for MemoryBackend {
             // Who may run it is decided before what was asked (as in
             // PostgreSQL): a non-system caller learns nothing from its input.
             if !ctx.is_system() {
-                return Err(Error::denied("system"));
+                return Err(Error::denied(Requirement::System));
             }
             if batch_size == 0 {
                 return Err(Error::validation("batch_size", "must be at least 1"));
@@ -404,8 +407,8 @@ impl PrivacyRepo for MemoryBackend {
             let t = st.consent_tenant(ctx, change.user)?;
             if !st.consents(t, change.user, &change.purpose) {
                 return Err(Error::invalid_state(
-                    "consent",
-                    "the user does not currently consent to this purpose",
+                    Entity::Consent,
+                    StateRule::ConsentNotGiven,
                 ));
             }
             st.append_consent(ctx, t, change, false, now)
@@ -441,7 +444,7 @@ impl PrivacyRepo for MemoryBackend {
         self.run(ctx, "PrivacyRepo.erase_user", || {
             let by_self = ctx.user_id() == Some(user);
             if !ctx.is_system() && !by_self {
-                return Err(Error::denied("system"));
+                return Err(Error::denied(Requirement::SameUserOrSystem));
             }
             let now = self.now();
             let mut st = self.lock();
@@ -449,7 +452,7 @@ impl PrivacyRepo for MemoryBackend {
                 .users
                 .get(&user)
                 .map(|u| u.user.email.clone())
-                .ok_or_else(|| Error::not_found("user"))?;
+                .ok_or_else(|| Error::not_found(Entity::User))?;
             // The (user, tenant) index yields the tenants in id order.
             let tenants: Vec<TenantId> = st.tenants_of_user(user).collect();
             if tenants
@@ -457,8 +460,8 @@ impl PrivacyRepo for MemoryBackend {
                 .any(|t| st.is_active_owner(*t, user) && st.active_owner_count(*t) <= 1)
             {
                 return Err(Error::invalid_state(
-                    "member",
-                    "the last active owner of a tenant cannot be erased",
+                    Entity::Member,
+                    StateRule::LastActiveOwner,
                 ));
             }
             let pseudonym = Email::parse(&erased_email(user))?;
@@ -496,8 +499,7 @@ impl PrivacyRepo for MemoryBackend {
             let request = if by_self {
                 RequestMeta {
                     request_id: ctx.request().request_id.clone(),
-                    ip: None,
-                    user_agent: None,
+                    ..RequestMeta::default()
                 }
             } else {
                 ctx.request().clone()

@@ -6,14 +6,32 @@
 //! project's level, and an API key scoped to a project (or environment) sees
 //! only that project (or environment). Deleting cascades like Postgres'
 //! foreign keys: environments, project grants and scoped keys.
+//!
+//! Every change that changes something is audited in the same locked
+//! mutation (`project.created`, `project.renamed`, `project.archived`,
+//! `project.unarchived`, `project.deleted`, `environment.created`,
+//! `environment.deleted`); a no-op (an unchanged name, archiving an archived
+//! project) and a failed call write no entry. Both creates honour the
+//! request's idempotency key.
 
-use super::{MemoryBackend, TenantRows};
+use super::{Idempotent, MemoryBackend, TenantRows};
 use async_trait::async_trait;
+use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::idempotency::{self, Operation};
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
-use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result};
+use insightpulse_core::{
+    Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, StateRule,
+};
 
 /// Longest accepted project description, in characters.
 const MAX_DESCRIPTION_CHARS: usize = 2000;
+
+/// The diff of `environment.created` and `environment.deleted`.
+fn environment_diff(env: &Environment) -> Diff {
+    Diff::new()
+        .set("project_id", env.project_id)
+        .set("kind", env.kind.as_str())
+}
 
 #[async_trait]
 impl ProjectRepo for MemoryBackend {
@@ -29,12 +47,17 @@ impl ProjectRepo for MemoryBackend {
                     "must be at most 2000 characters",
                 ));
             }
+            let call = Idempotent::new(Operation::CreateProject, ctx.tenant_id(), &new)?;
+            let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            st.require(ctx, t, "project.create", None)?;
+            st.require(ctx, t, PermissionCode::PROJECT_CREATE, None)?;
+            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
+                return st.project(ctx, t, ProjectId(id)).cloned();
+            }
             if st.projects.of_tenant(t).any(|p| p.slug == new.slug) {
-                return Err(Error::conflict("project", format!("slug={}", new.slug)));
+                return Err(Error::conflict(Entity::Project, "slug"));
             }
             let project = Project {
                 id: ProjectId::new(),
@@ -46,7 +69,17 @@ impl ProjectRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
+            let event = AuditEvent::new(
+                "project.created",
+                "project",
+                Some(project.id),
+                Diff::new()
+                    .set("slug", &project.slug)
+                    .set("name", &project.name),
+            )?;
             st.projects.insert((t, project.id), project.clone());
+            st.audit(ctx, t, event, now);
+            st.remember(scope, ctx.request(), call, project.id.0, now);
             Ok(project)
         })
     }
@@ -83,20 +116,35 @@ impl ProjectRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             let archived = st.project(ctx, t, id)?.archived_at.is_some();
-            st.require(ctx, t, "project.update", Some(id))?;
+            st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             if archived {
                 return Err(Error::invalid_state(
-                    "project",
-                    "an archived project cannot be renamed",
+                    Entity::Project,
+                    StateRule::ProjectArchived,
                 ));
             }
             let p = st
                 .projects
                 .get_mut(&(t, id))
-                .ok_or_else(|| Error::not_found("project"))?;
+                .ok_or_else(|| Error::not_found(Entity::Project))?;
+            let diff = Diff::new().change("name", &p.name, &name);
+            let event = if diff.is_empty() {
+                None
+            } else {
+                Some(AuditEvent::new(
+                    "project.renamed",
+                    "project",
+                    Some(id),
+                    diff,
+                )?)
+            };
             p.name = name;
             p.updated_at = now;
-            Ok(p.clone())
+            let renamed = p.clone();
+            if let Some(event) = event {
+                st.audit(ctx, t, event, now);
+            }
+            Ok(renamed)
         })
     }
 
@@ -106,16 +154,21 @@ impl ProjectRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.project(ctx, t, id)?;
-            st.require(ctx, t, "project.update", Some(id))?;
+            st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             let p = st
                 .projects
                 .get_mut(&(t, id))
-                .ok_or_else(|| Error::not_found("project"))?;
-            if p.archived_at.is_none() {
-                p.archived_at = Some(now);
-                p.updated_at = now;
+                .ok_or_else(|| Error::not_found(Entity::Project))?;
+            if p.archived_at.is_some() {
+                // Already archived: nothing changes, nothing is audited.
+                return Ok(p.clone());
             }
-            Ok(p.clone())
+            let event = AuditEvent::new("project.archived", "project", Some(id), Diff::new())?;
+            p.archived_at = Some(now);
+            p.updated_at = now;
+            let changed = p.clone();
+            st.audit(ctx, t, event, now);
+            Ok(changed)
         })
     }
 
@@ -125,26 +178,39 @@ impl ProjectRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.project(ctx, t, id)?;
-            st.require(ctx, t, "project.update", Some(id))?;
+            st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             let p = st
                 .projects
                 .get_mut(&(t, id))
-                .ok_or_else(|| Error::not_found("project"))?;
-            if p.archived_at.is_some() {
-                p.archived_at = None;
-                p.updated_at = now;
+                .ok_or_else(|| Error::not_found(Entity::Project))?;
+            if p.archived_at.is_none() {
+                // Not archived: nothing changes, nothing is audited.
+                return Ok(p.clone());
             }
-            Ok(p.clone())
+            let event = AuditEvent::new("project.unarchived", "project", Some(id), Diff::new())?;
+            p.archived_at = None;
+            p.updated_at = now;
+            let changed = p.clone();
+            st.audit(ctx, t, event, now);
+            Ok(changed)
         })
     }
 
     async fn delete_project(&self, ctx: &Context, id: ProjectId) -> Result<()> {
         self.run(ctx, "ProjectRepo.delete_project", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            st.project(ctx, t, id)?;
-            st.require(ctx, t, "project.delete", Some(id))?;
+            let slug = st.project(ctx, t, id)?.slug.clone();
+            st.require(ctx, t, PermissionCode::PROJECT_DELETE, Some(id))?;
+            let event = AuditEvent::new(
+                "project.deleted",
+                "project",
+                Some(id),
+                Diff::new().set("slug", &slug),
+            )?;
             st.delete_project(t, id);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }
@@ -156,15 +222,24 @@ impl ProjectRepo for MemoryBackend {
         kind: EnvironmentKind,
     ) -> Result<Environment> {
         self.run(ctx, "ProjectRepo.create_environment", || {
+            let call = Idempotent::new(
+                Operation::CreateEnvironment,
+                ctx.tenant_id(),
+                &(project, kind),
+            )?;
+            let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             let archived = st.project(ctx, t, project)?.archived_at.is_some();
-            st.require(ctx, t, "environment.manage", Some(project))?;
+            st.require(ctx, t, PermissionCode::ENVIRONMENT_MANAGE, Some(project))?;
+            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
+                return st.environment(ctx, t, EnvironmentId(id)).cloned();
+            }
             if archived {
                 return Err(Error::invalid_state(
-                    "project",
-                    "an archived project accepts no new environments",
+                    Entity::Project,
+                    StateRule::ProjectArchived,
                 ));
             }
             if st
@@ -172,10 +247,7 @@ impl ProjectRepo for MemoryBackend {
                 .of_tenant(t)
                 .any(|e| e.project_id == project && e.kind == kind)
             {
-                return Err(Error::conflict(
-                    "environment",
-                    format!("kind={}", kind.as_str()),
-                ));
+                return Err(Error::conflict(Entity::Environment, "kind"));
             }
             let env = Environment {
                 id: EnvironmentId::new(),
@@ -184,7 +256,15 @@ impl ProjectRepo for MemoryBackend {
                 kind,
                 created_at: now,
             };
+            let event = AuditEvent::new(
+                "environment.created",
+                "environment",
+                Some(env.id),
+                environment_diff(&env),
+            )?;
             st.environments.insert((t, env.id), env.clone());
+            st.audit(ctx, t, event, now);
+            st.remember(scope, ctx.request(), call, env.id.0, now);
             Ok(env)
         })
     }
@@ -206,7 +286,7 @@ impl ProjectRepo for MemoryBackend {
             let st = self.lock();
             let t = ctx.require_tenant()?;
             if !st.tenant_visible(ctx, t) {
-                return Err(Error::not_found("project"));
+                return Err(Error::not_found(Entity::Project));
             }
             st.project(ctx, t, project)?;
             let mut out: Vec<Environment> = st
@@ -223,11 +303,24 @@ impl ProjectRepo for MemoryBackend {
 
     async fn delete_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<()> {
         self.run(ctx, "ProjectRepo.delete_environment", || {
+            let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            let project = st.environment(ctx, t, id)?.project_id;
-            st.require(ctx, t, "environment.manage", Some(project))?;
+            let env = st.environment(ctx, t, id)?;
+            let event = AuditEvent::new(
+                "environment.deleted",
+                "environment",
+                Some(id),
+                environment_diff(env),
+            )?;
+            st.require(
+                ctx,
+                t,
+                PermissionCode::ENVIRONMENT_MANAGE,
+                Some(env.project_id),
+            )?;
             st.delete_environment(t, id);
+            st.audit(ctx, t, event, now);
             Ok(())
         })
     }

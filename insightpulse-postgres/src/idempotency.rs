@@ -1,0 +1,73 @@
+//! Idempotency keys on PostgreSQL (rule: `insightpulse_core::idempotency`;
+//! table: `migrations/0006_idempotency.sql`).
+//!
+//! The key is claimed by the first statement of the create's own
+//! transaction, an `INSERT … ON CONFLICT` on `(scope, key)`: a concurrent
+//! request with the same key blocks on that row until the first one
+//! commits (then replays it) or rolls back (then claims the key itself), so
+//! one key never makes two rows.
+
+use crate::error::db;
+use crate::uow::Tx;
+use chrono::{DateTime, Utc};
+use insightpulse_core::idempotency::{Call, StoredKey, WINDOW};
+use insightpulse_core::{RequestMeta, Result};
+use uuid::Uuid;
+
+/// Claims the request's key for `call`, which will make `resource`.
+/// `Ok(None)`: go ahead (no key, a new one, or an expired one reused);
+/// `Ok(Some(id))`: replay the row `id` an earlier call made; a `Conflict`
+/// on the key when it was used for another call.
+pub(crate) async fn claim(
+    tx: &mut Tx,
+    scope: &str,
+    request: &RequestMeta,
+    call: &Call,
+    resource: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>> {
+    let Some(key) = &request.idempotency_key else {
+        return Ok(None);
+    };
+    let claimed: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO idempotency_keys (scope, key, operation, fingerprint, resource_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (scope, key) DO UPDATE
+            SET operation = EXCLUDED.operation, fingerprint = EXCLUDED.fingerprint,
+                resource_id = EXCLUDED.resource_id, created_at = EXCLUDED.created_at
+          WHERE idempotency_keys.created_at <= $7
+         RETURNING true",
+    )
+    .bind(scope)
+    .bind(key.as_str())
+    .bind(call.operation.as_str())
+    .bind(call.fingerprint.as_slice())
+    .bind(resource)
+    .bind(now)
+    .bind(now - WINDOW)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    if claimed.is_some() {
+        return Ok(None);
+    }
+    let (operation, fingerprint, resource, created_at): (String, Vec<u8>, Uuid, DateTime<Utc>) =
+        sqlx::query_as(
+            "SELECT operation, fingerprint, resource_id, created_at
+               FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key.as_str())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    let stored = StoredKey {
+        operation: crate::tenancy::parse(&operation, str::parse)?,
+        fingerprint: fingerprint
+            .try_into()
+            .map_err(|_| crate::error::corrupt("a fingerprint that is not 32 bytes"))?,
+        resource,
+        created_at,
+    };
+    stored.replay(call.operation, &call.fingerprint).map(Some)
+}

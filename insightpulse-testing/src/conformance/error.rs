@@ -1,0 +1,329 @@
+//! Conformance cases of the error contract (`insightpulse_core::error`).
+//!
+//! Rule guarded here: a uniqueness rule broken through any repository comes
+//! back as the same `Conflict { entity, field }` from every backend — so the
+//! same `code()` and the same `Display` text — and that text names the kind
+//! of row and the field, never the value the caller sent, so a host can log
+//! it as it is.
+
+use super::tenancy::{invitation, saml_config};
+use super::Harness;
+use crate::fixtures::*;
+use chrono::Duration;
+use insightpulse_core::projects::{EnvironmentKind, NewProject};
+use insightpulse_core::tenancy::{NewRole, NewSsoProvider, NewTeam, NewTenant, NewUser, RoleScope};
+use insightpulse_core::{Context, Entity, Error, IdempotencyKey, Result, TimeZone};
+
+/// Checks one conflict: the exact variant and parts, the code, the text,
+/// and that the text holds none of `sent`.
+fn check<T: std::fmt::Debug>(
+    what: &str,
+    result: Result<T>,
+    (entity, field, text): (Entity, &str, &str),
+    sent: &[&str],
+) {
+    let e = match result {
+        Err(e @ Error::Conflict { .. }) => e,
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    };
+    assert!(
+        matches!(e, Error::Conflict { entity: got, field: f } if got == entity && f == field),
+        "{what}: expected Conflict {{ {entity:?}, {field:?} }}, got {e:?}"
+    );
+    assert_eq!(
+        (e.entity(), e.field()),
+        (Some(entity), Some(field)),
+        "{what}"
+    );
+    assert_eq!(e.code(), "conflict", "{what}");
+    let shown = e.to_string();
+    assert_eq!(shown, text, "{what}");
+    for value in sent {
+        assert!(
+            !shown.to_lowercase().contains(&value.to_lowercase()),
+            "{what}: {shown:?} shows the value {value:?}"
+        );
+    }
+}
+
+/// Every uniqueness rule of the SDK, provoked through the public traits:
+/// each is exactly `Conflict { entity, field }` with its fixed text, which
+/// shows no value sent.
+pub async fn every_conflict_names_its_entity_and_field_only(h: Harness) {
+    let r = &h.repos;
+    let (_, _, actx) = tenant_with_owner(r, "zebracorp").await;
+
+    // tenant / slug
+    let other = signup(r, "okapi@elsewhere.io").await;
+    check(
+        "create_tenant",
+        r.tenants
+            .create_tenant(
+                &Context::user(other.id),
+                NewTenant {
+                    slug: slug("zebracorp"),
+                    name: name("Zebra Corporation"),
+                    timezone: TimeZone::utc(),
+                },
+            )
+            .await,
+        (
+            Entity::Tenant,
+            "slug",
+            "a tenant with this slug already exists",
+        ),
+        &["zebracorp", "Zebra Corporation"],
+    );
+
+    // user / email
+    check(
+        "create_user",
+        r.users
+            .create_user(
+                &system(),
+                NewUser {
+                    email: email("Okapi@Elsewhere.io"),
+                    full_name: Some(name("Olive Okapi")),
+                },
+            )
+            .await,
+        (
+            Entity::User,
+            "email",
+            "a user with this email already exists",
+        ),
+        &["okapi@elsewhere.io", "Olive Okapi"],
+    );
+
+    // member / email: inviting someone who is a member
+    let (quokka, _) = member_with_role(r, &actx, "quokka@zebracorp.io", None).await;
+    check(
+        "invite",
+        r.members
+            .invite(
+                &actx,
+                invitation("quokka@zebracorp.io", None, Duration::days(1)),
+            )
+            .await,
+        (
+            Entity::Member,
+            "email",
+            "a member with this email already exists",
+        ),
+        &["quokka"],
+    );
+
+    // member / user: accepting while already a member
+    let numbat = signup(r, "numbat@zebracorp.io").await;
+    let first = r
+        .members
+        .invite(
+            &actx,
+            invitation("numbat@zebracorp.io", None, Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    let second = r
+        .members
+        .invite(
+            &actx,
+            invitation("numbat@zebracorp.io", None, Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    let as_numbat = Context::user(numbat.id);
+    r.members
+        .accept_invitation(&as_numbat, &first.token)
+        .await
+        .unwrap();
+    let numbat_id = numbat.id.to_string();
+    check(
+        "accept_invitation",
+        r.members.accept_invitation(&as_numbat, &second.token).await,
+        (
+            Entity::Member,
+            "user",
+            "a member with this user already exists",
+        ),
+        &["numbat", &numbat_id],
+    );
+
+    // team / slug
+    let team = NewTeam {
+        slug: slug("wombat-squad"),
+        name: name("Wombat Squad"),
+    };
+    let squad = r.teams.create_team(&actx, team.clone()).await.unwrap();
+    check(
+        "create_team",
+        r.teams.create_team(&actx, team).await,
+        (Entity::Team, "slug", "a team with this slug already exists"),
+        &["wombat"],
+    );
+
+    // team_member / user
+    r.teams
+        .add_team_member(&actx, squad.id, quokka.id)
+        .await
+        .unwrap();
+    let quokka_id = quokka.id.to_string();
+    check(
+        "add_team_member",
+        r.teams.add_team_member(&actx, squad.id, quokka.id).await,
+        (
+            Entity::TeamMember,
+            "user",
+            "a team member with this user already exists",
+        ),
+        &[&quokka_id],
+    );
+
+    // role / name
+    let role = NewRole {
+        name: name("Pangolin Keeper"),
+        scope: RoleScope::Global,
+        description: None,
+        permissions: codes(&["ticket.read"]),
+    };
+    let keeper = r.rbac.create_role(&actx, role.clone()).await.unwrap();
+    check(
+        "create_role",
+        r.rbac.create_role(&actx, role).await,
+        (Entity::Role, "name", "a role with this name already exists"),
+        &["Pangolin"],
+    );
+
+    // role_grant / role
+    r.rbac
+        .grant_role(&actx, quokka.id, keeper.id, None)
+        .await
+        .unwrap();
+    let keeper_id = keeper.id.to_string();
+    check(
+        "grant_role",
+        r.rbac.grant_role(&actx, quokka.id, keeper.id, None).await,
+        (
+            Entity::RoleGrant,
+            "role",
+            "a role grant with this role already exists",
+        ),
+        &[&keeper_id, &quokka_id],
+    );
+
+    // sso_provider / name
+    let provider = NewSsoProvider {
+        name: name("Axolotl Login"),
+        config: saml_config(),
+    };
+    let axolotl = r
+        .sso
+        .create_provider(&actx, provider.clone())
+        .await
+        .unwrap();
+    check(
+        "create_provider",
+        r.sso.create_provider(&actx, provider).await,
+        // Core's `Entity::article` gives "a" here ("an SSO provider" reads
+        // right); this pins what both backends show until core changes it.
+        (
+            Entity::SsoProvider,
+            "name",
+            "an SSO provider with this name already exists",
+        ),
+        &["Axolotl", "idp.example.com"],
+    );
+
+    // identity / subject
+    r.sso
+        .link_identity(&actx, axolotl.id, "subject-tapir-42", quokka.id)
+        .await
+        .unwrap();
+    check(
+        "link_identity",
+        r.sso
+            .link_identity(&actx, axolotl.id, "subject-tapir-42", numbat.id)
+            .await,
+        (
+            Entity::Identity,
+            "subject",
+            "an identity with this subject already exists",
+        ),
+        &["tapir", &numbat_id],
+    );
+
+    // project / slug
+    let new_project = NewProject {
+        slug: slug("capybara"),
+        name: name("Capybara Portal"),
+        description: Some("the capybara site".to_owned()),
+    };
+    let capybara = r
+        .projects
+        .create_project(&actx, new_project.clone())
+        .await
+        .unwrap();
+    check(
+        "create_project",
+        r.projects.create_project(&actx, new_project).await,
+        (
+            Entity::Project,
+            "slug",
+            "a project with this slug already exists",
+        ),
+        &["capybara"],
+    );
+
+    // environment / kind
+    r.projects
+        .create_environment(&actx, capybara.id, EnvironmentKind::Staging)
+        .await
+        .unwrap();
+    let capybara_id = capybara.id.to_string();
+    check(
+        "create_environment",
+        r.projects
+            .create_environment(&actx, capybara.id, EnvironmentKind::Staging)
+            .await,
+        // Core's `Entity::article` gives "a" here ("an environment" reads
+        // right); this pins what both backends show until core changes it.
+        (
+            Entity::Environment,
+            "kind",
+            "an environment with this kind already exists",
+        ),
+        &["staging", &capybara_id],
+    );
+
+    // idempotency_key / key
+    let keyed = actx
+        .clone()
+        .with_idempotency_key(IdempotencyKey::parse("narwhal-key-7").unwrap());
+    r.teams
+        .create_team(
+            &keyed,
+            NewTeam {
+                slug: slug("narwhals"),
+                name: name("Narwhals"),
+            },
+        )
+        .await
+        .unwrap();
+    check(
+        "a reused idempotency key",
+        r.teams
+            .create_team(
+                &keyed,
+                NewTeam {
+                    slug: slug("belugas"),
+                    name: name("Belugas"),
+                },
+            )
+            .await,
+        (
+            Entity::IdempotencyKey,
+            "key",
+            "an idempotency key with this key already exists",
+        ),
+        &["narwhal", "beluga"],
+    );
+}

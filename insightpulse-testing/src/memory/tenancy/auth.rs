@@ -1,0 +1,213 @@
+//! Sign-up, sign-in and API-key authentication in memory: the calls a host
+//! makes before it has a context. Argon2 runs without the state's lock.
+
+use super::super::{Idempotent, MemoryBackend, State, UserRow};
+use async_trait::async_trait;
+use insightpulse_core::audit::{Actor, AuditEvent, Diff};
+use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::tenancy::tokens::{last_use_due, prefix_of, TokenKind};
+use insightpulse_core::tenancy::{passwords, AuthRepo, SignUp, SignedIn, SignedUp, User};
+use insightpulse_core::{
+    ApiKeyPrincipal, Context, Credential, Email, Entity, Error, ExposeSecret, Rejection,
+    RequestMeta, Result, SecretString, TenantId, UserId,
+};
+
+/// An earlier sign-up under the same key: its tenant, and the account now
+/// holding the email with its password hash.
+type Earlier = (TenantId, Option<UserId>, Option<String>);
+
+impl MemoryBackend {
+    /// Replays an earlier sign-up for whoever knows its password; anyone
+    /// else finds the email taken.
+    fn replay_sign_up(
+        &self,
+        (tenant, user, stored): Earlier,
+        password: &SecretString,
+        request: &RequestMeta,
+    ) -> Result<SignedUp> {
+        match user {
+            Some(user) if passwords::verify(password, stored.as_deref(), self.password_cost) => {
+                self.signed_up(user, tenant, request.clone())
+            }
+            _ => Err(Error::conflict(Entity::User, "email")),
+        }
+    }
+
+    /// What a sign-up made, as the rows are now.
+    fn signed_up(&self, user: UserId, tenant: TenantId, request: RequestMeta) -> Result<SignedUp> {
+        let st = self.lock();
+        let user_row = st
+            .users
+            .get(&user)
+            .ok_or_else(|| Error::not_found(Entity::User))?;
+        let tenant_row = st
+            .tenants
+            .get(&tenant)
+            .ok_or_else(|| Error::not_found(Entity::Tenant))?;
+        let membership = st
+            .memberships
+            .get(&(tenant, user))
+            .ok_or_else(|| Error::not_found(Entity::Member))?;
+        Ok(SignedUp {
+            user: user_row.user.clone(),
+            tenant: tenant_row.clone(),
+            membership: membership.m.clone(),
+            ctx: Context::user(user).in_tenant(tenant).with_request(request),
+        })
+    }
+}
+
+#[async_trait]
+impl AuthRepo for MemoryBackend {
+    async fn sign_up(&self, request: RequestMeta, new: SignUp) -> Result<SignedUp> {
+        let ctx = Context::system("sign-up").with_request(request.clone());
+        self.run(&ctx, "AuthRepo.sign_up", || {
+            let call = Idempotent::new(
+                Operation::SignUp,
+                None,
+                &(&new.email, &new.full_name, &new.tenant),
+            )?;
+            let scope = idempotency::sign_up_scope(&new.email);
+            // What an earlier sign-up under the key made, with the account's
+            // password hash to check this caller against.
+            let earlier = |st: &State| -> Result<Option<Earlier>> {
+                Ok(st
+                    .replayed(&scope, &request, &call, self.now())?
+                    .map(|tenant| {
+                        let user = st.user_by_email.get(&new.email).copied();
+                        let stored = user.and_then(|u| st.users[&u].password_hash.clone());
+                        (TenantId(tenant), user, stored)
+                    }))
+            };
+            let replay = earlier(&self.lock())?;
+            if let Some(earlier) = replay {
+                return self.replay_sign_up(earlier, &new.password, &request);
+            }
+            let phc = passwords::hash(&new.password, self.password_cost)?;
+            let now = self.now();
+            let mut st = self.lock();
+            // A racing sign-up with the key may have finished while argon2
+            // ran without the lock: replay it rather than conflict with it.
+            if let Some(earlier) = earlier(&st)? {
+                drop(st);
+                return self.replay_sign_up(earlier, &new.password, &request);
+            }
+            if st.user_by_email.contains_key(&new.email) {
+                return Err(Error::conflict(Entity::User, "email"));
+            }
+            if st.tenant_by_slug.contains_key(&new.tenant.slug) {
+                return Err(Error::conflict(Entity::Tenant, "slug"));
+            }
+            let user = User {
+                id: UserId::new(),
+                email: new.email,
+                full_name: new.full_name,
+                has_password: true,
+                created_at: now,
+                updated_at: now,
+            };
+            let user_ctx = Context::user(user.id).with_request(request.clone());
+            st.insert_user(UserRow {
+                user: user.clone(),
+                password_hash: Some(phc),
+            });
+            let tenant = st.create_tenant_owned_by(&user_ctx, user.id, new.tenant, now)?;
+            st.remember(scope, &request, call, tenant.id.0, now);
+            let membership = st.memberships[&(tenant.id, user.id)].m.clone();
+            Ok(SignedUp {
+                user,
+                membership,
+                ctx: user_ctx.in_tenant(tenant.id),
+                tenant,
+            })
+        })
+    }
+
+    async fn sign_in(
+        &self,
+        email: &Email,
+        password: &SecretString,
+        request: RequestMeta,
+    ) -> Result<SignedIn> {
+        let ctx = Context::system("sign-in").with_request(request.clone());
+        self.run(&ctx, "AuthRepo.sign_in", || {
+            let found = {
+                let st = self.lock();
+                st.user_by_email
+                    .get(email)
+                    .and_then(|u| st.users.get(u))
+                    .map(|u| (u.user.clone(), u.password_hash.clone()))
+            };
+            let (user, stored) = found.map_or((None, None), |(u, h)| (Some(u), h));
+            match user {
+                Some(user)
+                    if passwords::verify(password, stored.as_deref(), self.password_cost) =>
+                {
+                    Ok(SignedIn {
+                        ctx: Context::user(user.id).with_request(request.clone()),
+                        user,
+                    })
+                }
+                _ => Err(Error::unauthenticated(
+                    Credential::Password,
+                    Rejection::Unknown,
+                )),
+            }
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        presented: &SecretString,
+        request: RequestMeta,
+    ) -> Result<Context> {
+        let ctx = Context::system("authenticate an API key").with_request(request.clone());
+        self.run(&ctx, "AuthRepo.authenticate", || {
+            let presented = presented.expose_secret();
+            let reject = |r| Error::unauthenticated(Credential::ApiKey, r);
+            let prefix = prefix_of(TokenKind::ApiKey, presented).map_err(reject)?;
+            let now = self.now();
+            let mut st = self.lock();
+            let key = st
+                .api_keys_with_prefix(prefix)
+                .find(|key| {
+                    st.api_keys
+                        .get(key)
+                        .is_some_and(|k| self.hasher.matches(presented, &k.hash))
+                })
+                .ok_or_else(|| reject(Rejection::Unknown))?;
+            let row = st
+                .api_keys
+                .get_mut(&key)
+                .ok_or_else(|| reject(Rejection::Unknown))?;
+            if row.key.revoked_at.is_some() {
+                return Err(reject(Rejection::Revoked));
+            }
+            if row.key.expires_at.is_some_and(|e| now >= e) {
+                return Err(reject(Rejection::Expired));
+            }
+            let first_use = row.key.last_used_at.is_none();
+            let event = AuditEvent::new(
+                "api_key.first_used",
+                "api_key",
+                Some(row.key.id),
+                Diff::new(),
+            )?;
+            if last_use_due(row.key.last_used_at, now) {
+                row.key.last_used_at = Some(now);
+            }
+            let principal = ApiKeyPrincipal {
+                key_id: row.key.id,
+                tenant_id: row.key.tenant_id,
+                project_id: row.key.project_id,
+                environment_id: row.environment_id(),
+                permissions: row.key.permissions.clone(),
+            };
+            if first_use {
+                let (t, actor) = (principal.tenant_id, Actor::ApiKey(principal.key_id));
+                st.append_audit(t, actor, &request, event, now);
+            }
+            Ok(Context::api_key(principal).with_request(request.clone()))
+        })
+    }
+}

@@ -1,0 +1,236 @@
+//! SSO providers and federated identities.
+
+use super::super::{MemoryBackend, TenantRows};
+use super::MAX_SUBJECT_CHARS;
+use async_trait::async_trait;
+use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
+use insightpulse_core::{
+    Context, Entity, Error, IdentityId, PermissionCode, Result, SsoProviderId, StateRule, TenantId,
+    UserId,
+};
+
+impl super::super::State {
+    fn provider(&self, t: TenantId, id: SsoProviderId) -> Result<&SsoProvider> {
+        self.providers
+            .get(&(t, id))
+            .ok_or_else(|| Error::not_found(Entity::SsoProvider))
+    }
+}
+
+#[async_trait]
+impl SsoRepo for MemoryBackend {
+    async fn create_provider(&self, ctx: &Context, new: NewSsoProvider) -> Result<SsoProvider> {
+        self.run(ctx, "SsoRepo.create_provider", || {
+            new.config.validate()?;
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
+            if st.providers.of_tenant(t).any(|p| p.name == new.name) {
+                return Err(Error::conflict(Entity::SsoProvider, "name"));
+            }
+            let provider = SsoProvider {
+                id: SsoProviderId::new(),
+                tenant_id: t,
+                name: new.name,
+                config: new.config,
+                enabled: true,
+                created_at: now,
+                updated_at: now,
+            };
+            let event = AuditEvent::new(
+                "sso_provider.created",
+                "sso_provider",
+                Some(provider.id),
+                Diff::new()
+                    .set("name", &provider.name)
+                    .set("kind", provider.config.kind())
+                    .set("enabled", provider.enabled),
+            )?;
+            st.providers.insert((t, provider.id), provider.clone());
+            st.audit(ctx, t, event, now);
+            Ok(provider)
+        })
+    }
+
+    async fn list_providers(&self, ctx: &Context) -> Result<Vec<SsoProvider>> {
+        self.run(ctx, "SsoRepo.list_providers", || {
+            let st = self.lock();
+            let Some(t) = st.list_tenant(ctx)? else {
+                return Ok(Vec::new());
+            };
+            let mut out: Vec<SsoProvider> = st.providers.of_tenant(t).cloned().collect();
+            out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+            Ok(out)
+        })
+    }
+
+    async fn update_provider(
+        &self,
+        ctx: &Context,
+        id: SsoProviderId,
+        config: Option<SsoConfig>,
+        enabled: Option<bool>,
+    ) -> Result<SsoProvider> {
+        self.run(ctx, "SsoRepo.update_provider", || {
+            if let Some(c) = &config {
+                c.validate()?;
+            }
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
+            let p = st
+                .providers
+                .get_mut(&(t, id))
+                .ok_or_else(|| Error::not_found(Entity::SsoProvider))?;
+            // The config itself may hold key material: only whether it
+            // changed is recorded.
+            let event = AuditEvent::new(
+                "sso_provider.updated",
+                "sso_provider",
+                Some(id),
+                Diff::new()
+                    .change("enabled", p.enabled, enabled.unwrap_or(p.enabled))
+                    .set("config_changed", config.is_some()),
+            )?;
+            if let Some(c) = config {
+                p.config = c;
+            }
+            if let Some(e) = enabled {
+                p.enabled = e;
+            }
+            p.updated_at = now;
+            let updated = p.clone();
+            st.audit(ctx, t, event, now);
+            Ok(updated)
+        })
+    }
+
+    async fn delete_provider(&self, ctx: &Context, id: SsoProviderId) -> Result<()> {
+        self.run(ctx, "SsoRepo.delete_provider", || {
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
+            let name = st.provider(t, id)?.name.clone();
+            let event = AuditEvent::new(
+                "sso_provider.deleted",
+                "sso_provider",
+                Some(id),
+                Diff::new().set("name", name),
+            )?;
+            st.delete_provider(t, id);
+            st.audit(ctx, t, event, now);
+            Ok(())
+        })
+    }
+
+    async fn link_identity(
+        &self,
+        ctx: &Context,
+        provider: SsoProviderId,
+        subject: &str,
+        user: UserId,
+    ) -> Result<Identity> {
+        self.run(ctx, "SsoRepo.link_identity", || {
+            let subject = subject.trim();
+            if subject.is_empty() || subject.chars().count() > MAX_SUBJECT_CHARS {
+                return Err(Error::validation("subject", "must be 1 to 255 characters"));
+            }
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
+            st.provider(t, provider)?;
+            if !st.memberships.contains_key(&(t, user)) {
+                return Err(Error::not_found(Entity::Member));
+            }
+            if st
+                .identities
+                .of_tenant(t)
+                .any(|i| i.provider_id == provider && i.subject == subject)
+            {
+                return Err(Error::conflict(Entity::Identity, "subject"));
+            }
+            let identity = Identity {
+                id: IdentityId::new(),
+                tenant_id: t,
+                provider_id: provider,
+                subject: subject.to_owned(),
+                user_id: user,
+                created_at: now,
+            };
+            let event = AuditEvent::new(
+                "identity.linked",
+                "identity",
+                Some(identity.id),
+                Diff::new()
+                    .set("provider_id", provider)
+                    .set("user_id", user),
+            )?;
+            st.identities.insert((t, identity.id), identity.clone());
+            st.audit(ctx, t, event, now);
+            Ok(identity)
+        })
+    }
+
+    async fn find_user_by_identity(
+        &self,
+        ctx: &Context,
+        provider: SsoProviderId,
+        subject: &str,
+    ) -> Result<Option<User>> {
+        self.run(ctx, "SsoRepo.find_user_by_identity", || {
+            let st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            if !st.provider(t, provider)?.enabled {
+                return Err(Error::invalid_state(
+                    Entity::SsoProvider,
+                    StateRule::ProviderDisabled,
+                ));
+            }
+            let user = st
+                .identities
+                .of_tenant(t)
+                .find(|i| i.provider_id == provider && i.subject == subject)
+                .and_then(|i| st.users.get(&i.user_id))
+                .map(|u| u.user.clone());
+            Ok(user)
+        })
+    }
+
+    async fn list_identities(&self, ctx: &Context, user: UserId) -> Result<Vec<Identity>> {
+        self.run(ctx, "SsoRepo.list_identities", || {
+            let st = self.lock();
+            let Some(t) = st.list_tenant(ctx)? else {
+                return Ok(Vec::new());
+            };
+            let mut out: Vec<Identity> = st
+                .identities
+                .of_tenant(t)
+                .filter(|i| i.user_id == user)
+                .cloned()
+                .collect();
+            out.sort_by_key(|i| (i.created_at, i.id));
+            Ok(out)
+        })
+    }
+
+    async fn unlink_identity(&self, ctx: &Context, id: IdentityId) -> Result<()> {
+        self.run(ctx, "SsoRepo.unlink_identity", || {
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.visible_tenant(ctx)?;
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
+            if !st.identities.contains_key(&(t, id)) {
+                return Err(Error::not_found(Entity::Identity));
+            }
+            let event = AuditEvent::new("identity.unlinked", "identity", Some(id), Diff::new())?;
+            st.identities.remove(&(t, id));
+            st.audit(ctx, t, event, now);
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Users: accounts, profiles and passwords.
+
+use super::super::{MemoryBackend, UserRow};
+use async_trait::async_trait;
+use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
+use insightpulse_core::{
+    Context, Email, Entity, Error, Name, Principal, Requirement, Result, SecretString, UserId,
+};
+
+#[async_trait]
+impl UserRepo for MemoryBackend {
+    async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User> {
+        self.run(ctx, "UserRepo.create_user", || {
+            if !ctx.is_system() {
+                return Err(Error::denied(Requirement::System));
+            }
+            let now = self.now();
+            let mut st = self.lock();
+            if st.user_by_email.contains_key(&new.email) {
+                return Err(Error::conflict(Entity::User, "email"));
+            }
+            let user = User {
+                id: UserId::new(),
+                email: new.email,
+                full_name: new.full_name,
+                has_password: false,
+                created_at: now,
+                updated_at: now,
+            };
+            st.insert_user(UserRow {
+                user: user.clone(),
+                password_hash: None,
+            });
+            Ok(user)
+        })
+    }
+
+    async fn get_user(&self, ctx: &Context, id: UserId) -> Result<User> {
+        self.run(ctx, "UserRepo.get_user", || {
+            let st = self.lock();
+            if st.user_visible(ctx, id) {
+                Ok(st.users[&id].user.clone())
+            } else {
+                Err(Error::not_found(Entity::User))
+            }
+        })
+    }
+
+    async fn find_user_by_email(&self, ctx: &Context, email: &Email) -> Result<Option<User>> {
+        self.run(ctx, "UserRepo.find_user_by_email", || {
+            let st = self.lock();
+            Ok(st
+                .user_by_email
+                .get(email)
+                .filter(|u| st.user_visible(ctx, **u))
+                .map(|u| st.users[u].user.clone()))
+        })
+    }
+
+    async fn update_profile(&self, ctx: &Context, full_name: Option<Name>) -> Result<User> {
+        self.run(ctx, "UserRepo.update_profile", || {
+            let me = ctx.require_user()?;
+            let now = self.now();
+            let mut st = self.lock();
+            let row = st
+                .users
+                .get_mut(&me)
+                .ok_or_else(|| Error::not_found(Entity::User))?;
+            row.user.full_name = full_name;
+            row.user.updated_at = now;
+            Ok(row.user.clone())
+        })
+    }
+
+    async fn set_password(
+        &self,
+        ctx: &Context,
+        user: UserId,
+        password: &SecretString,
+    ) -> Result<()> {
+        self.run(ctx, "UserRepo.set_password", || {
+            // Validates (and hashes) before touching any state.
+            let phc = passwords::hash(password, self.password_cost)?;
+            let now = self.now();
+            let mut st = self.lock();
+            let allowed = match ctx.principal() {
+                Principal::System { .. } => true,
+                Principal::User(me) => *me == user,
+                Principal::ApiKey(_) => false,
+            };
+            if !st.user_visible(ctx, user) {
+                return Err(Error::not_found(Entity::User));
+            }
+            if !allowed {
+                return Err(Error::denied(Requirement::SameUserOrSystem));
+            }
+            let row = st
+                .users
+                .get_mut(&user)
+                .ok_or_else(|| Error::not_found(Entity::User))?;
+            row.password_hash = Some(phc);
+            row.user.has_password = true;
+            row.user.updated_at = now;
+            Ok(())
+        })
+    }
+}
