@@ -62,14 +62,14 @@ async fn main() -> Result<(), insightpulse::Error> {
         )
         .await
         .expect_err("the slug is taken");
-    let bob = repos
+    let bobs = repos
         .auth
         .sign_up(
             request("quickstart-3"),
             sign_up("bob", format!("bob-{run}"))?,
         )
-        .await?
-        .user;
+        .await?;
+    let bob = bobs.user.clone();
     println!(
         "1. signed up {} (tenant {}) and {}; Bob's first try: {} [{}]",
         ada.user.email,
@@ -347,6 +347,9 @@ async fn main() -> Result<(), insightpulse::Error> {
             .await?,
         repos.privacy.consent_history(&bob_ctx, bob.id).await?.len()
     );
+    // Bob closes his account: his own workspace first (he is its last
+    // owner, which erasure refuses to orphan), then himself.
+    repos.tenants.delete_tenant(&bobs.ctx).await?;
     let erased = repos
         .privacy
         .erase_user(&Context::user(bob.id), bob.id)
