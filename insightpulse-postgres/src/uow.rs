@@ -6,10 +6,10 @@
 //! mode) never carries one caller's identity into the next call.
 //!
 //! Cost: round trips dominate (measured in `benches/foundation.rs`), so
-//! - a general unit of work ([`PgBackend::begin`], a [`Tx`]) sends `BEGIN`,
+//! - a general unit of work (`PgBackend::begin`, a [`Tx`]) sends `BEGIN`,
 //!   the role and the claims in **one** simple-query message, then its
 //!   statements, then its audit entries and `COMMIT` in one more message;
-//! - a hot single-statement read ([`PgBackend::read_once`]) sends
+//! - a hot single-statement read (`PgBackend::read_once`) sends
 //!   everything — `BEGIN`, role, claims, `EXECUTE` of a server-side
 //!   prepared statement, `COMMIT` — in **one** message: one round trip, like
 //!   the bare query it replaces, and a cached plan (a plain multi-statement
