@@ -124,7 +124,7 @@ pub async fn pool(url: &str, max: u32) -> PgPool {
     let options: PgConnectOptions = url.parse().expect("a PostgreSQL URL");
     PgPoolOptions::new()
         .max_connections(max)
-        .connect_with(options.options([("search_path", "insightpulse, public")]))
+        .connect_with(options.options([("search_path", "insightpulse,public")]))
         .await
         .expect("connect")
 }
