@@ -15,6 +15,23 @@
 -- tolerantly of a concurrent migration creating the same role in another
 -- database), and never altered: on Supabase they already exist with the
 -- same names and meaning.
+-- The migrating role owns the SDK's tables and its SECURITY DEFINER
+-- functions (the chain trigger, the membership helpers, the retention and
+-- partition paths). Row level security is forced on every table, for the
+-- owner too, and no policy names the owner: only a superuser or a role with
+-- BYPASSRLS (Supabase's `postgres`, or a role granted it) lets those
+-- functions see the rows they guard. Refuse anything else here, before
+-- anything is created, rather than fail on the first audited change.
+DO $migrator$
+BEGIN
+    IF NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'insightpulse migrations need a superuser or a role with BYPASSRLS; % has neither', current_user
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'ALTER ROLE ' || quote_ident(current_user) || ' BYPASSRLS (as a superuser), or migrate as one';
+    END IF;
+END
+$migrator$;
+
 CREATE SCHEMA IF NOT EXISTS insightpulse;
 CREATE SCHEMA IF NOT EXISTS insightpulse_auth;
 SET search_path TO insightpulse, pg_temp;

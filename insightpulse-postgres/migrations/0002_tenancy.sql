@@ -406,24 +406,6 @@ CREATE TRIGGER org_memberships_guard_ownership
     BEFORE UPDATE OR DELETE ON org_memberships
     FOR EACH ROW EXECUTE FUNCTION insightpulse.guard_ownership();
 
--- ---------------------------------------------------------------------------
--- A migrating role that is neither superuser nor BYPASSRLS is itself subject
--- to the forced RLS below (and no policy names it), so SECURITY DEFINER
--- functions owned by it would see no rows at all. In that case the definer
--- functions are handed to service_role (BYPASSRLS, ALL on every table); a
--- superuser migrator keeps them.
--- ---------------------------------------------------------------------------
-DO $owner$
-BEGIN
-    IF NOT (SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-        GRANT CREATE ON SCHEMA insightpulse, insightpulse_auth TO service_role;
-        ALTER FUNCTION insightpulse_auth.user_tenant_ids() OWNER TO service_role;
-        ALTER FUNCTION insightpulse_auth.is_tenant_owner(uuid) OWNER TO service_role;
-        ALTER FUNCTION insightpulse_auth.user_has_permission(text, uuid, uuid) OWNER TO service_role;
-        ALTER FUNCTION insightpulse.check_tenant_has_active_owner() OWNER TO service_role;
-    END IF;
-END
-$owner$;
 
 -- ---------------------------------------------------------------------------
 -- Seed (before RLS is forced: a non-superuser owner could not insert after).

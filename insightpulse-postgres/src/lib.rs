@@ -62,8 +62,10 @@ pub struct PgBackend {
 
 impl PgBackend {
     /// Wraps an existing pool (the host's own may be shared). Its login
-    /// role may be a superuser or the schema owner: every unit of work
-    /// switches to `authenticated` or `service_role` before touching data.
+    /// role must be able to `SET ROLE` to `authenticated` and
+    /// `service_role` (the migrations grant both to the role that runs
+    /// them, which must be a superuser or have BYPASSRLS): every unit of
+    /// work switches to one of them before touching data.
     /// API keys and invitation tokens are hashed with `hasher` (see
     /// [`TokenHasher::new`]: the pepper is the host's configuration);
     /// time comes from the system clock.

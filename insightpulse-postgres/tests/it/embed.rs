@@ -362,3 +362,59 @@ async fn the_seeds_examples_run_verbatim_on_the_search_path(pool: PgPool) {
     let slugs: Vec<String> = rows.iter().map(|r| r.get("slug")).collect();
     assert_eq!(slugs, ["acme"]);
 }
+
+/// A migrating role that is neither a superuser nor BYPASSRLS would own
+/// SECURITY DEFINER functions that forced RLS blinds: it is refused before
+/// anything of the SDK is created.
+#[sqlx::test(migrations = false)]
+async fn a_migrator_without_bypassrls_is_refused_up_front(pool: PgPool) {
+    let role = format!("ip_plain_{}", uuid::Uuid::new_v4().simple());
+    let db: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("GRANT CREATE ON DATABASE \"{db}\" TO {role}"),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+    let plain = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone().username(&role))
+        .await
+        .unwrap();
+    let backend = insightpulse_postgres::PgBackend::from_pool(
+        plain.clone(),
+        insightpulse_core::tenancy::tokens::TokenHasher::insecure_development(),
+    );
+    let err = backend.migrate().await.unwrap_err();
+    plain.close().await;
+    let insightpulse_core::Error::Backend(source) = &err else {
+        panic!("{err:?}");
+    };
+    let Some(MigrateError::Database {
+        version: Some(1),
+        source: sqlx::Error::Database(db_err),
+    }) = source.downcast_ref::<MigrateError>()
+    else {
+        panic!("{source}");
+    };
+    assert_eq!(db_err.code().as_deref(), Some("42501"), "{db_err}");
+    assert!(db_err.message().contains("BYPASSRLS"), "{db_err}");
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class
+          WHERE relnamespace = 'insightpulse'::regnamespace AND relname NOT LIKE '\\_migrations%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0);
+    for sql in [
+        format!("REVOKE CREATE ON DATABASE \"{db}\" FROM {role}"),
+        "DROP SCHEMA insightpulse CASCADE".to_owned(),
+        format!("DROP ROLE {role}"),
+    ] {
+        sqlx::query(&sql).execute(&pool).await.unwrap();
+    }
+}
