@@ -17,7 +17,7 @@
 //! - **The trail outlives its tenant.** Deleting a tenant keeps its chain;
 //!   from then on only the system can read it.
 
-use super::{Idempotent, MemoryBackend, State};
+use super::{MemoryBackend, State};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::chain::{self, ChainHead, StoredEntry, GENESIS};
@@ -26,7 +26,7 @@ use insightpulse_core::audit::{
     KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::clock::truncate_to_micros;
-use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::{
     AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType, TenantId, UserId,
 };
@@ -221,7 +221,7 @@ impl AuditRepo for MemoryBackend {
     async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
         self.run(ctx, "AuditRepo.record", || {
             let t = ctx.require_tenant()?;
-            let call = Idempotent::new(
+            let call = Call::new(
                 Operation::RecordAuditEvent,
                 Some(t),
                 &(

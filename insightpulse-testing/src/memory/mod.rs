@@ -14,12 +14,13 @@
 //! `audit.rs`), as PostgreSQL writes it in the same transaction.
 
 mod audit;
+mod idempotency;
 mod privacy;
 mod projects;
 mod tenancy;
 
 use crate::conformance::Harness;
-use insightpulse_core::idempotency::{self, Operation, StoredKey};
+use insightpulse_core::idempotency::StoredKey;
 use insightpulse_core::privacy::{Consent, DataCategory, DataPolicy};
 use insightpulse_core::projects::{Environment, Project};
 use insightpulse_core::tenancy::catalog::BUILTIN_ROLES;
@@ -32,8 +33,7 @@ use insightpulse_core::tenancy::{
 use insightpulse_core::{
     ApiKeyId, Clock, Context, Email, Entity, EnvironmentId, Error, IdempotencyKey, IdentityId,
     InvitationId, ManualClock, Name, PermissionCode, Principal, ProjectId, Repos, ReposBuilder,
-    RequestMeta, Result, RoleGrantId, RoleId, Slug, SsoProviderId, SystemClock, TeamId, TenantId,
-    UserId,
+    Result, RoleGrantId, RoleId, Slug, SsoProviderId, SystemClock, TeamId, TenantId, UserId,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -199,26 +199,6 @@ impl KeyRow {
             insightpulse_core::tenancy::ApiKeyScope::Environment(e) => Some(e),
             _ => None,
         }
-    }
-}
-
-/// One create call that honours an idempotency key: its operation and the
-/// fingerprint of its input.
-pub(crate) struct Idempotent {
-    pub operation: Operation,
-    pub fingerprint: [u8; 32],
-}
-
-impl Idempotent {
-    pub fn new(
-        operation: Operation,
-        tenant: Option<TenantId>,
-        input: &impl serde::Serialize,
-    ) -> Result<Self> {
-        Ok(Self {
-            operation,
-            fingerprint: idempotency::fingerprint(operation, tenant, input)?,
-        })
     }
 }
 
@@ -502,52 +482,6 @@ impl State {
             .range((t, TeamId::min_id(), UserId::min_id())..)
             .take_while(move |(tt, _, _)| *tt == t)
             .map(|(_, team, u)| (*team, *u))
-    }
-
-    // --- idempotency ------------------------------------------------------
-
-    /// The row an earlier call made, when this call (`operation` with
-    /// `input`, in `scope`) repeats it under the request's idempotency key;
-    /// `None` to go ahead (no key, or none live); a `Conflict` on the key
-    /// when the key was used for something else.
-    pub fn replayed(
-        &self,
-        scope: &str,
-        request: &RequestMeta,
-        call: &Idempotent,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<insightpulse_core::uuid::Uuid>> {
-        let Some(key) = &request.idempotency_key else {
-            return Ok(None);
-        };
-        match self.idempotency.get(&(scope.to_owned(), key.clone())) {
-            Some(stored) if stored.is_live(now) => {
-                stored.replay(call.operation, &call.fingerprint).map(Some)
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Remembers that this call made `resource` (when it carries a key).
-    pub fn remember(
-        &mut self,
-        scope: String,
-        request: &RequestMeta,
-        call: Idempotent,
-        resource: insightpulse_core::uuid::Uuid,
-        now: chrono::DateTime<chrono::Utc>,
-    ) {
-        if let Some(key) = &request.idempotency_key {
-            self.idempotency.insert(
-                (scope, key.clone()),
-                StoredKey {
-                    operation: call.operation,
-                    fingerprint: call.fingerprint,
-                    resource,
-                    created_at: now,
-                },
-            );
-        }
     }
 
     // --- visibility -------------------------------------------------------

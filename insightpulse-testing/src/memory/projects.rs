@@ -14,10 +14,10 @@
 //! project) and a failed call write no entry. Both creates honour the
 //! request's idempotency key.
 
-use super::{Idempotent, MemoryBackend, TenantRows};
+use super::{MemoryBackend, TenantRows};
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
 use insightpulse_core::{
     Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, StateRule,
@@ -47,7 +47,7 @@ impl ProjectRepo for MemoryBackend {
                     "must be at most 2000 characters",
                 ));
             }
-            let call = Idempotent::new(Operation::CreateProject, ctx.tenant_id(), &new)?;
+            let call = Call::new(Operation::CreateProject, ctx.tenant_id(), &new)?;
             let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
@@ -222,7 +222,7 @@ impl ProjectRepo for MemoryBackend {
         kind: EnvironmentKind,
     ) -> Result<Environment> {
         self.run(ctx, "ProjectRepo.create_environment", || {
-            let call = Idempotent::new(
+            let call = Call::new(
                 Operation::CreateEnvironment,
                 ctx.tenant_id(),
                 &(project, kind),

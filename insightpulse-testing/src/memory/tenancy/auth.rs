@@ -1,10 +1,10 @@
 //! Sign-up, sign-in and API-key authentication in memory: the calls a host
 //! makes before it has a context. Argon2 runs without the state's lock.
 
-use super::super::{Idempotent, MemoryBackend, State, UserRow};
+use super::super::{MemoryBackend, State, UserRow};
 use async_trait::async_trait;
 use insightpulse_core::audit::{Actor, AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::tokens::{last_use_due, prefix_of, TokenKind};
 use insightpulse_core::tenancy::{passwords, AuthRepo, SignUp, SignedIn, SignedUp, User};
 use insightpulse_core::{
@@ -62,7 +62,7 @@ impl AuthRepo for MemoryBackend {
     async fn sign_up(&self, request: RequestMeta, new: SignUp) -> Result<SignedUp> {
         let ctx = Context::system("sign-up").with_request(request.clone());
         self.run(&ctx, "AuthRepo.sign_up", || {
-            let call = Idempotent::new(
+            let call = Call::new(
                 Operation::SignUp,
                 None,
                 &(&new.email, &new.full_name, &new.tenant),

@@ -1,9 +1,9 @@
 //! Roles, grants and permission checks.
 
-use super::super::{normalized, Idempotent, MemoryBackend, TenantRows};
+use super::super::{normalized, MemoryBackend, TenantRows};
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::catalog::PERMISSIONS;
 use insightpulse_core::tenancy::{NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
@@ -88,7 +88,7 @@ impl RbacRepo for MemoryBackend {
 
     async fn create_role(&self, ctx: &Context, new: NewRole) -> Result<Role> {
         self.run(ctx, "RbacRepo.create_role", || {
-            let call = Idempotent::new(Operation::CreateRole, ctx.tenant_id(), &new)?;
+            let call = Call::new(Operation::CreateRole, ctx.tenant_id(), &new)?;
             let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();

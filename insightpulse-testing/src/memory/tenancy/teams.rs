@@ -1,8 +1,8 @@
 //! Teams and their members.
 
-use super::super::{Idempotent, MemoryBackend, TenantRows};
+use super::super::{MemoryBackend, TenantRows};
 use async_trait::async_trait;
-use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::{NewTeam, Team, TeamRepo};
 use insightpulse_core::{
     Context, Entity, Error, Name, PermissionCode, Result, TeamId, TenantId, UserId,
@@ -20,7 +20,7 @@ impl super::super::State {
 impl TeamRepo for MemoryBackend {
     async fn create_team(&self, ctx: &Context, new: NewTeam) -> Result<Team> {
         self.run(ctx, "TeamRepo.create_team", || {
-            let call = Idempotent::new(Operation::CreateTeam, ctx.tenant_id(), &new)?;
+            let call = Call::new(Operation::CreateTeam, ctx.tenant_id(), &new)?;
             let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();

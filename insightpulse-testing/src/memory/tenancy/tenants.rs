@@ -1,9 +1,9 @@
 //! Tenants: create with the first owner, read, update, delete.
 
-use super::super::{Idempotent, MemoryBackend};
+use super::super::MemoryBackend;
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Operation};
+use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::catalog::ADMIN_ROLE;
 use insightpulse_core::tenancy::{
     Membership, MembershipStatus, NewTenant, RoleGrant, RoleScope, Tenant, TenantRepo, TenantUpdate,
@@ -78,7 +78,7 @@ impl TenantRepo for MemoryBackend {
     async fn create_tenant(&self, ctx: &Context, new: NewTenant) -> Result<Tenant> {
         self.run(ctx, "TenantRepo.create_tenant", || {
             let user = ctx.require_user()?;
-            let call = Idempotent::new(Operation::CreateTenant, None, &new)?;
+            let call = Call::new(Operation::CreateTenant, None, &new)?;
             let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
