@@ -20,7 +20,7 @@ use insightpulse_core::audit::{
     chain, Actor, ActorFilter, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery,
     AuditRepo, ChainVerdict, KeyLabel, PLATFORM_TENANT,
 };
-use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::{
     ApiKeyId, AuditAction, AuditEntryId, Context, Error, Name, RequestMeta, Result, TargetType,
     TenantId, UserId,
@@ -252,8 +252,7 @@ impl AuditRepo for PgBackend {
             } else {
                 require(&mut tx, ctx, t, None, None).await?;
             }
-            let scope = idempotency::scope(ctx);
-            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+            if let Some(done) = claim(&mut tx, ctx, &call, id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return Ok(AuditEntryId(done));
             }

@@ -10,15 +10,36 @@
 use crate::error::db;
 use crate::uow::Tx;
 use chrono::{DateTime, Utc};
-use insightpulse_core::idempotency::{Call, StoredKey, WINDOW};
-use insightpulse_core::{RequestMeta, Result};
+use insightpulse_core::idempotency::{self, Call, StoredKey, WINDOW};
+use insightpulse_core::{Context, RequestMeta, Result};
 use uuid::Uuid;
 
-/// Claims the request's key for `call`, which will make `resource`.
-/// `Ok(None)`: go ahead (no key, a new one, or an expired one reused);
-/// `Ok(Some(id))`: replay the row `id` an earlier call made; a `Conflict`
-/// on the key when it was used for another call.
+/// Claims the key of `ctx`'s request, among its principal's keys, for
+/// `call`, which will make `resource`. `Ok(None)`: go ahead (no key, a new
+/// one, or an expired one reused); `Ok(Some(id))`: replay the row `id` an
+/// earlier call made; a `Conflict` on the key when it was used for another
+/// call.
 pub(crate) async fn claim(
+    tx: &mut Tx,
+    ctx: &Context,
+    call: &Call,
+    resource: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Option<Uuid>> {
+    claim_in(
+        tx,
+        &idempotency::scope(ctx),
+        ctx.request(),
+        call,
+        resource,
+        now,
+    )
+    .await
+}
+
+/// [`claim`] among the keys of `scope` (a sign-up's, which has no
+/// principal yet).
+pub(crate) async fn claim_in(
     tx: &mut Tx,
     scope: &str,
     request: &RequestMeta,

@@ -12,7 +12,7 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
 use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result, Slug, TenantId};
 use insightpulse_core::{Entity, PermissionCode, StateRule};
@@ -181,8 +181,7 @@ impl ProjectRepo for PgBackend {
                 None,
             )
             .await?;
-            let scope = idempotency::scope(ctx);
-            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+            if let Some(done) = claim(&mut tx, ctx, &call, id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return self.get_project(ctx, ProjectId(done)).await;
             }
@@ -339,8 +338,7 @@ impl ProjectRepo for PgBackend {
                 Some(id),
             )
             .await?;
-            let scope = idempotency::scope(ctx);
-            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, env_id.0, now).await? {
+            if let Some(done) = claim(&mut tx, ctx, &call, env_id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return self.get_environment(ctx, EnvironmentId(done)).await;
             }

@@ -41,6 +41,31 @@ pub fn last_use_due(
     last.is_none_or(|t| now - t >= LAST_USED_INTERVAL)
 }
 
+/// Whether a key whose secret matched may act at `now`: `Revoked` once it
+/// is revoked, `Expired` from its expiry on (the rule of every backend).
+///
+/// ```
+/// use insightpulse_core::tenancy::tokens::usable;
+/// use insightpulse_core::Rejection;
+/// let now = chrono::Utc::now();
+/// assert_eq!(usable(None, Some(now), now), Err(Rejection::Expired));
+/// assert_eq!(usable(Some(now), None, now), Err(Rejection::Revoked));
+/// assert_eq!(usable(None, Some(now + chrono::Duration::seconds(1)), now), Ok(()));
+/// ```
+pub fn usable(
+    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::result::Result<(), Rejection> {
+    if revoked_at.is_some() {
+        Err(Rejection::Revoked)
+    } else if expires_at.is_some_and(|e| now >= e) {
+        Err(Rejection::Expired)
+    } else {
+        Ok(())
+    }
+}
+
 /// The kind of token, which fixes its textual prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {

@@ -14,7 +14,7 @@ use super::traced;
 use super::users::{blocking, copy, Row as UserRow, WithHash, COLS as USER_COLS};
 use crate::audit::append;
 use crate::error::db;
-use crate::idempotency::claim;
+use crate::idempotency::claim_in;
 use crate::uow::{quote_literal, Prepared};
 use crate::PgBackend;
 use async_trait::async_trait;
@@ -147,7 +147,9 @@ impl AuthRepo for PgBackend {
             let (user_id, tenant_id) = (UserId::new(), TenantId::new());
             let mut tx = self.begin(&system).await?;
             let scope = idempotency::sign_up_scope(&new.email);
-            if let Some(tenant) = claim(&mut tx, &scope, &request, &call, tenant_id.0, now).await? {
+            if let Some(tenant) =
+                claim_in(&mut tx, &scope, &request, &call, tenant_id.0, now).await?
+            {
                 tx.commit().await.map_err(db)?;
                 // Only whoever knows the password replays a sign-up.
                 let account = self.account(&new.email).await?;
@@ -253,12 +255,7 @@ impl AuthRepo for PgBackend {
                 .find(|c| self.hasher.matches(presented, &c.key_hash))
                 .map(|c| c.key)
                 .ok_or(reject(Rejection::Unknown))?;
-            if key.revoked_at.is_some() {
-                return Err(reject(Rejection::Revoked));
-            }
-            if key.expires_at.is_some_and(|e| now >= e) {
-                return Err(reject(Rejection::Expired));
-            }
+            tokens::usable(key.revoked_at, key.expires_at, now).map_err(reject)?;
             let principal = api_keys::principal(&key)?;
             if last_use_due(key.last_used_at, now) {
                 self.record_use(principal.tenant_id, principal.key_id, &request, now)

@@ -10,7 +10,7 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::tenancy::{NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
     Context, Error, Name, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
@@ -221,8 +221,7 @@ impl RbacRepo for PgBackend {
                 None,
             )
             .await?;
-            let scope = idempotency::scope(ctx);
-            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+            if let Some(done) = claim(&mut tx, ctx, &call, id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return self.get_role(ctx, RoleId(done)).await;
             }

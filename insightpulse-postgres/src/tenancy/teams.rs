@@ -7,7 +7,7 @@ use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::tenancy::{NewTeam, Team, TeamRepo};
 use insightpulse_core::{Context, Error, Name, Result, Slug, TeamId, TenantId, UserId};
 use insightpulse_core::{Entity, PermissionCode};
@@ -64,8 +64,7 @@ impl TeamRepo for PgBackend {
                 None,
             )
             .await?;
-            let scope = idempotency::scope(ctx);
-            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+            if let Some(done) = claim(&mut tx, ctx, &call, id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return self.get_team(ctx, TeamId(done)).await;
             }

@@ -8,7 +8,7 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::tenancy::{catalog, NewTenant, Tenant, TenantRepo, TenantUpdate};
 use insightpulse_core::{Context, Error, Name, Result, Slug, TenantId, TimeZone, UserId};
 use insightpulse_core::{Entity, PermissionCode, Requirement};
@@ -98,8 +98,7 @@ impl TenantRepo for PgBackend {
             let mut tx = self
                 .begin(&Context::system("create tenant with its first owner"))
                 .await?;
-            let scope = idempotency::scope(ctx);
-            if let Some(done) = claim(&mut tx, &scope, ctx.request(), &call, id.0, now).await? {
+            if let Some(done) = claim(&mut tx, ctx, &call, id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return self.get_tenant(ctx, TenantId(done)).await;
             }

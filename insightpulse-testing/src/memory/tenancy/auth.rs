@@ -5,7 +5,7 @@ use super::super::{MemoryBackend, State, UserRow};
 use async_trait::async_trait;
 use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use insightpulse_core::idempotency::{self, Call, Operation};
-use insightpulse_core::tenancy::tokens::{last_use_due, prefix_of, TokenKind};
+use insightpulse_core::tenancy::tokens::{last_use_due, prefix_of, usable, TokenKind};
 use insightpulse_core::tenancy::{passwords, AuthRepo, SignUp, SignedIn, SignedUp, User};
 use insightpulse_core::{
     ApiKeyPrincipal, Context, Credential, Email, Entity, Error, ExposeSecret, Rejection,
@@ -180,12 +180,7 @@ impl AuthRepo for MemoryBackend {
                 .api_keys
                 .get_mut(&key)
                 .ok_or_else(|| reject(Rejection::Unknown))?;
-            if row.key.revoked_at.is_some() {
-                return Err(reject(Rejection::Revoked));
-            }
-            if row.key.expires_at.is_some_and(|e| now >= e) {
-                return Err(reject(Rejection::Expired));
-            }
+            usable(row.key.revoked_at, row.key.expires_at, now).map_err(reject)?;
             let first_use = row.key.last_used_at.is_none();
             let event = AuditEvent::new(
                 "api_key.first_used",
