@@ -25,7 +25,7 @@ use insightpulse_core::{
     ApiKeyId, AuditAction, AuditEntryId, Context, Error, Name, RequestMeta, Result, TargetType,
     TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode, Requirement};
+use insightpulse_core::{Entity, PermissionCode};
 use sqlx::{Executor, Row};
 use uuid::Uuid;
 
@@ -419,9 +419,7 @@ impl PgBackend {
         months_ahead: u32,
     ) -> Result<Vec<String>> {
         traced!(ctx, "PgBackend.ensure_audit_partitions", {
-            if !ctx.is_system() {
-                return Err(Error::denied(Requirement::System));
-            }
+            ctx.require_system()?;
             if months_ahead > 120 {
                 return Err(Error::validation("months_ahead", "must be at most 120"));
             }

@@ -440,9 +440,7 @@ impl PrivacyRepo for PgBackend {
         batch_size: u32,
     ) -> Result<RetentionReport> {
         traced!(ctx, "PrivacyRepo.enforce_retention", {
-            if !ctx.is_system() {
-                return Err(Error::denied(Requirement::System));
-            }
+            ctx.require_system()?;
             if batch_size == 0 {
                 return Err(Error::validation("batch_size", "must be at least 1"));
             }

@@ -63,9 +63,7 @@ pub(crate) fn copy(secret: &SecretString) -> SecretString {
 impl UserRepo for PgBackend {
     async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User> {
         traced!(ctx, "UserRepo.create_user", {
-            if !ctx.is_system() {
-                return Err(Error::denied(Requirement::System));
-            }
+            ctx.require_system()?;
             let now = self.clock.now();
             let mut tx = self.begin(ctx).await?;
             let row: Row = sqlx::query_as(&format!(

@@ -347,9 +347,7 @@ impl PrivacyRepo for MemoryBackend {
         self.run(ctx, "PrivacyRepo.enforce_retention", || {
             // Who may run it is decided before what was asked (as in
             // PostgreSQL): a non-system caller learns nothing from its input.
-            if !ctx.is_system() {
-                return Err(Error::denied(Requirement::System));
-            }
+            ctx.require_system()?;
             if batch_size == 0 {
                 return Err(Error::validation("batch_size", "must be at least 1"));
             }

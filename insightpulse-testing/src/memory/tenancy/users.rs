@@ -11,9 +11,7 @@ use insightpulse_core::{
 impl UserRepo for MemoryBackend {
     async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User> {
         self.run(ctx, "UserRepo.create_user", || {
-            if !ctx.is_system() {
-                return Err(Error::denied(Requirement::System));
-            }
+            ctx.require_system()?;
             let now = self.now();
             let mut st = self.lock();
             if st.user_by_email.contains_key(&new.email) {
