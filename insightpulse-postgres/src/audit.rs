@@ -22,10 +22,9 @@ use insightpulse_core::audit::{
 };
 use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::{
-    ApiKeyId, AuditAction, AuditEntryId, Context, Error, Name, RequestMeta, Result, TargetType,
-    TenantId, UserId,
+    ApiKeyId, AuditAction, AuditEntryId, Context, Entity, Error, Name, PermissionCode, RequestMeta,
+    Result, TargetType, TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode};
 use sqlx::{Executor, Row};
 use uuid::Uuid;
 

@@ -23,10 +23,9 @@ use insightpulse_core::privacy::{
     RetentionOutcome, RetentionReport,
 };
 use insightpulse_core::{
-    ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Error, PolicyVersion, RequestMeta,
-    Result, TenantId, UserId,
+    ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Entity, Error, PermissionCode,
+    PolicyVersion, RequestMeta, Requirement, Result, StateRule, TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode, Requirement, StateRule};
 use sqlx::Row;
 use uuid::Uuid;
 

@@ -14,8 +14,10 @@ use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
-use insightpulse_core::{Context, EnvironmentId, Error, Name, ProjectId, Result, Slug, TenantId};
-use insightpulse_core::{Entity, PermissionCode, StateRule};
+use insightpulse_core::{
+    Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, Slug,
+    StateRule, TenantId,
+};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str =

@@ -12,10 +12,9 @@ use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{ApiKey, ApiKeyRepo, ApiKeyScope, IssuedApiKey, NewApiKey};
 use insightpulse_core::{
-    ApiKeyId, ApiKeyPrincipal, Context, EnvironmentId, Error, Name, ProjectId, Result, TenantId,
-    UserId,
+    ApiKeyId, ApiKeyPrincipal, Context, Entity, EnvironmentId, Error, Name, PermissionCode,
+    ProjectId, Result, TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode};
 use uuid::Uuid;
 
 const COLS: &str =

@@ -17,10 +17,9 @@ use insightpulse_core::tenancy::{
     RoleScope,
 };
 use insightpulse_core::{
-    Context, Email, Error, ExposeSecret, InvitationId, Result, RoleId, SecretString, TenantId,
-    UserId,
+    Context, Credential, Email, Entity, Error, ExposeSecret, InvitationId, PermissionCode,
+    Rejection, Requirement, Result, RoleId, SecretString, StateRule, TenantId, UserId,
 };
-use insightpulse_core::{Credential, Entity, PermissionCode, Rejection, Requirement, StateRule};
 use uuid::Uuid;
 
 const MEMBER_COLS: &str = "tenant_id, user_id, is_owner, status::text AS status, created_at";

@@ -13,9 +13,9 @@ use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::tenancy::{NewRole, Permission, RbacRepo, Role, RoleGrant};
 use insightpulse_core::{
-    Context, Error, Name, ProjectId, Result, RoleGrantId, RoleId, TenantId, UserId,
+    Context, Entity, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId,
+    StateRule, TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode, StateRule};
 use uuid::Uuid;
 
 const ROLE_COLS: &str = "r.id, r.tenant_id, r.name, r.scope::text AS scope, r.description,

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
 use insightpulse_core::{
-    Context, Error, IdentityId, Name, Result, SsoProviderId, TenantId, UserId,
+    Context, Entity, Error, IdentityId, Name, PermissionCode, Result, SsoProviderId, StateRule,
+    TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode, StateRule};
 use uuid::Uuid;
 
 const PROVIDER_COLS: &str = "tenant_id, id, name, config, enabled, created_at, updated_at";

@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::tenancy::{NewTeam, Team, TeamRepo};
-use insightpulse_core::{Context, Error, Name, Result, Slug, TeamId, TenantId, UserId};
-use insightpulse_core::{Entity, PermissionCode};
+use insightpulse_core::{
+    Context, Entity, Error, Name, PermissionCode, Result, Slug, TeamId, TenantId, UserId,
+};
 use uuid::Uuid;
 
 const COLS: &str = "tenant_id, id, slug, name, created_at";

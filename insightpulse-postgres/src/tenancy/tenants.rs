@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{Call, Operation};
 use insightpulse_core::tenancy::{catalog, NewTenant, Tenant, TenantRepo, TenantUpdate};
-use insightpulse_core::{Context, Error, Name, Result, Slug, TenantId, TimeZone, UserId};
-use insightpulse_core::{Entity, PermissionCode, Requirement};
+use insightpulse_core::{
+    Context, Entity, Error, Name, PermissionCode, Requirement, Result, Slug, TenantId, TimeZone,
+    UserId,
+};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str = "id, slug, name, timezone, settings, created_at, updated_at";

@@ -7,8 +7,9 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
-use insightpulse_core::{Context, Email, Error, ExposeSecret, Name, Result, SecretString, UserId};
-use insightpulse_core::{Entity, Requirement};
+use insightpulse_core::{
+    Context, Email, Entity, Error, ExposeSecret, Name, Requirement, Result, SecretString, UserId,
+};
 use uuid::Uuid;
 
 pub(crate) const COLS: &str = "id, email, full_name, has_password, created_at, updated_at";

@@ -28,9 +28,9 @@ use insightpulse_core::audit::{
 use insightpulse_core::clock::truncate_to_micros;
 use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::{
-    AuditAction, AuditEntryId, Context, Error, RequestMeta, Result, TargetType, TenantId, UserId,
+    AuditAction, AuditEntryId, Context, Entity, Error, PermissionCode, RequestMeta, Result,
+    TargetType, TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode};
 use serde_json::Value;
 use std::collections::BTreeMap;
 

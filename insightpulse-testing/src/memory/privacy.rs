@@ -28,10 +28,9 @@ use insightpulse_core::privacy::{
     NewDataPolicy, PrivacyRepo, RetentionAction, RetentionOutcome, RetentionReport,
 };
 use insightpulse_core::{
-    ConsentId, ConsentPurpose, Context, Email, Error, InvitationId, RequestMeta, Result, TenantId,
-    UserId,
+    ConsentId, ConsentPurpose, Context, Email, Entity, Error, InvitationId, PermissionCode,
+    RequestMeta, Requirement, Result, StateRule, TenantId, UserId,
 };
-use insightpulse_core::{Entity, PermissionCode, Requirement, StateRule};
 
 /// The domain [`hashed_email`] pseudonyms end with: an invitation whose
 /// email has it was already anonymized.
