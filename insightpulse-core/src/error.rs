@@ -453,6 +453,36 @@ mod tests {
     }
 
     #[test]
+    fn requirements_have_stable_labels() {
+        let labels: Vec<&str> = [
+            Requirement::Permission(PermissionCode::AUDIT_READ),
+            Requirement::TenantOwner,
+            Requirement::User,
+            Requirement::System,
+            Requirement::SameUserOrSystem,
+            Requirement::InvitedUser,
+            Requirement::RowSecurity,
+        ]
+        .iter()
+        .map(Requirement::as_str)
+        .collect();
+        assert_eq!(
+            labels,
+            [
+                "audit.read",
+                "tenant_owner",
+                "user",
+                "system",
+                "same_user_or_system",
+                "invited_user",
+                "row_security"
+            ]
+        );
+        assert_eq!(Entity::SsoProvider.as_str(), "sso_provider");
+        assert_eq!(StateRule::LastActiveOwner.as_str(), "last_active_owner");
+    }
+
+    #[test]
     fn helpers_tell_variants_apart() {
         let all = [
             Error::validation("f", "r"),

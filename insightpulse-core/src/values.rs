@@ -179,6 +179,8 @@ string_value!(TimeZone);
 /// assert!(PermissionCode::parse("project.updte").is_err());
 /// assert!(PermissionCode::parse("Billing.Read").is_err());
 /// assert_eq!(PermissionCode::PROJECT_UPDATE.as_str(), "project.update");
+/// assert_eq!(PermissionCode::PROJECT_UPDATE.as_ref(), "project.update");
+/// assert_eq!(PermissionCode::PROJECT_UPDATE.to_string(), "project.update");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PermissionCode(pub(crate) &'static str);
