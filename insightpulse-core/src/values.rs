@@ -355,6 +355,8 @@ string_value!(PolicyVersion);
 /// assert!(IdempotencyKey::parse("7f1c9a4e-1d3b-4c55-9a43-0f8e2d1b6a10").is_ok());
 /// assert!(IdempotencyKey::parse("").is_err());
 /// assert!(IdempotencyKey::parse("has space").is_err());
+/// assert!(IdempotencyKey::parse(&"k".repeat(255)).is_ok());
+/// assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdempotencyKey(String);

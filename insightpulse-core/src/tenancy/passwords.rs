@@ -94,3 +94,50 @@ pub fn verify(password: &SecretString, stored: Option<&str>, cost: PasswordCost)
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> SecretString {
+        SecretString::from(s.to_owned())
+    }
+
+    #[test]
+    fn lengths_are_bounded_at_both_ends() {
+        let fast = PasswordCost::InsecureFastForTests;
+        assert!(hash(&pw("1234567"), fast).is_err());
+        assert!(hash(&pw("12345678"), fast).is_ok());
+        assert!(hash(&pw(&"x".repeat(MAX_LEN)), fast).is_ok());
+        assert!(hash(&pw(&"x".repeat(MAX_LEN + 1)), fast).is_err());
+        // Characters, not bytes, count towards the minimum.
+        assert!(hash(&pw("ééééééé"), fast).is_err());
+    }
+
+    #[test]
+    fn each_cost_hashes_with_its_own_parameters() {
+        let fast = hash(&pw("correct horse"), PasswordCost::InsecureFastForTests).unwrap();
+        let standard = hash(&pw("correct horse"), PasswordCost::Standard).unwrap();
+        assert!(fast.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{fast}");
+        assert!(
+            standard.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{standard}"
+        );
+        // Verification reads the parameters from the stored string.
+        assert!(verify(
+            &pw("correct horse"),
+            Some(&fast),
+            PasswordCost::Standard
+        ));
+        assert!(verify(
+            &pw("correct horse"),
+            Some(&standard),
+            PasswordCost::InsecureFastForTests
+        ));
+        assert!(!verify(
+            &pw("correct horse"),
+            Some("not a phc string"),
+            PasswordCost::Standard
+        ));
+    }
+}
