@@ -21,7 +21,7 @@
 //!    tenant's owner (RLS on), against the same page query sent by raw sqlx
 //!    as the superuser with an explicit `tenant_id` (no RLS, no
 //!    transaction; the emails joined from `users` directly instead of the
-//!    SDK's `audit.actor_emails`, which only RLS makes necessary); then
+//!    SDK's `audit_actor_emails`, which only RLS makes necessary); then
 //!    walks of 6 pages following `next`, and page 6 alone; then the SDK
 //!    query's plans, run as the `authenticated` role.
 //!
@@ -97,7 +97,7 @@ macro_rules! report_page {
 }
 
 /// The SDK's report query, verbatim (the EXPLAIN runs it): the emails come
-/// from `audit.actor_emails`, a SECURITY DEFINER function, because the
+/// from `audit_actor_emails`, a SECURITY DEFINER function, because the
 /// users policies hide members who have left.
 const SDK_REPORT_SQL: &str = concat!(
     report_page!(),

@@ -17,7 +17,7 @@
 //! appends an `audit.purged` entry naming the same anchor, so an anchor
 //! moved behind the SDK's back is reported ([`ChainBreak::UnattestedPurge`]).
 //!
-//! The encoding is written here once; PostgreSQL's `audit.entry_hash`
+//! The encoding is written here once; PostgreSQL's `insightpulse.audit_entry_hash`
 //! (`migrations/0004_audit.sql`) computes the same bytes, which the
 //! conformance suite proves by verifying chains written by the database.
 //! Each field is `-` when absent and `<byte length>:<text>` otherwise,

@@ -1,6 +1,6 @@
 //! The pure permission evaluator.
 //!
-//! Rule (the same in SQL's `auth.user_has_permission(code, tenant, project)`):
+//! Rule (the same in SQL's `insightpulse_auth.user_has_permission(code, tenant, project)`):
 //! a user holds a permission in a tenant when their membership there is
 //! active and they are an owner, or one of their grants in that tenant is
 //! tenant-wide or on the asked project and its role carries the permission.

@@ -1,6 +1,6 @@
 //! Tenancy & identity on PostgreSQL (core module [`insightpulse_core::tenancy`]).
 //!
-//! The permission rule itself lives in SQL (`auth.user_has_permission`) and
+//! The permission rule itself lives in SQL (`insightpulse_auth.user_has_permission`) and
 //! in core's pure evaluator; this module only asks the database and turns
 //! the answer into `NotFound` (tenant not visible) or `PermissionDenied`
 //! (visible, permission missing), so both backends answer alike.

@@ -1,5 +1,5 @@
 //! `RbacRepo` on PostgreSQL. `has_permission` is one call of
-//! `auth.user_has_permission`, the same function the write policies use.
+//! `insightpulse_auth.user_has_permission`, the same function the write policies use.
 
 use super::members::role_permissions;
 use super::{first_missing, key_answer, parse, require, traced};
