@@ -46,6 +46,8 @@ pub struct Migration {
     pub description: &'static str,
     /// Its SQL.
     pub sql: &'static str,
+    /// The SHA-384 of its SQL, as recorded in `insightpulse._migrations`.
+    pub checksum: &'static [u8],
 }
 
 /// Every migration of the SDK, in the order they apply.
@@ -54,6 +56,7 @@ pub fn migrations() -> impl Iterator<Item = Migration> {
         version: m.version,
         description: &m.description,
         sql: &m.sql,
+        checksum: &m.checksum,
     })
 }
 
@@ -164,19 +167,12 @@ async fn apply(c: &mut PgConnection, m: Migration) -> Result<bool, MigrateError>
     )
     .bind(m.version)
     .bind(m.description)
-    .bind(checksum_of(m.version))
+    .bind(m.checksum)
     .bind(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
     .execute(&mut *c)
     .await
     .map_err(&failed)?;
     Ok(true)
-}
-
-fn checksum_of(version: i64) -> &'static [u8] {
-    EMBEDDED
-        .iter()
-        .find(|m| m.version == version)
-        .map_or(&[], |m| &m.checksum)
 }
 
 /// The first migration not applied yet, after checking that every applied
@@ -192,11 +188,12 @@ async fn next_pending(c: &mut PgConnection) -> Result<Option<Migration>, Migrate
             row.try_get(0).map_err(database(None))?,
             row.try_get(1).map_err(database(None))?,
         );
-        if !migrations().any(|m| m.version == version) {
-            return Err(MigrateError::Unknown { version });
-        }
-        if checksum.as_slice() != checksum_of(version) {
-            return Err(MigrateError::Changed { version });
+        match migrations().find(|m| m.version == version) {
+            None => return Err(MigrateError::Unknown { version }),
+            Some(m) if checksum.as_slice() != m.checksum => {
+                return Err(MigrateError::Changed { version })
+            }
+            Some(_) => {}
         }
         applied.insert(version);
     }

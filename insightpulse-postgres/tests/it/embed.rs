@@ -30,11 +30,26 @@ async fn host_v1() -> Migrator {
     migrator
 }
 
+/// The versions recorded, after checking that each is recorded with the
+/// checksum of the SQL this SDK embeds.
 async fn sdk_versions(pool: &PgPool) -> Vec<i64> {
-    sqlx::query_scalar("SELECT version FROM insightpulse._migrations ORDER BY version")
-        .fetch_all(pool)
-        .await
-        .unwrap()
+    let recorded: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM insightpulse._migrations ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    for (version, checksum) in &recorded {
+        let embedded = insightpulse_postgres::migrate::migrations()
+            .find(|m| m.version == *version)
+            .unwrap();
+        assert_eq!(
+            checksum.as_slice(),
+            embedded.checksum,
+            "migration {version}"
+        );
+        assert_eq!(checksum.len(), 48, "a SHA-384");
+    }
+    recorded.into_iter().map(|(v, _)| v).collect()
 }
 
 async fn host_versions(pool: &PgPool) -> Vec<i64> {
@@ -286,7 +301,16 @@ async fn a_failed_migration_leaves_no_lock_behind(pool: PgPool) {
     .await
     .unwrap();
     let err = backend.migrate().await.unwrap_err();
-    assert!(err.to_string().contains("9999"), "{err}");
+    let insightpulse_core::Error::Backend(source) = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<MigrateError>(),
+            Some(MigrateError::Unknown { version: 9999 })
+        ),
+        "{source}"
+    );
 }
 
 /// Several processes starting at once migrate once.
@@ -393,13 +417,17 @@ async fn a_migrator_without_bypassrls_is_refused_up_front(pool: PgPool) {
     let insightpulse_core::Error::Backend(source) = &err else {
         panic!("{err:?}");
     };
+    let migrate_err = source.downcast_ref::<MigrateError>();
     let Some(MigrateError::Database {
         version: Some(1),
         source: sqlx::Error::Database(db_err),
-    }) = source.downcast_ref::<MigrateError>()
+    }) = migrate_err
     else {
         panic!("{source}");
     };
+    // The database's refusal stays reachable for the host's logs.
+    let cause = std::error::Error::source(migrate_err.unwrap()).expect("a cause");
+    assert!(cause.to_string().contains("BYPASSRLS"), "{cause}");
     assert_eq!(db_err.code().as_deref(), Some("42501"), "{db_err}");
     assert!(db_err.message().contains("BYPASSRLS"), "{db_err}");
     let tables: i64 = sqlx::query_scalar(
