@@ -98,3 +98,86 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
         "stored value failed validation: {e}"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::PgPool;
+
+    /// What `sql` fails with, mapped.
+    async fn mapped(pool: &PgPool, sql: &str) -> Error {
+        db(sqlx::raw_sql(sql).execute(pool).await.unwrap_err())
+    }
+
+    /// Each SQLSTATE class becomes its variant, keyed on the constraint's
+    /// name; what the tables do not name is `Backend`.
+    #[sqlx::test(migrations = false)]
+    async fn sqlstates_and_constraints_become_variants(pool: PgPool) {
+        sqlx::raw_sql(
+            "CREATE TABLE p (id int PRIMARY KEY);
+             CREATE TABLE c (x int NOT NULL CONSTRAINT c_x_check CHECK (x > 0),
+                             p int CONSTRAINT c_project_id_fkey REFERENCES p (id),
+                             q int CONSTRAINT c_q_fkey REFERENCES p (id),
+                             CONSTRAINT tenants_slug_key UNIQUE (x),
+                             CONSTRAINT c_y_key UNIQUE (q));
+             INSERT INTO p VALUES (1);
+             INSERT INTO c VALUES (1, NULL, 1);",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let raise = |code: &str, constraint: &str| {
+            format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '{code}', CONSTRAINT = '{constraint}'; END $$"
+            )
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "INSERT INTO c VALUES (1)".into(),
+                "a tenant with this slug already exists",
+            ),
+            ("INSERT INTO c VALUES (2, 9)".into(), "project not found"),
+            (
+                "INSERT INTO c VALUES (0)".into(),
+                "invalid input: violates a rule of the database",
+            ),
+            (
+                "INSERT INTO c VALUES (NULL)".into(),
+                "invalid input: violates a rule of the database",
+            ),
+            (
+                "SELECT 1 / 0".into(),
+                "invalid input: not a value the database accepts",
+            ),
+            (
+                raise("check_violation", "tenant_has_active_owner"),
+                "member: a tenant must keep at least one active owner",
+            ),
+            (
+                raise("insufficient_privilege", ""),
+                "permission denied: requires a row the database's row-level security allows",
+            ),
+        ];
+        for (sql, text) in cases {
+            assert_eq!(mapped(&pool, &sql).await.to_string(), text, "{sql}");
+        }
+        // Constraints and failures the tables do not name are the SDK's bugs.
+        for sql in [
+            "INSERT INTO c VALUES (3, NULL, 1)",
+            "INSERT INTO c VALUES (4, NULL, 9)",
+            "SELECT * FROM no_such_table",
+        ] {
+            assert!(mapped(&pool, sql).await.is_backend(), "{sql}");
+        }
+        let missing = sqlx::query("SELECT 1 FROM p WHERE id = 2")
+            .fetch_one(&pool)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            not_found(Entity::Team)(missing),
+            Error::NotFound {
+                entity: Entity::Team
+            }
+        ));
+    }
+}
