@@ -275,6 +275,10 @@ async fn a_failed_migration_leaves_no_lock_behind(pool: PgPool) {
             ),
             "{source}"
         );
+        assert_eq!(
+            err.to_string(),
+            "backend error: insightpulse migration 2 was applied but its SQL has changed since"
+        );
     }
     let advisory: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
@@ -311,6 +315,9 @@ async fn a_failed_migration_leaves_no_lock_behind(pool: PgPool) {
         ),
         "{source}"
     );
+    assert!(err
+        .to_string()
+        .contains("migration 9999, which this SDK does not know"));
 }
 
 /// Several processes starting at once migrate once.
