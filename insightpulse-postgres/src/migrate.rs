@@ -14,6 +14,10 @@
 //!
 //! The same files run with `psql -f` in version order (they carry no
 //! bookkeeping then: use one way or the other for a database).
+//!
+//! An applied migration never changes (its checksum is recorded and a
+//! changed file is refused with [`MigrateError::Changed`]): a fix to the
+//! schema is a new file.
 
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use std::fmt;
