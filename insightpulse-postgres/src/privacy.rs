@@ -11,7 +11,7 @@
 
 use crate::audit::append;
 use crate::error::db;
-use crate::tenancy::{may_list, parse, require, traced};
+use crate::tenancy::{may_list, parse, require, require_row, traced};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
@@ -97,7 +97,8 @@ async fn require_consent_access(
     user: UserId,
 ) -> Result<()> {
     if !ctx.is_system() {
-        require(tx, ctx, tenant, None, None).await?;
+        // A tenant the caller cannot see hides its members too.
+        require_row(tx, ctx, tenant, None, Entity::User).await?;
     }
     let member: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM org_memberships WHERE tenant_id = $1 AND user_id = $2)",
@@ -203,6 +204,21 @@ impl PgBackend {
         self.audit(&mut tx, ctx, t, event);
         tx.commit().await.map_err(db)?;
         Ok(consent)
+    }
+
+    /// How many entries of `tenant`'s chain lie past its anchor (those a
+    /// purge could delete).
+    async fn unanchored_entries(&self, ctx: &Context, tenant: TenantId) -> Result<u64> {
+        let mut tx = self.begin(ctx).await?;
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT seq - anchor_seq FROM audit_chain_heads WHERE tenant_id = $1",
+        )
+        .bind(tenant.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
 
     /// Applies one batch of `policy` in its own transaction, with its audit
@@ -462,11 +478,22 @@ impl PrivacyRepo for PgBackend {
                     anonymized: 0,
                     applied: policy.category.is_stored(),
                 };
-                while outcome.applied {
-                    let batch = self.apply_batch(ctx, &policy, now, batch_size).await?;
+                // A purge never reaches the entries this run appends (each
+                // batch attests itself with one): the chain is purged at
+                // most up to its head as the run found it, as in memory.
+                let mut purgeable = match (policy.category, &policy.action) {
+                    (DataCategory::AuditLogs, RetentionAction::Delete) => {
+                        self.unanchored_entries(ctx, policy.tenant_id).await?
+                    }
+                    _ => u64::MAX,
+                };
+                while outcome.applied && purgeable > 0 {
+                    let limit = u32::try_from(purgeable).map_or(batch_size, |p| p.min(batch_size));
+                    let batch = self.apply_batch(ctx, &policy, now, limit).await?;
+                    purgeable = purgeable.saturating_sub(batch.deleted);
                     outcome.deleted += batch.deleted;
                     outcome.anonymized += batch.anonymized;
-                    if batch.affected() < u64::from(batch_size) {
+                    if batch.affected() < u64::from(limit) {
                         break;
                     }
                 }

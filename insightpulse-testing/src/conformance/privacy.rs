@@ -773,6 +773,47 @@ pub async fn audit_log_purge_stops_at_the_first_recent_entry(h: Harness) {
     assert_eq!(chain_verdict(r, acme.id).await, intact(4, 6));
 }
 
+/// A run asked for a `now` ahead of the clock finds even the entries it
+/// appends out of retention: it still purges only what the chain held when
+/// it started, so it ends, and each batch's attestation stays.
+pub async fn audit_log_purge_never_purges_its_own_attestations(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, actx) = tenant_with_owner(r, "acme").await; // #1
+    record(r, &actx, event("a.old")).await; // #2
+    set_policy(
+        r,
+        &actx,
+        policy(DataCategory::AuditLogs, 1, RetentionAction::Delete),
+    )
+    .await; // #3
+    let now = h.clock.now() + Duration::days(10);
+    let report = enforce(r, now, 1).await;
+    assert_eq!(
+        report.outcomes,
+        [outcome(
+            acme.id,
+            DataCategory::AuditLogs,
+            now - Duration::days(1),
+            3,
+            0,
+            true
+        )]
+    );
+    let trail = audit_trail(r, acme.id).await;
+    assert_eq!(seqs(&trail), [4, 5, 6]);
+    for (e, through) in trail.iter().zip([1, 2, 3]) {
+        assert_eq!(e.action.as_str(), "audit.purged");
+        assert_eq!(e.diff["through_seq"], json!(through), "{e:#?}");
+    }
+    assert_eq!(chain_verdict(r, acme.id).await, intact(3, 6));
+
+    // With a larger batch the next run purges those three, and only them.
+    let report = enforce(r, now, 2).await;
+    assert_eq!(report.outcomes[0].deleted, 3);
+    assert_eq!(seqs(&audit_trail(r, acme.id).await), [7, 8]);
+    assert_eq!(chain_verdict(r, acme.id).await, intact(2, 8));
+}
+
 /// `audit_logs` + anonymize erases ip and user agent of the entries older
 /// than the cutoff (keeping the entries, their request id and the chain),
 /// one `retention.applied` per batch; running again changes nothing.
@@ -1412,26 +1453,27 @@ pub async fn consent_rights_and_subjects_are_checked(h: Harness) {
             }
         );
     }
-    // The tenant must be visible to the caller.
+    // The tenant must be visible to the caller; one it cannot see hides
+    // its members (NotFound of the user, as for any row named by id).
     let outsider = fctx.in_tenant(acme.id);
     for ctx in [&outsider, &ectx] {
         assert_err!(
             r.privacy.record_consent(ctx, change(bob.id)).await,
             Error::NotFound {
-                entity: Entity::Tenant
+                entity: Entity::User
             }
         );
         assert_err!(
             r.privacy.consent_history(ctx, bob.id).await,
             Error::NotFound {
-                entity: Entity::Tenant
+                entity: Entity::User
             }
         );
     }
     assert_err!(
         r.privacy.record_consent(&outsider, change(frank.id)).await,
         Error::NotFound {
-            entity: Entity::Tenant
+            entity: Entity::User
         }
     );
     assert_err!(
