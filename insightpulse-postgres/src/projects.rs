@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{Call, Operation};
-use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
+use insightpulse_core::projects::{
+    require_environment_creator, Environment, EnvironmentKind, NewProject, Project, ProjectRepo,
+};
 use insightpulse_core::{
     Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, Slug,
     StateRule, TenantId,
@@ -340,6 +342,7 @@ impl ProjectRepo for PgBackend {
                 Some(id),
             )
             .await?;
+            require_environment_creator(ctx)?;
             if let Some(done) = claim(&mut tx, ctx, &call, env_id.0, now).await? {
                 tx.commit().await.map_err(db)?;
                 return self.get_environment(ctx, EnvironmentId(done)).await;

@@ -2,12 +2,14 @@
 //!
 //! Rules guarded here: a project's slug is unique in its tenant, each
 //! environment kind exists at most once per project, an archived project
-//! accepts no changes but unarchiving and deletion, and a project- or
-//! environment-scoped API key sees only its own project.
+//! accepts no changes but unarchiving and deletion, a project- or
+//! environment-scoped API key sees only its own project, and an
+//! environment-scoped key makes no other environment.
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::*;
+use crate::values::PermissionCode;
 use crate::values::{Name, Slug};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -91,6 +93,19 @@ pub struct Environment {
     pub kind: EnvironmentKind,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+}
+
+/// Refuses an environment-scoped API key the creation of an environment:
+/// the key acts inside its one environment, and a new one is outside it
+/// (PostgreSQL's policies would hide from it the very row it made). Checked
+/// after `environment.manage` itself, so the refusal names that permission.
+pub fn require_environment_creator(ctx: &Context) -> Result<()> {
+    match ctx.api_key_principal() {
+        Some(key) if key.environment_id.is_some() => {
+            Err(Error::denied(PermissionCode::ENVIRONMENT_MANAGE))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Projects and environments of the context's tenant.

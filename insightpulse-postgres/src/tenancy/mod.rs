@@ -16,7 +16,6 @@ mod users;
 
 use crate::error::db;
 use crate::uow::Tx;
-use insightpulse_core::tenancy::api_key_allows;
 use insightpulse_core::{Context, Entity, Error, PermissionCode, ProjectId, Result, TenantId};
 
 /// Opens an instrumented block: the future runs inside the operation's span.
@@ -46,8 +45,6 @@ pub(crate) async fn require(
             .await
             .map_err(db)?;
         (exists, true)
-    } else if let Some(answer) = key_answer(ctx, tenant, code, project) {
-        answer
     } else {
         sqlx::query_as(
             "SELECT $1 = ANY (insightpulse_auth.user_tenant_ids()),
@@ -67,20 +64,20 @@ pub(crate) async fn require(
     }
 }
 
-/// `(visible, allowed)` for an API key, from its claims alone: what
-/// `insightpulse_auth.user_tenant_ids()` and `user_has_permission` answer
-/// for a key (they read nothing but the claims), without a round trip.
-/// `None` for other principals.
-pub(crate) fn key_answer(
+/// [`require`] for a call that names one row by id: a tenant the caller
+/// cannot see hides its rows, so the answer is `NotFound` of the row's
+/// `entity`, as RLS would give, and says nothing about the tenant.
+pub(crate) async fn require_row(
+    tx: &mut Tx,
     ctx: &Context,
     tenant: TenantId,
     code: Option<PermissionCode>,
-    project: Option<ProjectId>,
-) -> Option<(bool, bool)> {
-    let key = ctx.api_key_principal()?;
-    let visible = key.tenant_id == tenant;
-    let allowed = code.is_none_or(|c| visible && api_key_allows(key, &c, project));
-    Some((visible, allowed))
+    entity: Entity,
+) -> Result<()> {
+    match require(tx, ctx, tenant, code, None).await {
+        Err(Error::NotFound { .. }) => Err(Error::not_found(entity)),
+        other => other,
+    }
 }
 
 /// Like [`require`], for a list: a tenant the principal cannot see lists

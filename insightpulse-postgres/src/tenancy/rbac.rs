@@ -2,7 +2,7 @@
 //! `insightpulse_auth.user_has_permission`, the same function the write policies use.
 
 use super::members::role_permissions;
-use super::{first_missing, key_answer, parse, require, traced};
+use super::{first_missing, parse, require, traced};
 use crate::error::{db, not_found};
 use crate::idempotency::claim;
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
@@ -25,6 +25,14 @@ const HAS_PERMISSION: Prepared = Prepared {
     name: "insightpulse_has_permission",
     params: "(text, uuid, uuid)",
     sql: "SELECT insightpulse_auth.user_has_permission($1, $2, $3)",
+};
+/// [`require`]'s question for a user or a key in one prepared statement:
+/// can the caller see the tenant, and does it hold the permission there.
+const REQUIRE_PERMISSION: Prepared = Prepared {
+    name: "insightpulse_require_permission",
+    params: "(text, uuid, uuid)",
+    sql: "SELECT $2 = ANY (insightpulse_auth.user_tenant_ids()), \
+          insightpulse_auth.user_has_permission($1, $2, $3)",
 };
 const GRANT_COLS: &str = "tenant_id, id, user_id, role_id, project_id, granted_by, created_at";
 
@@ -464,9 +472,6 @@ impl RbacRepo for PgBackend {
             if ctx.is_system() {
                 return Ok(true);
             }
-            if let Some((_, allowed)) = key_answer(ctx, tenant, Some(permission), project) {
-                return Ok(allowed);
-            }
             let (allowed,): (bool,) = self
                 .read_once(
                     ctx,
@@ -492,16 +497,29 @@ impl RbacRepo for PgBackend {
     ) -> Result<()> {
         traced!(ctx, "RbacRepo.require_permission", {
             let tenant = ctx.require_tenant()?;
-            if let Some(answer) = key_answer(ctx, tenant, Some(permission), project) {
-                return match answer {
-                    (false, _) => Err(Error::not_found(Entity::Tenant)),
-                    (true, false) => Err(Error::denied(permission)),
-                    (true, true) => Ok(()),
-                };
+            if ctx.is_system() {
+                let mut tx = self.begin(ctx).await?;
+                require(&mut tx, ctx, tenant, Some(permission), project).await?;
+                return tx.commit().await.map_err(db);
             }
-            let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some(permission), project).await?;
-            tx.commit().await.map_err(db)
+            let (visible, allowed): (bool, bool) = self
+                .read_once(
+                    ctx,
+                    &REQUIRE_PERMISSION,
+                    &[
+                        quote_literal(permission.as_str()),
+                        uuid_literal(tenant.0),
+                        project.map_or("NULL".to_owned(), |p| uuid_literal(p.0)),
+                    ],
+                )
+                .await?
+                .pop()
+                .ok_or_else(|| Error::backend(std::io::Error::other("no answer")))?;
+            match (visible, allowed) {
+                (false, _) => Err(Error::not_found(Entity::Tenant)),
+                (true, false) => Err(Error::denied(permission)),
+                (true, true) => Ok(()),
+            }
         })
     }
 }

@@ -211,8 +211,9 @@ async fn rust_and_sql_agree_on_every_case(pool: PgPool) {
             .await
             .unwrap();
         let key = kctx.api_key_principal().unwrap().clone();
-        // The SDK answers a key's checks from its claims in Rust; here SQL
-        // answers them from the same claims, as the policies do.
+        // SQL answers a key's checks (the SDK's and the policies') from its
+        // claims and its tenant's existence; core's evaluator, which the
+        // fake uses, must agree while the tenant lives.
         let mut tx = crate::acting_as(&pool, &kctx).await;
         for (code, _) in PERMISSIONS {
             for project in [None, Some(p1), Some(p2)] {

@@ -101,6 +101,7 @@ macro_rules! __conformance_cases {
             sign_in_checks_email_and_password,
             authenticate_acts_with_exactly_the_keys_scope,
             authenticate_records_use_at_most_once_a_minute,
+            a_keys_context_dies_with_its_tenant,
             invite_and_accept_makes_a_member_with_the_role,
             members_are_ordered_by_join_time_then_id,
             invitation_tokens_are_single_use,
@@ -177,6 +178,7 @@ macro_rules! __conformance_cases {
             enforce_retention_is_system_only,
             audit_log_deletion_purges_the_old_prefix_in_batches,
             audit_log_purge_stops_at_the_first_recent_entry,
+            audit_log_purge_never_purges_its_own_attestations,
             audit_log_anonymization_erases_old_personal_fields,
             invitation_retention_deletes_settled_old_invitations,
             invitation_retention_hashes_settled_old_emails,
@@ -190,6 +192,7 @@ macro_rules! __conformance_cases {
         ]);
         $crate::__conformance_module!($backend error [
             every_conflict_names_its_entity_and_field_only,
+            an_unseen_tenants_rows_are_not_found_as_themselves,
         ]);
         $crate::__conformance_module!($backend idempotency [
             repeated_creates_with_one_key_make_one_row,

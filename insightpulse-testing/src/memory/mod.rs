@@ -509,6 +509,19 @@ impl State {
         }
     }
 
+    /// For a call that names one row by id: the context's tenant if
+    /// visible, `NotFound{entity}` (the row's) when it cannot be seen — as
+    /// RLS answers, the caller learns that the row is not there and nothing
+    /// about the tenant.
+    pub fn row_tenant(&self, ctx: &Context, entity: Entity) -> Result<TenantId> {
+        let t = ctx.require_tenant()?;
+        if self.tenant_visible(ctx, t) {
+            Ok(t)
+        } else {
+            Err(Error::not_found(entity))
+        }
+    }
+
     /// For lists: the context's tenant if visible, `None` (an empty list)
     /// when it cannot be seen — what RLS gives.
     pub fn list_tenant(&self, ctx: &Context) -> Result<Option<TenantId>> {
@@ -648,7 +661,12 @@ impl State {
         match ctx.principal() {
             Principal::System { .. } => true,
             Principal::User(u) => self.user_facts(t, *u).allows(code, project),
-            Principal::ApiKey(k) => k.tenant_id == t && api_key_allows(k, code, project),
+            // The key's claims are not trusted to keep its tenant alive.
+            Principal::ApiKey(k) => {
+                k.tenant_id == t
+                    && self.tenants.contains_key(&t)
+                    && api_key_allows(k, code, project)
+            }
         }
     }
 

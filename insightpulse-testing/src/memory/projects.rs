@@ -18,7 +18,9 @@ use super::{MemoryBackend, TenantRows};
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{self, Call, Operation};
-use insightpulse_core::projects::{Environment, EnvironmentKind, NewProject, Project, ProjectRepo};
+use insightpulse_core::projects::{
+    require_environment_creator, Environment, EnvironmentKind, NewProject, Project, ProjectRepo,
+};
 use insightpulse_core::{
     Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, StateRule,
 };
@@ -87,7 +89,7 @@ impl ProjectRepo for MemoryBackend {
     async fn get_project(&self, ctx: &Context, id: ProjectId) -> Result<Project> {
         self.run(ctx, "ProjectRepo.get_project", || {
             let st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Project)?;
             st.project(ctx, t, id).cloned()
         })
     }
@@ -114,7 +116,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.rename_project", || {
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Project)?;
             let archived = st.project(ctx, t, id)?.archived_at.is_some();
             st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             if archived {
@@ -152,7 +154,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.archive_project", || {
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Project)?;
             st.project(ctx, t, id)?;
             st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             let p = st
@@ -176,7 +178,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.unarchive_project", || {
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Project)?;
             st.project(ctx, t, id)?;
             st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             let p = st
@@ -200,7 +202,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.delete_project", || {
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Project)?;
             let slug = st.project(ctx, t, id)?.slug.clone();
             st.require(ctx, t, PermissionCode::PROJECT_DELETE, Some(id))?;
             let event = AuditEvent::new(
@@ -230,9 +232,10 @@ impl ProjectRepo for MemoryBackend {
             let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Project)?;
             let archived = st.project(ctx, t, project)?.archived_at.is_some();
             st.require(ctx, t, PermissionCode::ENVIRONMENT_MANAGE, Some(project))?;
+            require_environment_creator(ctx)?;
             if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
                 return st.environment(ctx, t, EnvironmentId(id)).cloned();
             }
@@ -272,7 +275,7 @@ impl ProjectRepo for MemoryBackend {
     async fn get_environment(&self, ctx: &Context, id: EnvironmentId) -> Result<Environment> {
         self.run(ctx, "ProjectRepo.get_environment", || {
             let st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Environment)?;
             st.environment(ctx, t, id).cloned()
         })
     }
@@ -305,7 +308,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.delete_environment", || {
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Environment)?;
             let env = st.environment(ctx, t, id)?;
             let event = AuditEvent::new(
                 "environment.deleted",

@@ -4,11 +4,12 @@ use super::project_create;
 use crate::conformance::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
+use insightpulse_core::audit::AuditQuery;
 use insightpulse_core::projects::EnvironmentKind;
-use insightpulse_core::tenancy::{ApiKeyScope, NewApiKey, NewTeam};
+use insightpulse_core::tenancy::{ApiKeyScope, NewApiKey, NewInvitation, NewTeam};
 use insightpulse_core::{
     Clock, Context, Entity, EnvironmentId, Error, ExposeSecret, PermissionCode, ProjectId,
-    RequestMeta,
+    RequestMeta, Requirement,
 };
 
 /// The plaintext key is returned once and verifies into a context with
@@ -404,6 +405,15 @@ pub async fn environment_scoped_key_sees_only_its_environment(h: Harness) {
             entity: Entity::Environment
         }
     );
+    // A new environment is outside the key's one environment.
+    assert_err!(
+        r.projects
+            .create_environment(&kctx, p.id, EnvironmentKind::Production)
+            .await,
+        Error::PermissionDenied {
+            required: Requirement::Permission(PermissionCode::ENVIRONMENT_MANAGE)
+        }
+    );
     let listed: Vec<_> = r
         .projects
         .list_projects(&kctx, true)
@@ -485,4 +495,58 @@ pub async fn api_keys_list_and_get_need_manage(h: Harness) {
         r.api_keys.list_api_keys(&pkctx).await,
         Error::PermissionDenied { .. }
     );
+}
+
+/// A key verified before its tenant was deleted can do nothing more there:
+/// the tenant is gone, whatever the key's claims say. Its trail, which
+/// outlives the tenant, ends with the deletion.
+pub async fn a_keys_context_dies_with_its_tenant(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, actx) = tenant_with_owner(r, "acme").await;
+    let (_, _, kctx) = api_key(
+        r,
+        &actx,
+        ApiKeyScope::Tenant,
+        &["audit.read", "member.invite", "project.create"],
+    )
+    .await;
+    r.tenants.delete_tenant(&actx).await.unwrap();
+
+    let gone = |e| {
+        matches!(
+            e,
+            Error::NotFound {
+                entity: Entity::Tenant
+            }
+        )
+    };
+    let record = r
+        .audit
+        .record(&kctx, crate::conformance::audit::event("late.event"));
+    assert!(record.await.is_err_and(gone));
+    assert!(project_create(r, &kctx, "late").await.is_err_and(gone));
+    let invite = r.members.invite(
+        &kctx,
+        NewInvitation {
+            email: email("late@example.com"),
+            role_id: None,
+            valid_for: Duration::days(1),
+        },
+    );
+    assert!(invite.await.is_err_and(gone));
+    for code in [PermissionCode::AUDIT_READ, PermissionCode::PROJECT_CREATE] {
+        assert!(!r.rbac.has_permission(&kctx, code, None).await.unwrap());
+        let required = r.rbac.require_permission(&kctx, code, None).await;
+        assert!(required.is_err_and(gone));
+    }
+    assert!(r.audit.verify_chain(&kctx).await.is_err_and(gone));
+    let page = r
+        .audit
+        .query(&kctx, AuditQuery::last_days(1))
+        .await
+        .unwrap();
+    assert!(page.entries.is_empty());
+
+    let trail = audit_trail(r, acme.id).await;
+    assert_eq!(trail.last().unwrap().action.as_str(), "tenant.deleted");
 }
