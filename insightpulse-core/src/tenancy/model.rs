@@ -437,6 +437,27 @@ pub struct NewSsoProvider {
     pub config: SsoConfig,
 }
 
+/// An identity's subject as it is stored, linked and looked up: the
+/// provider's string without surrounding whitespace, 1 to 255 characters.
+/// Linking refuses anything else (`Validation{subject}`); a lookup of
+/// anything else finds nobody, since nothing else is ever stored.
+///
+/// ```
+/// use insightpulse_core::tenancy::identity_subject;
+/// assert_eq!(identity_subject(" sub-1 ").unwrap(), "sub-1");
+/// assert!(identity_subject("  ").is_err());
+/// ```
+pub fn identity_subject(raw: &str) -> crate::Result<&str> {
+    let subject = raw.trim();
+    if subject.is_empty() || subject.chars().count() > 255 {
+        return Err(crate::Error::validation(
+            "subject",
+            "must be 1 to 255 characters",
+        ));
+    }
+    Ok(subject)
+}
+
 /// A federated identity: a subject at one of the tenant's SSO providers,
 /// linked to a member of that tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,14 +1,16 @@
 //! `SsoRepo` on PostgreSQL: providers (configuration as JSONB, validated
 //! by core before every write) and federated identities.
 
-use super::{delete_one, parse, require, tenant_rows, traced};
+use super::{delete_one, parse, require, require_row, tenant_rows, traced};
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
+use insightpulse_core::tenancy::{
+    identity_subject, Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User,
+};
 use insightpulse_core::{
     Context, Entity, Error, IdentityId, Name, PermissionCode, Result, SsoProviderId, StateRule,
     TenantId, UserId,
@@ -71,14 +73,6 @@ impl From<IdentityRow> for Identity {
 fn config_json(config: &SsoConfig) -> Result<serde_json::Value> {
     config.validate()?;
     serde_json::to_value(config).map_err(Error::backend)
-}
-
-fn checked_subject(subject: &str) -> Result<&str> {
-    let s = subject.trim();
-    if s.is_empty() || s.chars().count() > 255 {
-        return Err(Error::validation("subject", "must be 1 to 255 characters"));
-    }
-    Ok(s)
 }
 
 async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<ProviderRow> {
@@ -155,7 +149,8 @@ impl SsoRepo for PgBackend {
             let json = config.as_ref().map(config_json).transpose()?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
+            let code = Some(PermissionCode::SSO_MANAGE);
+            require_row(&mut tx, ctx, tenant, code, Entity::SsoProvider).await?;
             let old = provider(&mut tx, tenant, id).await?;
             let row: ProviderRow = sqlx::query_as(&format!(
                 "UPDATE sso_providers
@@ -204,7 +199,7 @@ impl SsoRepo for PgBackend {
         user: UserId,
     ) -> Result<Identity> {
         traced!(ctx, "SsoRepo.link_identity", {
-            let subject = checked_subject(subject)?;
+            let subject = identity_subject(subject)?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
@@ -248,6 +243,11 @@ impl SsoRepo for PgBackend {
                     StateRule::ProviderDisabled,
                 ));
             }
+            // Nothing but a valid subject is ever stored.
+            let Ok(subject) = identity_subject(subject) else {
+                tx.commit().await.map_err(db)?;
+                return Ok(None);
+            };
             let row: Option<crate::tenancy::users::Row> = sqlx::query_as(
                 "SELECT u.id, u.email, u.full_name, u.has_password, u.created_at, u.updated_at
                    FROM user_identities i JOIN users u ON u.id = i.user_id
@@ -255,7 +255,7 @@ impl SsoRepo for PgBackend {
             )
             .bind(tenant.0)
             .bind(provider_id.0)
-            .bind(subject.trim())
+            .bind(subject)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;

@@ -1867,7 +1867,7 @@ pub async fn query_pages_by_cursor_without_gaps_or_duplicates(h: Harness) {
 /// Bounds and cursors are checked before anything else.
 pub async fn query_rejects_bad_bounds_and_cursors(h: Harness) {
     let r = &h.repos;
-    let (acme, _, actx) = tenant_with_owner(r, "acme").await;
+    let (acme, owner, actx) = tenant_with_owner(r, "acme").await;
     let (_, _, uctx) = tenant_with_owner(r, "umbrella").await;
     let outsider = uctx.in_tenant(acme.id);
     for (q, field) in [
@@ -1882,6 +1882,14 @@ pub async fn query_rejects_bad_bounds_and_cursors(h: Harness) {
                 other => panic!("{q:?}: expected Validation({field}), got {other:?}"),
             }
         }
+        // Where before what: without a tenant, the context is the error.
+        assert_err!(
+            r.audit.query(&Context::user(owner.id), q.clone()).await,
+            Error::Validation {
+                field: "context",
+                ..
+            }
+        );
     }
     assert_eq!(
         page(r, &actx, AuditQuery::last_days(3650).limit(1000))

@@ -12,7 +12,9 @@ use crate::fixtures::*;
 use chrono::Duration;
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
 use insightpulse_core::tenancy::{NewRole, NewSsoProvider, NewTeam, NewTenant, NewUser, RoleScope};
-use insightpulse_core::{Context, Entity, Error, IdempotencyKey, Result, TimeZone};
+use insightpulse_core::{
+    ConsentPurpose, Context, Entity, Error, IdempotencyKey, Result, TenantId, TimeZone,
+};
 
 /// Checks one conflict: the exact variant and parts, the code, the text,
 /// and that the text holds none of `sent`.
@@ -325,5 +327,142 @@ pub async fn every_conflict_names_its_entity_and_field_only(h: Harness) {
             "an idempotency key with this key already exists",
         ),
         &["narwhal", "beluga"],
+    );
+}
+
+/// Expects `NotFound { entity }`, printing what came back otherwise.
+fn not_found<T: std::fmt::Debug>(what: &str, result: Result<T>, entity: Entity) {
+    match result {
+        Err(Error::NotFound { entity: got }) if got == entity => {}
+        other => panic!("{what}: expected NotFound({entity:?}), got {other:?}"),
+    }
+}
+
+/// A caller who cannot see the tenant — a non-member, a suspended member,
+/// the system in a tenant that does not exist — and names one of its rows
+/// by id learns that this row is not there (`NotFound` of the row's
+/// entity), as RLS answers, and nothing about the tenant.
+pub async fn an_unseen_tenants_rows_are_not_found_as_themselves(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, actx) = tenant_with_owner(r, "acme").await;
+    let (bob, _) = member_with_role(r, &actx, "bob@acme.io", Some("Developer")).await;
+    let (carol, _) = member_with_role(r, &actx, "carol@acme.io", None).await;
+    r.members.suspend_member(&actx, carol.id).await.unwrap();
+    let (_, _, uctx) = tenant_with_owner(r, "umbrella").await;
+    let p = project(r, &actx, "web").await;
+    let env = environment(r, &actx, p.id, EnvironmentKind::Development).await;
+    let team = r
+        .teams
+        .create_team(
+            &actx,
+            NewTeam {
+                slug: slug("core"),
+                name: name("Core"),
+            },
+        )
+        .await
+        .unwrap();
+    let viewer = role_named(r, &actx, "Viewer").await;
+    let grant = r
+        .rbac
+        .grant_role(&actx, bob.id, viewer.id, None)
+        .await
+        .unwrap();
+    let provider = r
+        .sso
+        .create_provider(
+            &actx,
+            NewSsoProvider {
+                name: name("Okta"),
+                config: saml_config(),
+            },
+        )
+        .await
+        .unwrap();
+    r.sso
+        .link_identity(&actx, provider.id, "sub-1", bob.id)
+        .await
+        .unwrap();
+    let marketing = ConsentPurpose::parse("marketing").unwrap();
+
+    let callers = [
+        ("non-member", uctx.in_tenant(acme.id)),
+        (
+            "suspended member",
+            Context::user(carol.id).in_tenant(acme.id),
+        ),
+        (
+            "system, missing tenant",
+            system().in_tenant(TenantId::new()),
+        ),
+    ];
+    for (who, ctx) in &callers {
+        let w = |call: &str| format!("{who}: {call}");
+        let pr = &r.projects;
+        not_found(
+            &w("get_project"),
+            pr.get_project(ctx, p.id).await,
+            Entity::Project,
+        );
+        let renamed = pr.rename_project(ctx, p.id, name("x")).await;
+        not_found(&w("rename_project"), renamed, Entity::Project);
+        not_found(
+            &w("archive_project"),
+            pr.archive_project(ctx, p.id).await,
+            Entity::Project,
+        );
+        let unarchived = pr.unarchive_project(ctx, p.id).await;
+        not_found(&w("unarchive_project"), unarchived, Entity::Project);
+        not_found(
+            &w("delete_project"),
+            pr.delete_project(ctx, p.id).await,
+            Entity::Project,
+        );
+        let created = pr
+            .create_environment(ctx, p.id, EnvironmentKind::Staging)
+            .await;
+        not_found(&w("create_environment"), created, Entity::Project);
+        let got = pr.get_environment(ctx, env.id).await;
+        not_found(&w("get_environment"), got, Entity::Environment);
+        let deleted = pr.delete_environment(ctx, env.id).await;
+        not_found(&w("delete_environment"), deleted, Entity::Environment);
+        not_found(
+            &w("get_member"),
+            r.members.get_member(ctx, bob.id).await,
+            Entity::Member,
+        );
+        not_found(
+            &w("get_team"),
+            r.teams.get_team(ctx, team.id).await,
+            Entity::Team,
+        );
+        let listed = r.teams.list_team_members(ctx, team.id).await;
+        not_found(&w("list_team_members"), listed, Entity::Team);
+        not_found(
+            &w("revoke_role"),
+            r.rbac.revoke_role(ctx, grant.id).await,
+            Entity::RoleGrant,
+        );
+        let updated = r
+            .sso
+            .update_provider(ctx, provider.id, None, Some(false))
+            .await;
+        not_found(&w("update_provider"), updated, Entity::SsoProvider);
+        let found = r.sso.find_user_by_identity(ctx, provider.id, "sub-1").await;
+        not_found(&w("find_user_by_identity"), found, Entity::SsoProvider);
+        let history = r.privacy.consent_history(ctx, bob.id).await;
+        not_found(&w("consent_history"), history, Entity::User);
+        let consent = r.privacy.has_consent(ctx, bob.id, &marketing).await;
+        not_found(&w("has_consent"), consent, Entity::User);
+    }
+    // Nothing changed.
+    assert_eq!(r.projects.get_project(&actx, p.id).await.unwrap(), p);
+    assert_eq!(
+        r.projects.list_environments(&actx, p.id).await.unwrap(),
+        vec![env]
+    );
+    assert_eq!(
+        r.rbac.list_grants(&actx, Some(bob.id)).await.unwrap().len(),
+        2
     );
 }

@@ -249,8 +249,9 @@ impl AuditRepo for MemoryBackend {
 
     async fn query(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage> {
         self.run(ctx, "AuditRepo.query", || {
-            q.validate()?;
+            // Where before what: the context is checked before the query.
             let t = ctx.require_tenant()?;
+            q.validate()?;
             let now = self.now();
             let st = self.lock();
             let empty = AuditPage {

@@ -197,7 +197,7 @@ impl State {
     /// status), and the caller is the user, the system or holds
     /// `consent.manage`.
     fn consent_tenant(&self, ctx: &Context, user: UserId) -> Result<TenantId> {
-        let t = self.visible_tenant(ctx)?;
+        let t = self.row_tenant(ctx, Entity::User)?;
         if !self.memberships.contains_key(&(t, user)) {
             return Err(Error::not_found(Entity::User));
         }

@@ -251,6 +251,16 @@ pub async fn identities_link_subjects_to_members(h: Harness) {
             entity: Entity::Member
         }
     );
+    // A taken subject is the conflict even when the target is no member.
+    assert_err!(
+        r.sso
+            .link_identity(&actx, provider.id, " sub-123 ", stranger.id)
+            .await,
+        Error::Conflict {
+            entity: Entity::Identity,
+            field: "subject"
+        }
+    );
     assert_err!(
         r.sso
             .link_identity(&actx, SsoProviderId::new(), "sub-9", bob.id)
@@ -305,6 +315,18 @@ pub async fn identities_link_subjects_to_members(h: Harness) {
         .await
         .unwrap();
     assert_eq!(found.map(|u| u.id), Some(bob.id));
+    // A subject is looked up as it is linked: without surrounding
+    // whitespace; a subject that could never be linked finds nobody.
+    let padded = r
+        .sso
+        .find_user_by_identity(&actx, provider.id, " sub-123\t")
+        .await
+        .unwrap();
+    assert_eq!(padded.map(|u| u.id), Some(bob.id));
+    for never in ["", "  ", too_long.as_str()] {
+        let found = r.sso.find_user_by_identity(&actx, provider.id, never);
+        assert_eq!(found.await.unwrap(), None);
+    }
     assert_eq!(
         r.sso
             .find_user_by_identity(&actx, provider.id, "nobody")

@@ -81,7 +81,7 @@ impl MemberRepo for MemoryBackend {
     async fn get_member(&self, ctx: &Context, user: UserId) -> Result<Membership> {
         self.run(ctx, "MemberRepo.get_member", || {
             let st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Member)?;
             st.memberships
                 .get(&(t, user))
                 .map(|m| m.m.clone())

@@ -26,6 +26,3 @@ mod sso;
 mod teams;
 mod tenants;
 mod users;
-
-/// Longest accepted identity subject, in characters.
-const MAX_SUBJECT_CHARS: usize = 255;

@@ -256,7 +256,7 @@ impl RbacRepo for MemoryBackend {
         self.run(ctx, "RbacRepo.revoke_role", || {
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::RoleGrant)?;
             let found = st
                 .grants
                 .get(&(t, grant))

@@ -1,10 +1,11 @@
 //! SSO providers and federated identities.
 
 use super::super::{MemoryBackend, TenantRows};
-use super::MAX_SUBJECT_CHARS;
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
-use insightpulse_core::tenancy::{Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User};
+use insightpulse_core::tenancy::{
+    identity_subject, Identity, NewSsoProvider, SsoConfig, SsoProvider, SsoRepo, User,
+};
 use insightpulse_core::{
     Context, Entity, Error, IdentityId, PermissionCode, Result, SsoProviderId, StateRule, TenantId,
     UserId,
@@ -79,7 +80,7 @@ impl SsoRepo for MemoryBackend {
             }
             let now = self.now();
             let mut st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::SsoProvider)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
             let p = st
                 .providers
@@ -135,24 +136,23 @@ impl SsoRepo for MemoryBackend {
         user: UserId,
     ) -> Result<Identity> {
         self.run(ctx, "SsoRepo.link_identity", || {
-            let subject = subject.trim();
-            if subject.is_empty() || subject.chars().count() > MAX_SUBJECT_CHARS {
-                return Err(Error::validation("subject", "must be 1 to 255 characters"));
-            }
+            let subject = identity_subject(subject)?;
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
             st.provider(t, provider)?;
-            if !st.memberships.contains_key(&(t, user)) {
-                return Err(Error::not_found(Entity::Member));
-            }
+            // PostgreSQL's order: the unique subject is checked as the row
+            // is inserted, the membership (a foreign key) after it.
             if st
                 .identities
                 .of_tenant(t)
                 .any(|i| i.provider_id == provider && i.subject == subject)
             {
                 return Err(Error::conflict(Entity::Identity, "subject"));
+            }
+            if !st.memberships.contains_key(&(t, user)) {
+                return Err(Error::not_found(Entity::Member));
             }
             let identity = Identity {
                 id: IdentityId::new(),
@@ -184,13 +184,17 @@ impl SsoRepo for MemoryBackend {
     ) -> Result<Option<User>> {
         self.run(ctx, "SsoRepo.find_user_by_identity", || {
             let st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::SsoProvider)?;
             if !st.provider(t, provider)?.enabled {
                 return Err(Error::invalid_state(
                     Entity::SsoProvider,
                     StateRule::ProviderDisabled,
                 ));
             }
+            // Nothing but a valid subject is ever stored.
+            let Ok(subject) = identity_subject(subject) else {
+                return Ok(None);
+            };
             let user = st
                 .identities
                 .of_tenant(t)

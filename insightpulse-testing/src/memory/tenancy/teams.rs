@@ -48,7 +48,7 @@ impl TeamRepo for MemoryBackend {
     async fn get_team(&self, ctx: &Context, id: TeamId) -> Result<Team> {
         self.run(ctx, "TeamRepo.get_team", || {
             let st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Team)?;
             st.team(t, id).cloned()
         })
     }
@@ -123,7 +123,7 @@ impl TeamRepo for MemoryBackend {
     async fn list_team_members(&self, ctx: &Context, team: TeamId) -> Result<Vec<UserId>> {
         self.run(ctx, "TeamRepo.list_team_members", || {
             let st = self.lock();
-            let t = st.visible_tenant(ctx)?;
+            let t = st.row_tenant(ctx, Entity::Team)?;
             st.team(t, team)?;
             // The set is ordered by (tenant, team, user): users come out by id.
             Ok(st
