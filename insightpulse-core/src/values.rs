@@ -120,6 +120,37 @@ string_value!(Email);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(String);
 
+/// Refuses text PostgreSQL cannot store: `text` and `jsonb` both refuse
+/// the NUL character (U+0000), so every backend refuses it up front, as
+/// `Validation { field }`, instead of one backend storing what the other
+/// cannot.
+///
+/// ```
+/// use insightpulse_core::values::storable_text;
+/// assert!(storable_text("description", "fine").is_ok());
+/// assert!(storable_text("description", "nul\0byte").is_err());
+/// ```
+pub fn storable_text(field: &'static str, s: &str) -> Result<()> {
+    if s.contains('\0') {
+        return Err(Error::validation(field, "must not contain a NUL character"));
+    }
+    Ok(())
+}
+
+/// [`storable_text`] for every key and string of a JSON value.
+pub fn storable_json(field: &'static str, v: &serde_json::Value) -> Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => storable_text(field, s),
+        Value::Array(items) => items.iter().try_for_each(|i| storable_json(field, i)),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            storable_text(field, k)?;
+            storable_json(field, v)
+        }),
+        _ => Ok(()),
+    }
+}
+
 impl Name {
     /// Validates a name.
     pub fn parse(s: &str) -> Result<Self> {

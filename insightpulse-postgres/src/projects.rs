@@ -163,16 +163,7 @@ fn environment_event(action: &str, env: &Environment) -> Result<AuditEvent> {
 impl ProjectRepo for PgBackend {
     async fn create_project(&self, ctx: &Context, new: NewProject) -> Result<Project> {
         traced!(ctx, "ProjectRepo.create_project", {
-            if new
-                .description
-                .as_ref()
-                .is_some_and(|d| d.chars().count() > 2000)
-            {
-                return Err(Error::validation(
-                    "description",
-                    "must be at most 2000 characters",
-                ));
-            }
+            new.validate()?;
             let tenant = ctx.require_tenant()?;
             let call = Call::new(Operation::CreateProject, Some(tenant), &new)?;
             let (id, now) = (ProjectId::new(), self.clock.now());

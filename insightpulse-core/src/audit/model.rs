@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ids::{ApiKeyId, AuditEntryId, TenantId, UserId};
-use crate::values::{AuditAction, TargetType};
+use crate::values::{storable_json, storable_text, AuditAction, TargetType};
 use crate::{Context, Principal};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,6 +10,17 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+
+/// An entry's target id: 1 to 200 bytes of storable text.
+fn check_target_id(t: &str) -> Result<()> {
+    if t.is_empty() || t.len() > 200 {
+        return Err(Error::validation(
+            "target_id",
+            "must be 1 to 200 characters",
+        ));
+    }
+    storable_text("target_id", t)
+}
 
 /// The chain of events that belong to no tenant (a user's erasure). Nobody
 /// is a member of it, so only the system reads it.
@@ -144,15 +155,10 @@ impl AuditEvent {
                 format!("must not hold secrets (key {key:?})"),
             ));
         }
+        storable_json("diff", &diff)?;
         let target_id = target_id.map(|t| t.to_string());
-        if target_id
-            .as_ref()
-            .is_some_and(|t| t.is_empty() || t.len() > 200)
-        {
-            return Err(Error::validation(
-                "target_id",
-                "must be 1 to 200 characters",
-            ));
+        if let Some(t) = &target_id {
+            check_target_id(t)?;
         }
         Ok(Self {
             action: AuditAction::parse(action)?,
@@ -471,7 +477,9 @@ impl AuditQuery {
         if !(1..=1000).contains(&self.limit) {
             return Err(Error::validation("limit", "must be 1 to 1000"));
         }
-        Ok(())
+        // A filter no entry could match is still a filter PostgreSQL must
+        // be able to compare.
+        self.target_id.as_deref().map_or(Ok(()), check_target_id)
     }
 
     /// Whether `e` passes the filters (not the time window or cursor).

@@ -47,6 +47,22 @@ pub struct NewProject {
     pub description: Option<String>,
 }
 
+impl NewProject {
+    /// Checks the input; called by every backend before any I/O.
+    pub fn validate(&self) -> Result<()> {
+        let Some(description) = &self.description else {
+            return Ok(());
+        };
+        if description.chars().count() > 2000 {
+            return Err(Error::validation(
+                "description",
+                "must be at most 2000 characters",
+            ));
+        }
+        crate::values::storable_text("description", description)
+    }
+}
+
 /// The kind of an environment; each exists at most once per project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

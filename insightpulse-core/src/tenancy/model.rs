@@ -49,6 +49,22 @@ pub struct TenantUpdate {
     pub settings: Option<serde_json::Value>,
 }
 
+impl TenantUpdate {
+    /// Checks the input; called by every backend before any I/O.
+    pub fn validate(&self) -> crate::Result<()> {
+        if let Some(settings) = &self.settings {
+            if !settings.is_object() {
+                return Err(crate::Error::validation(
+                    "settings",
+                    "must be a JSON object",
+                ));
+            }
+            crate::values::storable_json("settings", settings)?;
+        }
+        Ok(())
+    }
+}
+
 /// A global user account. The password hash is never exposed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
@@ -357,6 +373,8 @@ impl SsoConfig {
     /// Checks the configuration; called by every backend before writing.
     pub fn validate(&self) -> crate::Result<()> {
         use crate::Error;
+        let json = serde_json::to_value(self).map_err(Error::backend)?;
+        crate::values::storable_json("config", &json)?;
         let https = |u: &url::Url, field: &'static str| {
             if u.scheme() == "https" && u.host().is_some() {
                 Ok(())
@@ -455,6 +473,7 @@ pub fn identity_subject(raw: &str) -> crate::Result<&str> {
             "must be 1 to 255 characters",
         ));
     }
+    crate::values::storable_text("subject", subject)?;
     Ok(subject)
 }
 

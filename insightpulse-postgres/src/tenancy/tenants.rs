@@ -159,9 +159,7 @@ impl TenantRepo for PgBackend {
 
     async fn update_tenant(&self, ctx: &Context, update: TenantUpdate) -> Result<Tenant> {
         traced!(ctx, "TenantRepo.update_tenant", {
-            if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
-                return Err(Error::validation("settings", "must be a JSON object"));
-            }
+            update.validate()?;
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(

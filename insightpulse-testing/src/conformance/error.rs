@@ -10,10 +10,13 @@ use super::tenancy::{invitation, saml_config};
 use super::Harness;
 use crate::fixtures::*;
 use chrono::Duration;
+use insightpulse_core::audit::{AuditEvent, AuditQuery, Diff};
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
-use insightpulse_core::tenancy::{NewRole, NewSsoProvider, NewTeam, NewTenant, NewUser, RoleScope};
+use insightpulse_core::tenancy::{
+    NewRole, NewSsoProvider, NewTeam, NewTenant, NewUser, RoleScope, SsoConfig, TenantUpdate,
+};
 use insightpulse_core::{
-    ConsentPurpose, Context, Entity, Error, IdempotencyKey, Result, TenantId, TimeZone,
+    ConsentPurpose, Context, Entity, Error, IdempotencyKey, Result, TargetType, TenantId, TimeZone,
 };
 
 /// Checks one conflict: the exact variant and parts, the code, the text,
@@ -465,4 +468,134 @@ pub async fn an_unseen_tenants_rows_are_not_found_as_themselves(h: Harness) {
         r.rbac.list_grants(&actx, Some(bob.id)).await.unwrap().len(),
         2
     );
+}
+
+/// Expects `Validation { field }` about a NUL character.
+fn refused_nul<T: std::fmt::Debug>(what: &str, result: Result<T>, field: &str) {
+    match result {
+        Err(e @ Error::Validation { .. }) if e.field() == Some(field) => assert_eq!(
+            e.to_string(),
+            format!("invalid {field}: must not contain a NUL character"),
+            "{what}"
+        ),
+        other => panic!("{what}: expected Validation({field}), got {other:?}"),
+    }
+}
+
+/// Text PostgreSQL cannot store (a NUL character, in `text` or `jsonb`) is
+/// refused by every backend up front, naming the field, and nothing is
+/// written.
+pub async fn text_no_database_can_store_is_refused(h: Harness) {
+    let r = &h.repos;
+    let (acme, owner, actx) = tenant_with_owner(r, "acme").await;
+    let nul = "nul\0byte";
+    let before = audit_trail(r, acme.id).await.len();
+
+    let description = r
+        .projects
+        .create_project(
+            &actx,
+            NewProject {
+                slug: slug("web"),
+                name: name("Web"),
+                description: Some(nul.into()),
+            },
+        )
+        .await;
+    refused_nul("project description", description, "description");
+    let settings = TenantUpdate {
+        settings: Some(serde_json::json!({ "note": nul })),
+        ..Default::default()
+    };
+    refused_nul(
+        "tenant settings",
+        r.tenants.update_tenant(&actx, settings).await,
+        "settings",
+    );
+    let key = TenantUpdate {
+        settings: Some(serde_json::json!({ nul: 1 })),
+        ..Default::default()
+    };
+    refused_nul(
+        "settings key",
+        r.tenants.update_tenant(&actx, key).await,
+        "settings",
+    );
+    let SsoConfig::Oidc {
+        issuer,
+        client_secret_ref,
+        scopes,
+        ..
+    } = super::tenancy::oidc_config()
+    else {
+        unreachable!("oidc_config is OIDC")
+    };
+    let config = SsoConfig::Oidc {
+        issuer,
+        client_id: nul.into(),
+        client_secret_ref,
+        scopes,
+    };
+    let provider = r
+        .sso
+        .create_provider(
+            &actx,
+            NewSsoProvider {
+                name: name("Okta"),
+                config: config.clone(),
+            },
+        )
+        .await;
+    refused_nul("sso config", provider, "config");
+    let okta = r
+        .sso
+        .create_provider(
+            &actx,
+            NewSsoProvider {
+                name: name("Okta"),
+                config: saml_config(),
+            },
+        )
+        .await
+        .unwrap();
+    let updated = r
+        .sso
+        .update_provider(&actx, okta.id, Some(config), None)
+        .await;
+    refused_nul("sso config update", updated, "config");
+    let linked = r.sso.link_identity(&actx, okta.id, nul, owner.id).await;
+    refused_nul("identity subject", linked, "subject");
+    assert_eq!(
+        r.sso
+            .find_user_by_identity(&actx, okta.id, nul)
+            .await
+            .unwrap(),
+        None
+    );
+    let diff = AuditEvent::new(
+        "note.added",
+        "note",
+        None::<String>,
+        Diff::new().set("text", nul),
+    );
+    refused_nul("audit diff", diff, "diff");
+    let target = AuditEvent::new("note.added", "note", Some(nul), Diff::new());
+    refused_nul("audit target", target, "target_id");
+    let filter =
+        AuditQuery::last_days(1).target(TargetType::parse("note").unwrap(), Some(nul.into()));
+    refused_nul(
+        "audit filter",
+        r.audit.query(&actx, filter).await,
+        "target_id",
+    );
+
+    assert!(r
+        .projects
+        .list_projects(&actx, true)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(r.sso.list_providers(&actx).await.unwrap(), vec![okta]);
+    // Only the provider that was valid was audited.
+    assert_eq!(audit_trail(r, acme.id).await.len(), before + 1);
 }

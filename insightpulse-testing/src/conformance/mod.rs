@@ -193,6 +193,7 @@ macro_rules! __conformance_cases {
         $crate::__conformance_module!($backend error [
             every_conflict_names_its_entity_and_field_only,
             an_unseen_tenants_rows_are_not_found_as_themselves,
+            text_no_database_can_store_is_refused,
         ]);
         $crate::__conformance_module!($backend idempotency [
             repeated_creates_with_one_key_make_one_row,

@@ -25,9 +25,6 @@ use insightpulse_core::{
     Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, StateRule,
 };
 
-/// Longest accepted project description, in characters.
-const MAX_DESCRIPTION_CHARS: usize = 2000;
-
 /// The diff of `environment.created` and `environment.deleted`.
 fn environment_diff(env: &Environment) -> Diff {
     Diff::new()
@@ -39,16 +36,7 @@ fn environment_diff(env: &Environment) -> Diff {
 impl ProjectRepo for MemoryBackend {
     async fn create_project(&self, ctx: &Context, new: NewProject) -> Result<Project> {
         self.run(ctx, "ProjectRepo.create_project", || {
-            if new
-                .description
-                .as_ref()
-                .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION_CHARS)
-            {
-                return Err(Error::validation(
-                    "description",
-                    "must be at most 2000 characters",
-                ));
-            }
+            new.validate()?;
             let call = Call::new(Operation::CreateProject, ctx.tenant_id(), &new)?;
             let scope = idempotency::scope(ctx);
             let now = self.now();

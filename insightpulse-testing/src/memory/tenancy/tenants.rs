@@ -138,9 +138,7 @@ impl TenantRepo for MemoryBackend {
 
     async fn update_tenant(&self, ctx: &Context, update: TenantUpdate) -> Result<Tenant> {
         self.run(ctx, "TenantRepo.update_tenant", || {
-            if update.settings.as_ref().is_some_and(|s| !s.is_object()) {
-                return Err(Error::validation("settings", "must be a JSON object"));
-            }
+            update.validate()?;
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
