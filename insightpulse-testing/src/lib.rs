@@ -43,6 +43,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod conformance;
+pub mod differential;
 pub mod fixtures;
 pub mod memory;
 #[cfg(feature = "mocks")]

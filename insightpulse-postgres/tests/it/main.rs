@@ -4,6 +4,7 @@
 
 mod audit;
 mod catalog;
+mod differential;
 mod embed;
 mod isolation;
 mod permissions;
