@@ -151,6 +151,49 @@ pub fn storable_json(field: &'static str, v: &serde_json::Value) -> Result<()> {
     }
 }
 
+/// `v` as it comes back from a PostgreSQL `jsonb` column, so a backend
+/// that keeps JSON in memory holds what the database would. serde writes a
+/// float of magnitude 1e16 or more in exponent form (`1e+16`), which
+/// `jsonb` stores as a plain integer (`10000000000000000`, read back as an
+/// integer when it fits 64 bits); smaller integral floats keep their `.0`;
+/// negative zero loses its sign. Every other value survives unchanged.
+///
+/// ```
+/// use insightpulse_core::values::canonical_json;
+/// use serde_json::json;
+/// assert_eq!(
+///     canonical_json(json!({"n": 1e16, "x": [0.5, 1.0, -0.0]})),
+///     json!({"n": 10_000_000_000_000_000u64, "x": [0.5, 1.0, 0.0]})
+/// );
+/// ```
+pub fn canonical_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    const EXPONENT_FORM: f64 = 1e16;
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f == 0.0 => Value::from(0.0),
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() >= EXPONENT_FORM => {
+                // Exact: f is integral and inside the target type's range.
+                if f < 0.0 && f >= -9.223_372_036_854_776e18 {
+                    Value::from(f as i64)
+                } else if f > 0.0 && f < 1.844_674_407_370_955_2e19 {
+                    Value::from(f as u64)
+                } else {
+                    Value::Number(n)
+                }
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, canonical_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 impl Name {
     /// Validates a name.
     pub fn parse(s: &str) -> Result<Self> {

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::ids::{ApiKeyId, AuditEntryId, TenantId, UserId};
-use crate::values::{storable_json, storable_text, AuditAction, TargetType};
+use crate::values::{canonical_json, storable_json, storable_text, AuditAction, TargetType};
 use crate::{Context, Principal};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -156,6 +156,7 @@ impl AuditEvent {
             ));
         }
         storable_json("diff", &diff)?;
+        let diff = canonical_json(diff);
         let target_id = target_id.map(|t| t.to_string());
         if let Some(t) = &target_id {
             check_target_id(t)?;

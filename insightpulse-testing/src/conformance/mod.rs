@@ -90,6 +90,7 @@ macro_rules! __conformance_cases {
             other_tenants_are_invisible,
             calls_without_a_tenant_are_rejected,
             update_tenant_needs_tenant_manage_and_object_settings,
+            json_numbers_come_back_as_the_database_keeps_them,
             delete_tenant_is_owner_only_and_cascades,
             users_are_created_by_the_system_with_unique_emails,
             users_see_themselves_and_co_members_only,

@@ -5,6 +5,7 @@ use super::{invitation, oidc_config};
 use crate::conformance::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
+use insightpulse_core::audit::{AuditEvent, ChainVerdict};
 use insightpulse_core::projects::EnvironmentKind;
 use insightpulse_core::tenancy::catalog;
 use insightpulse_core::tenancy::{
@@ -95,6 +96,16 @@ pub async fn create_tenant_needs_an_existing_user_and_a_free_slug(h: Harness) {
             .await,
         Error::NotFound {
             entity: Entity::User
+        }
+    );
+    // A taken slug is the conflict whoever asks: the slug is checked first.
+    assert_err!(
+        r.tenants
+            .create_tenant(&Context::user(UserId::new()), new("acme"))
+            .await,
+        Error::Conflict {
+            entity: Entity::Tenant,
+            field: "slug"
         }
     );
     let (_, _, kctx) = api_key(r, &actx, ApiKeyScope::Tenant, &["project.create"]).await;
@@ -646,5 +657,40 @@ pub async fn delete_tenant_is_owner_only_and_cascades(h: Harness) {
     assert_err!(
         r.tenants.get_tenant(&system(), other.id).await,
         Error::NotFound { .. }
+    );
+}
+
+/// JSON a caller stores (tenant settings, an audit diff) comes back as the
+/// database keeps it, from every backend: a large integral float is an
+/// integer (`jsonb` turns `1e+16` into `10000000000000000`), negative zero
+/// is zero, other numbers are as sent.
+pub async fn json_numbers_come_back_as_the_database_keeps_them(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, actx) = tenant_with_owner(r, "acme").await;
+    let sent = serde_json::json!({ "big": 1e16, "one": 1.0, "zero": -0.0, "half": 0.5, "tiny": 1.5e-7, "huge": 1e300 });
+    let kept = serde_json::json!({
+        "big": 10_000_000_000_000_000u64, "one": 1.0, "zero": 0.0, "half": 0.5, "tiny": 1.5e-7, "huge": 1e300
+    });
+    let update = TenantUpdate {
+        settings: Some(sent.clone()),
+        ..Default::default()
+    };
+    let updated = r.tenants.update_tenant(&actx, update).await.unwrap();
+    assert_eq!(updated.settings, kept);
+    assert_eq!(
+        r.tenants.get_tenant(&actx, acme.id).await.unwrap().settings,
+        kept
+    );
+
+    let event = AuditEvent::new("report.exported", "report", None::<String>, sent).unwrap();
+    r.audit.record(&actx, event).await.unwrap();
+    let trail = audit_trail(r, acme.id).await;
+    assert_eq!(trail.last().unwrap().diff, kept);
+    assert_eq!(
+        chain_verdict(r, acme.id).await,
+        ChainVerdict::Intact {
+            entries: 3,
+            head_seq: 3
+        }
     );
 }

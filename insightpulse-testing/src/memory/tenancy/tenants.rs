@@ -8,6 +8,7 @@ use insightpulse_core::tenancy::catalog::ADMIN_ROLE;
 use insightpulse_core::tenancy::{
     Membership, MembershipStatus, NewTenant, RoleGrant, RoleScope, Tenant, TenantRepo, TenantUpdate,
 };
+use insightpulse_core::values::canonical_json;
 use insightpulse_core::{
     Context, Entity, Error, PermissionCode, Requirement, Result, RoleGrantId, Slug, TenantId,
     UserId,
@@ -24,8 +25,13 @@ impl super::super::State {
         new: NewTenant,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Tenant> {
+        // PostgreSQL's order: the slug is checked as the tenant row goes
+        // in, the owner (the membership's foreign key) after it.
         if self.tenant_by_slug.contains_key(&new.slug) {
             return Err(Error::conflict(Entity::Tenant, "slug"));
+        }
+        if !self.users.contains_key(&user) {
+            return Err(Error::not_found(Entity::User));
         }
         let admin = self
             .builtin_roles
@@ -90,9 +96,6 @@ impl TenantRepo for MemoryBackend {
                     .filter(|_| st.tenant_visible(ctx, id))
                     .cloned()
                     .ok_or_else(|| Error::not_found(Entity::Tenant));
-            }
-            if !st.users.contains_key(&user) {
-                return Err(Error::not_found(Entity::User));
             }
             let tenant = st.create_tenant_owned_by(ctx, user, new, now)?;
             st.remember(scope, ctx.request(), call, tenant.id.0, now);
@@ -166,7 +169,8 @@ impl TenantRepo for MemoryBackend {
                 tenant.timezone = tz;
             }
             if let Some(settings) = update.settings {
-                tenant.settings = settings;
+                // What PostgreSQL's jsonb column would hand back.
+                tenant.settings = canonical_json(settings);
             }
             tenant.updated_at = now;
             let updated = tenant.clone();
