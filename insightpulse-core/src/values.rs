@@ -174,9 +174,9 @@ pub fn canonical_json(v: serde_json::Value) -> serde_json::Value {
             Some(f) if n.is_f64() && f == 0.0 => Value::from(0.0),
             Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() >= EXPONENT_FORM => {
                 // Exact: f is integral and inside the target type's range.
-                if f < 0.0 && f >= -9.223_372_036_854_776e18 {
+                if (-9.223_372_036_854_776e18..0.0).contains(&f) {
                     Value::from(f as i64)
-                } else if f > 0.0 && f < 1.844_674_407_370_955_2e19 {
+                } else if (0.0..1.844_674_407_370_955_2e19).contains(&f) {
                     Value::from(f as u64)
                 } else {
                     Value::Number(n)
