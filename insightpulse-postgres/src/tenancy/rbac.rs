@@ -144,6 +144,32 @@ async fn own_role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> 
     Ok(row)
 }
 
+impl PgBackend {
+    /// Runs one of the permission statements (`(code, tenant, project)`)
+    /// as `ctx`, in one round trip, and returns its one row.
+    async fn ask_permission<T>(
+        &self,
+        ctx: &Context,
+        stmt: &Prepared,
+        permission: PermissionCode,
+        tenant: TenantId,
+        project: Option<ProjectId>,
+    ) -> Result<T>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let args = [
+            quote_literal(permission.as_str()),
+            uuid_literal(tenant.0),
+            project.map_or("NULL".to_owned(), |p| uuid_literal(p.0)),
+        ];
+        self.read_once(ctx, stmt, &args)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::backend(std::io::Error::other("no answer")))
+    }
+}
+
 #[async_trait]
 impl RbacRepo for PgBackend {
     async fn list_permissions(&self, ctx: &Context) -> Result<Vec<Permission>> {
@@ -473,18 +499,8 @@ impl RbacRepo for PgBackend {
                 return Ok(true);
             }
             let (allowed,): (bool,) = self
-                .read_once(
-                    ctx,
-                    &HAS_PERMISSION,
-                    &[
-                        quote_literal(permission.as_str()),
-                        uuid_literal(tenant.0),
-                        project.map_or("NULL".to_owned(), |p| uuid_literal(p.0)),
-                    ],
-                )
-                .await?
-                .pop()
-                .ok_or_else(|| Error::backend(std::io::Error::other("no answer")))?;
+                .ask_permission(ctx, &HAS_PERMISSION, permission, tenant, project)
+                .await?;
             Ok(allowed)
         })
     }
@@ -503,18 +519,8 @@ impl RbacRepo for PgBackend {
                 return tx.commit().await.map_err(db);
             }
             let (visible, allowed): (bool, bool) = self
-                .read_once(
-                    ctx,
-                    &REQUIRE_PERMISSION,
-                    &[
-                        quote_literal(permission.as_str()),
-                        uuid_literal(tenant.0),
-                        project.map_or("NULL".to_owned(), |p| uuid_literal(p.0)),
-                    ],
-                )
-                .await?
-                .pop()
-                .ok_or_else(|| Error::backend(std::io::Error::other("no answer")))?;
+                .ask_permission(ctx, &REQUIRE_PERMISSION, permission, tenant, project)
+                .await?;
             match (visible, allowed) {
                 (false, _) => Err(Error::not_found(Entity::Tenant)),
                 (true, false) => Err(Error::denied(permission)),
