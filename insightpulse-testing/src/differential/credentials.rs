@@ -255,12 +255,7 @@ impl ModuleOp for CredentialOp {
     fn generate(g: &mut Gen) -> Option<(Who, Self)> {
         use CredentialOp::*;
         let t = g.tenant();
-        let picked = g.method(METHODS, WEIGHTS);
-        let method = g.prerequisite(picked, |g, m| needs(g, m, t));
-        if !METHODS.contains(&method) {
-            g.redirect(method);
-            return None;
-        }
+        let method = g.next_method(METHODS, WEIGHTS, |g, m| needs(g, m, t))?;
         let op = match method {
             "create_provider" => {
                 let provider = g.fresh(Kind::Provider, g.model.providers.len());

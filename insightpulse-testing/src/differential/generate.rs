@@ -613,9 +613,30 @@ impl Gen {
             .count()
     }
 
-    /// With probability 0.85, replaces `method` by what it needs first,
-    /// as `needs` says (`None`: nothing missing), up to three times.
-    pub fn prerequisite(
+    /// The method a module generator makes next: one of `methods` by
+    /// `weights` (or the forced one), replaced with probability 0.85 by
+    /// what it needs first, as `needs` says (`None`: nothing missing), up
+    /// to three times. `None` when that is another module's method, which
+    /// is then forced for the next step.
+    pub fn next_method(
+        &mut self,
+        methods: &[&'static str],
+        weights: &[u32],
+        needs: impl Fn(&Self, &'static str) -> Option<&'static str>,
+    ) -> Option<&'static str> {
+        let picked = self.method(methods, weights);
+        let method = self.prerequisite(picked, needs);
+        if methods.contains(&method) {
+            Some(method)
+        } else {
+            self.redirect(method);
+            None
+        }
+    }
+
+    /// `method`, or with probability 0.85 what it needs first, up to three
+    /// times.
+    fn prerequisite(
         &mut self,
         method: &'static str,
         needs: impl Fn(&Self, &'static str) -> Option<&'static str>,

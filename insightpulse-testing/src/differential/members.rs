@@ -260,12 +260,7 @@ impl ModuleOp for MemberOp {
     fn generate(g: &mut Gen) -> Option<(Who, Self)> {
         use MemberOp::*;
         let t = g.tenant();
-        let picked = g.method(METHODS, WEIGHTS);
-        let method = g.prerequisite(picked, |g, m| needs(g, m, t));
-        if !METHODS.contains(&method) {
-            g.redirect(method);
-            return None;
-        }
+        let method = g.next_method(METHODS, WEIGHTS, |g, m| needs(g, m, t))?;
         let op = match method {
             "list_members" => ListMembers,
             "get_member" => GetMember { user: g.member(t) },

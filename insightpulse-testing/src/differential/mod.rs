@@ -86,10 +86,10 @@
 //!    [`Kind`](ops::Kind) for each new kind of row — and pool indices), its
 //!    `Display` (the method name and its arguments), and `impl ModuleOp for
 //!    MOp`: `method`, `is_read`, `methods` (its method names, for the
-//!    coverage report), `generate` (pick a tenant with `g.tenant()`, a
-//!    method with `g.method(METHODS, WEIGHTS)`, what it needs first with
-//!    `g.prerequisite(..)` — `g.redirect(..)` when that is another module's
-//!    call — rows with `g.row_in(..)`, the caller with `g.actor(t)`; push a
+//!    coverage report), `generate` (pick a tenant with `g.tenant()`, the
+//!    method with `g.next_method(METHODS, WEIGHTS, needs)?` — what it needs
+//!    first may be another module's call, which then goes next — rows with
+//!    `g.row_in(..)`, the caller with `g.actor(t)`; push a
 //!    fresh name for what it creates to the model), `observe` (mark rows
 //!    made or deleted when the fake said `ok`) and `apply` (call the
 //!    repository, `env.bind` what it created, return `env.outcome(result)`;

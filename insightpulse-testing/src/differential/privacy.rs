@@ -230,8 +230,7 @@ impl ModuleOp for PrivacyOp {
     fn generate(g: &mut Gen) -> Option<(Who, Self)> {
         use PrivacyOp::*;
         let t = g.tenant();
-        let picked = g.method(METHODS, WEIGHTS);
-        let method = g.prerequisite(picked, |g, m| match m {
+        let method = g.next_method(METHODS, WEIGHTS, |g, m| match m {
             "withdraw_consent" if !g.model.consented.iter().any(|c| c.0 == t.idx) => {
                 Some("record_consent")
             }
@@ -239,11 +238,7 @@ impl ModuleOp for PrivacyOp {
                 Some("set_data_policy")
             }
             _ => None,
-        });
-        if !METHODS.contains(&method) {
-            g.redirect(method);
-            return None;
-        }
+        })?;
         let op = match method {
             "set_data_policy" => SetDataPolicy {
                 // Mostly the categories that are stored.

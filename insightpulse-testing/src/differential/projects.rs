@@ -189,8 +189,7 @@ impl ModuleOp for ProjectOp {
     fn generate(g: &mut Gen) -> Option<(Who, Self)> {
         use ProjectOp::*;
         let t = g.tenant();
-        let picked = g.method(METHODS, WEIGHTS);
-        let method = g.prerequisite(picked, |g, m| {
+        let method = g.next_method(METHODS, WEIGHTS, |g, m| {
             let envs: Vec<(u32, bool)> = g
                 .model
                 .environments
@@ -205,11 +204,7 @@ impl ModuleOp for ProjectOp {
                 _ if g.live_in(&rows(&g.model.projects), t) == 0 => Some("create_project"),
                 _ => None,
             }
-        });
-        if !METHODS.contains(&method) {
-            g.redirect(method);
-            return None;
-        }
+        })?;
         let op = match method {
             "create_project" => {
                 let p = g.fresh(Kind::Project, g.model.projects.len());

@@ -332,12 +332,7 @@ impl ModuleOp for RbacOp {
     fn generate(g: &mut Gen) -> Option<(Who, Self)> {
         use RbacOp::*;
         let t = g.tenant();
-        let picked = g.method(METHODS, WEIGHTS);
-        let method = g.prerequisite(picked, |g, m| needs(g, m, t));
-        if !METHODS.contains(&method) {
-            g.redirect(method);
-            return None;
-        }
+        let method = g.next_method(METHODS, WEIGHTS, |g, m| needs(g, m, t))?;
         let op = match method {
             "list_permissions" => ListPermissions,
             "list_roles" => ListRoles,

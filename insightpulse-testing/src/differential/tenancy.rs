@@ -363,12 +363,7 @@ impl ModuleOp for TenancyOp {
     fn generate(g: &mut Gen) -> Option<(Who, Self)> {
         use TenancyOp::*;
         let t = g.tenant();
-        let picked = g.method(METHODS, WEIGHTS);
-        let method = g.prerequisite(picked, needs);
-        if !METHODS.contains(&method) {
-            g.redirect(method);
-            return None;
-        }
+        let method = g.next_method(METHODS, WEIGHTS, needs)?;
         let op = match method {
             "sign_up" => return Some(sign_up(g)),
             "sign_in" => {
