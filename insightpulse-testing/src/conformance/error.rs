@@ -512,6 +512,12 @@ pub async fn text_no_database_can_store_is_refused(h: Harness) {
         r.tenants.update_tenant(&actx, settings).await,
         "settings",
     );
+    let listed = TenantUpdate {
+        settings: Some(serde_json::json!({ "tags": ["ok", nul] })),
+        ..Default::default()
+    };
+    let listed = r.tenants.update_tenant(&actx, listed).await;
+    refused_nul("settings list", listed, "settings");
     let key = TenantUpdate {
         settings: Some(serde_json::json!({ nul: 1 })),
         ..Default::default()

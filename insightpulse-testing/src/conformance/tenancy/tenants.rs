@@ -667,9 +667,9 @@ pub async fn delete_tenant_is_owner_only_and_cascades(h: Harness) {
 pub async fn json_numbers_come_back_as_the_database_keeps_them(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
-    let sent = serde_json::json!({ "big": 1e16, "one": 1.0, "zero": -0.0, "half": 0.5, "tiny": 1.5e-7, "huge": 1e300 });
+    let sent = serde_json::json!({ "big": 1e16, "neg": -1e16, "one": 1.0, "zero": -0.0, "half": 0.5, "tiny": 1.5e-7, "huge": 1e300 });
     let kept = serde_json::json!({
-        "big": 10_000_000_000_000_000u64, "one": 1.0, "zero": 0.0, "half": 0.5, "tiny": 1.5e-7, "huge": 1e300
+        "big": 10_000_000_000_000_000u64, "neg": -10_000_000_000_000_000i64, "one": 1.0, "zero": 0.0, "half": 0.5, "tiny": 1.5e-7, "huge": 1e300
     });
     let update = TenantUpdate {
         settings: Some(sent.clone()),
@@ -677,6 +677,8 @@ pub async fn json_numbers_come_back_as_the_database_keeps_them(h: Harness) {
     };
     let updated = r.tenants.update_tenant(&actx, update).await.unwrap();
     assert_eq!(updated.settings, kept);
+    // As text too: `-0.0 == 0.0` for serde_json, not for a reader.
+    assert_eq!(updated.settings.to_string(), kept.to_string());
     assert_eq!(
         r.tenants.get_tenant(&actx, acme.id).await.unwrap().settings,
         kept
