@@ -15,6 +15,7 @@
 
 mod api_keys;
 mod auth;
+mod invitations;
 mod members;
 mod rbac;
 mod sso;
@@ -24,6 +25,7 @@ mod users;
 
 pub use api_keys::*;
 pub use auth::*;
+pub use invitations::*;
 pub use members::*;
 pub use rbac::*;
 pub use sso::*;

@@ -1,0 +1,187 @@
+//! Conformance cases of data governance: data policies, retention runs,
+//! consents and the erasure of a user.
+//!
+//! Rule guarded here: policies are validated and need `data_policy.manage`;
+//! a retention run (system only) deletes or anonymizes exactly the data out
+//! of retention, in batches, audits each batch, leaves every chain intact
+//! and changes nothing when run again; consents keep their full history;
+//! erasure removes a user's memberships, identities and invitations and
+//! pseudonymizes the trail without breaking it — or, for a last owner,
+//! changes nothing (audit.md).
+
+use super::audit::{
+    assert_event, assert_no_request, assert_request, event, instant, keys, record, system_actor,
+    target, Trail,
+};
+use super::{assert_err, Harness};
+use crate::fixtures::*;
+use chrono::{DateTime, Duration, Utc};
+use insightpulse_core::audit::{
+    chain, Actor, AuditEntry, AuditQuery, ChainVerdict, PLATFORM_TENANT,
+};
+use insightpulse_core::privacy::{
+    erased_email, hashed_email, AnonymizationRule, ConsentChange, DataCategory, DataPolicy,
+    ErasureReport, FieldTreatment, NewDataPolicy, RetentionAction, RetentionDays, RetentionOutcome,
+    RetentionReport,
+};
+use insightpulse_core::tenancy::{ApiKeyScope, NewInvitation, NewSsoProvider, NewTeam, SsoConfig};
+use insightpulse_core::{
+    Clock, ConsentPurpose, ConsentSource, Context, Credential, Entity, Error, InvitationId,
+    PolicyVersion, Rejection, Repos, RequestMeta, Requirement, SecretString, TenantId, UserId,
+};
+use serde_json::json;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+fn days(n: i64) -> RetentionDays {
+    RetentionDays::new(n).unwrap()
+}
+
+fn policy(category: DataCategory, retention_days: i64, action: RetentionAction) -> NewDataPolicy {
+    NewDataPolicy {
+        category,
+        retention: days(retention_days),
+        action,
+    }
+}
+
+fn rule(field: &str, treatment: FieldTreatment) -> AnonymizationRule {
+    AnonymizationRule::new(field, treatment)
+}
+
+/// The only anonymization of audit entries: erase ip and user agent.
+fn erase_ip_and_user_agent() -> RetentionAction {
+    RetentionAction::Anonymize(vec![
+        rule("ip", FieldTreatment::Null),
+        rule("user_agent", FieldTreatment::Null),
+    ])
+}
+
+fn hash_emails() -> RetentionAction {
+    RetentionAction::Anonymize(vec![rule("email", FieldTreatment::Hash)])
+}
+
+async fn set_policy(r: &Repos, ctx: &Context, p: NewDataPolicy) -> DataPolicy {
+    r.privacy
+        .set_data_policy(ctx, p)
+        .await
+        .unwrap_or_else(|e| panic!("set data policy: {e}"))
+}
+
+async fn enforce(r: &Repos, now: DateTime<Utc>, batch_size: u32) -> RetentionReport {
+    r.privacy
+        .enforce_retention(&system(), now, batch_size)
+        .await
+        .unwrap_or_else(|e| panic!("enforce retention: {e}"))
+}
+
+fn outcome(
+    tenant_id: TenantId,
+    category: DataCategory,
+    cutoff: DateTime<Utc>,
+    deleted: u64,
+    anonymized: u64,
+    applied: bool,
+) -> RetentionOutcome {
+    RetentionOutcome {
+        tenant_id,
+        category,
+        cutoff,
+        deleted,
+        anonymized,
+        applied,
+    }
+}
+
+fn intact(n: u64, head_seq: i64) -> ChainVerdict {
+    ChainVerdict::Intact {
+        entries: n,
+        head_seq,
+    }
+}
+
+fn seqs(entries: &[AuditEntry]) -> Vec<i64> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+async fn invite(r: &Repos, ctx: &Context, address: &str, valid_for: Duration) -> NewInvited {
+    let issued = r
+        .members
+        .invite(
+            ctx,
+            NewInvitation {
+                email: email(address),
+                role_id: None,
+                valid_for,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("invite {address}: {e}"));
+    NewInvited {
+        id: issued.invitation.id,
+        token: issued.token,
+    }
+}
+
+struct NewInvited {
+    id: InvitationId,
+    token: SecretString,
+}
+
+/// `(id, email)` of the tenant's invitations, oldest first.
+async fn invitations(r: &Repos, ctx: &Context) -> Vec<(InvitationId, String)> {
+    r.members
+        .list_invitations(ctx)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.id, i.email.to_string()))
+        .collect()
+}
+
+/// Asserts the `retention.applied` events of one run: one per batch, each
+/// within `batch_size`, adding up to the totals.
+fn assert_retention_events(
+    events: &[AuditEntry],
+    category: &str,
+    cutoff: DateTime<Utc>,
+    batches: &[(u64, u64)],
+) {
+    assert_eq!(events.len(), batches.len(), "{events:#?}");
+    for (e, (deleted, anonymized)) in events.iter().zip(batches) {
+        assert_eq!(e.action.as_str(), "retention.applied", "{e:#?}");
+        assert_eq!(e.target_type.as_str(), "data_policy");
+        assert_eq!(e.target_id, target(category));
+        assert_eq!(e.actor, system_actor());
+        assert_eq!(keys(&e.diff), ["anonymized", "cutoff", "deleted"]);
+        assert_eq!(instant(&e.diff["cutoff"]), cutoff);
+        assert_eq!(e.diff["deleted"], json!(deleted), "{e:#?}");
+        assert_eq!(e.diff["anonymized"], json!(anonymized), "{e:#?}");
+        assert_no_request(e);
+    }
+}
+
+fn purpose(s: &str) -> ConsentPurpose {
+    ConsentPurpose::parse(s).unwrap()
+}
+
+fn consent(user: UserId, purpose_label: &str, version: &str, source: &str) -> ConsentChange {
+    ConsentChange {
+        user,
+        purpose: purpose(purpose_label),
+        policy_version: PolicyVersion::parse(version).unwrap(),
+        source: ConsentSource::parse(source).unwrap(),
+    }
+}
+
+mod consents;
+mod erasure;
+mod policies;
+mod retention;
+
+pub use consents::*;
+pub use erasure::*;
+pub use policies::*;
+pub use retention::*;
