@@ -193,12 +193,21 @@ ALTER POLICY roles_select ON roles
     USING (tenant_id IS NULL OR tenant_id = (SELECT insightpulse_auth.tenant_id()));
 ALTER POLICY user_roles_select ON user_roles
     USING (tenant_id = (SELECT insightpulse_auth.tenant_id()));
+-- What the SDK refuses, RLS hides too (it used to show these to every
+-- member): SSO configuration and other members' identities to holders of
+-- sso.manage only (a user still sees their own identities), API keys to
+-- holders of api_key.manage at the key's level (tenant-wide, or on the
+-- key's project).
 ALTER POLICY sso_providers_select ON sso_providers
-    USING (tenant_id = (SELECT insightpulse_auth.tenant_id()));
+    USING (tenant_id = (SELECT insightpulse_auth.tenant_id())
+           AND insightpulse_auth.user_has_permission('sso.manage', tenant_id));
 ALTER POLICY user_identities_select ON user_identities
-    USING (tenant_id = (SELECT insightpulse_auth.tenant_id()));
+    USING (tenant_id = (SELECT insightpulse_auth.tenant_id())
+           AND (user_id = (SELECT insightpulse_auth.uid())
+                OR insightpulse_auth.user_has_permission('sso.manage', tenant_id)));
 ALTER POLICY api_keys_select ON api_keys
-    USING (tenant_id = (SELECT insightpulse_auth.tenant_id()));
+    USING (tenant_id = (SELECT insightpulse_auth.tenant_id())
+           AND insightpulse_auth.user_has_permission('api_key.manage', tenant_id, project_id));
 ALTER POLICY projects_select ON projects
     USING (tenant_id = (SELECT insightpulse_auth.tenant_id())
            AND ((SELECT insightpulse_auth.scope_project_id()) IS NULL
@@ -217,3 +226,40 @@ ALTER POLICY environments_select ON environments
 -- Covered by the primary key (tenant_id, id); the seed's index predates that
 -- key, and with it the planner may still pick the narrower index over the key.
 DROP INDEX idx_projects_tenant;
+
+-- The project an API key of the acting tenant is limited to (a row with
+-- NULL for a tenant-wide key; no row when there is no such key), for members
+-- who may not read the key itself: revoking needs api_key.manage at the
+-- key's level, and a member without it is told PermissionDenied, not
+-- NotFound, as inside its own tenant everywhere else.
+CREATE FUNCTION insightpulse.api_key_level(p_id uuid) RETURNS TABLE (project_id uuid)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = insightpulse, pg_temp
+AS $$
+    SELECT k.project_id FROM api_keys k
+     WHERE k.tenant_id = insightpulse_auth.tenant_id() AND k.id = p_id
+$$;
+REVOKE ALL ON FUNCTION insightpulse.api_key_level(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse.api_key_level(uuid) TO authenticated, service_role;
+
+-- The audit report names each acting key by its name and prefix: readers of
+-- the trail see them even without api_key.manage (the keys themselves are
+-- now hidden from them), only for keys that act in the trail they read.
+CREATE FUNCTION insightpulse.audit_actor_keys(p_tenant uuid, p_keys uuid[])
+    RETURNS TABLE (id uuid, name text, prefix text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = insightpulse, pg_temp
+AS $$
+BEGIN
+    IF NOT (current_setting('role') = 'service_role'
+            OR insightpulse_auth.user_has_permission('audit.read', p_tenant)) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT k.id, k.name, k.prefix
+          FROM api_keys k
+         WHERE k.tenant_id = p_tenant AND k.id = ANY (p_keys);
+END
+$$;
+REVOKE ALL ON FUNCTION insightpulse.audit_actor_keys(uuid, uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse.audit_actor_keys(uuid, uuid[]) TO authenticated, service_role;

@@ -9,6 +9,7 @@ mod embed;
 mod isolation;
 mod permissions;
 mod pool;
+mod within_tenant;
 
 mod conformance {
     insightpulse_testing::conformance_tests!(
