@@ -98,12 +98,7 @@ async fn actors(repos: &Repos, owner: &Context) -> Vec<Actor> {
         // What the SDK says the actor holds: RLS must agree with it.
         let mut holds = vec![];
         for (code, _) in insightpulse_core::tenancy::catalog::PERMISSIONS {
-            if repos
-                .rbac
-                .has_permission(&ctx, code.clone(), None)
-                .await
-                .unwrap()
-            {
+            if repos.rbac.has_permission(&ctx, *code, None).await.unwrap() {
                 holds.push(code.as_str().to_owned());
             }
         }
