@@ -74,8 +74,16 @@ pub fn seal<R: KeyRing + ?Sized>(
     plaintext: &[u8],
 ) -> Result<Sealed> {
     let kek = ring.current();
-    let dek = random_dek();
-    let nonce = random_nonce();
+    // One draw from the OS for the data key and both nonces, not three:
+    // each draw is a system call (~0.4 µs, `benches/sealed.rs`).
+    let mut random = SecretBox::new(Box::new([0u8; DEK_LEN + 2 * NONCE_LEN]));
+    rand::rngs::OsRng.fill_bytes(random.expose_secret_mut());
+    let random = random.expose_secret();
+    let (mut nonce, mut wrap_nonce) = ([0; NONCE_LEN], [0; NONCE_LEN]);
+    nonce.copy_from_slice(&random[DEK_LEN..DEK_LEN + NONCE_LEN]);
+    wrap_nonce.copy_from_slice(&random[DEK_LEN + NONCE_LEN..]);
+    let mut dek = Dek::new(Box::new([0; DEK_LEN]));
+    dek.expose_secret_mut().copy_from_slice(&random[..DEK_LEN]);
     let mut ciphertext = Vec::with_capacity(plaintext.len() + TAG_LEN);
     ciphertext.extend_from_slice(plaintext);
     let tag = dek_cipher(&dek)
@@ -91,7 +99,7 @@ pub fn seal<R: KeyRing + ?Sized>(
     ciphertext.extend_from_slice(&tag);
     Ok(Sealed {
         kek_id: kek.id().clone(),
-        wrapped_dek: wrap(kek, ctx, &dek)?,
+        wrapped_dek: wrap(kek, ctx, &dek, wrap_nonce)?,
         nonce,
         ciphertext,
     })
@@ -147,7 +155,7 @@ pub fn rotate_kek<R: KeyRing + ?Sized>(
     let current = ring.current();
     Ok(Sealed {
         kek_id: current.id().clone(),
-        wrapped_dek: wrap(current, ctx, &dek)?,
+        wrapped_dek: wrap(current, ctx, &dek, random_nonce())?,
         nonce: sealed.nonce,
         ciphertext: sealed.ciphertext.clone(),
     })
@@ -165,12 +173,6 @@ fn unopenable() -> Error {
     Error::sealed(SealRejection::Unopenable)
 }
 
-fn random_dek() -> Dek {
-    let mut dek = Dek::new(Box::new([0; DEK_LEN]));
-    rand::rngs::OsRng.fill_bytes(dek.expose_secret_mut());
-    dek
-}
-
 fn random_nonce() -> [u8; NONCE_LEN] {
     let mut nonce = [0; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
@@ -183,8 +185,12 @@ fn dek_cipher(dek: &Dek) -> Aes256Gcm {
 }
 
 /// `nonce ‖ AES-GCM(kek, dek) ‖ tag`, bound to the row and the KEK's id.
-fn wrap(kek: &Kek, ctx: &SealContext<'_>, dek: &Dek) -> Result<[u8; WRAPPED_DEK_LEN]> {
-    let nonce = random_nonce();
+fn wrap(
+    kek: &Kek,
+    ctx: &SealContext<'_>,
+    dek: &Dek,
+    nonce: [u8; NONCE_LEN],
+) -> Result<[u8; WRAPPED_DEK_LEN]> {
     let mut out = [0u8; WRAPPED_DEK_LEN];
     out[..NONCE_LEN].copy_from_slice(&nonce);
     let body = &mut out[NONCE_LEN..NONCE_LEN + DEK_LEN];
