@@ -177,7 +177,7 @@ labelled_enum! {
         /// Its data key was wrapped under a key id the key ring does not hold
         /// (a retired key, or a ring configured without it). Key ids are not
         /// secret: the id is written in the clear in every sealed value.
-        UnknownKey => "unknown_key", "was sealed under a key the key ring does not hold";
+        UnknownKey => "unknown_key", "was wrapped under a key the key ring does not hold";
         /// Authentication failed: other key material under that id, altered
         /// bytes, or a value bound to another tenant, table, row or version —
         /// deliberately indistinguishable.

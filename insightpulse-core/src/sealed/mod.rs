@@ -460,20 +460,30 @@ mod tests {
             rejection(rotate_kek(&retired, &ctx(), &sealed)),
             SealRejection::UnknownKey
         );
-        // The KEK id is authenticated with the wrapped key: relabelling a
-        // value with another id the ring holds does not open it.
-        let relabelled = Sealed {
-            kek_id: KeyId::new("k1").unwrap(),
-            ..rotated.clone()
-        };
-        assert_eq!(
-            rejection(open(&both, &ctx(), &relabelled)),
-            SealRejection::Unopenable
-        );
         // Rotating a current value re-wraps it again, under a fresh nonce.
         let again = rotate_kek(&both, &ctx(), &rotated).unwrap();
         assert_ne!(again.wrapped_dek(), rotated.wrapped_dek());
         assert_eq!(again.ciphertext(), sealed.ciphertext());
+    }
+
+    #[test]
+    fn the_kek_id_is_bound_to_the_wrapped_key() {
+        // Two ids holding the same key material: only the id differs, and
+        // relabelling a value with the other id must not open it.
+        let key = data_encoding::BASE64.encode(&[3u8; 32]);
+        let spec = SecretString::from(format!("a:{key},b:{key}"));
+        let ring = EnvKeyRing::parse(&spec, None).unwrap();
+        let sealed = seal(&ring, &ctx(), b"x").unwrap();
+        assert_eq!(sealed.kek_id().as_str(), "a");
+        let relabelled = Sealed {
+            kek_id: KeyId::new("b").unwrap(),
+            ..sealed.clone()
+        };
+        assert_eq!(
+            rejection(open(&ring, &ctx(), &relabelled)),
+            SealRejection::Unopenable
+        );
+        assert_eq!(open(&ring, &ctx(), &sealed).unwrap().expose_secret(), b"x");
     }
 
     #[test]
@@ -554,7 +564,7 @@ mod tests {
             ),
             (
                 Error::sealed(SealRejection::UnknownKey),
-                "sealed value was sealed under a key the key ring does not hold",
+                "sealed value was wrapped under a key the key ring does not hold",
             ),
             (
                 Error::sealed(SealRejection::Unopenable),
