@@ -204,7 +204,13 @@ impl EnvKeyRing {
                 return Err(Error::key_ring(KeyRingFault::MalformedEntry))
             }
         };
-        let current = std::env::var(current_var).ok();
+        let current = match std::env::var(current_var) {
+            Ok(id) => Some(id),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(Error::key_ring(KeyRingFault::InvalidKeyId))
+            }
+        };
         Self::parse(&spec, current.as_deref())
     }
 
