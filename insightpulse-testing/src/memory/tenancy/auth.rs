@@ -113,7 +113,7 @@ impl AuthRepo for MemoryBackend {
                 });
                 let tenant =
                     st.create_tenant_owned_by(&user_ctx, user.id, new.tenant.clone(), now)?;
-                st.remember(scope.clone(), &request, call.clone(), tenant.id.0, now);
+                st.remember(scope.clone(), &request, call, tenant.id.0, now);
                 let membership = st.memberships[&(tenant.id, user.id)].m.clone();
                 Ok(Ok(SignedUp {
                     user,
