@@ -183,6 +183,7 @@ macro_rules! __conformance_cases {
             audit_log_anonymization_erases_old_personal_fields,
             invitation_retention_deletes_settled_old_invitations,
             invitation_retention_hashes_settled_old_emails,
+            invitation_retention_honours_its_boundaries,
             retention_reports_every_policy_and_touches_nothing_else,
             consents_keep_their_full_history,
             consent_rights_and_subjects_are_checked,
