@@ -14,11 +14,11 @@ use insightpulse::postgres::PgBackend;
 use insightpulse::projects::NewProject;
 use insightpulse::tenancy::tokens::TokenHasher;
 use insightpulse::tenancy::{ApiKeyScope, NewApiKey, NewTenant, NewUser};
-use insightpulse::testing::memory::MemoryBackend;
 use insightpulse::{
     chrono, Context, Email, ExposeSecret, Name, PermissionCode, ProjectId, Repos, RequestMeta,
     Slug, TenantId, TimeZone, UserId,
 };
+use insightpulse_testing::memory::MemoryBackend;
 use sqlx::PgPool;
 use sqlx::Row;
 use std::time::Instant;

@@ -106,7 +106,7 @@ fn entry_statement(
     at: DateTime<Utc>,
 ) -> String {
     let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_owned(), quote_literal);
-    let uuid = |v: Option<uuid::Uuid>| v.map_or_else(|| "NULL".to_owned(), uuid_literal);
+    let uuid = |v: Option<Uuid>| v.map_or_else(|| "NULL".to_owned(), uuid_literal);
     let bytes = |v: Option<&[u8]>| {
         v.map_or_else(
             || "NULL".to_owned(),

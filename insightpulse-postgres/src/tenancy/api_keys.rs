@@ -246,7 +246,7 @@ impl ApiKeyRepo for PgBackend {
                 Err(Error::NotFound { .. }) => {
                     // RLS shows a key only to holders of api_key.manage at
                     // its level; a member without it is refused as such.
-                    let level: Option<Option<uuid::Uuid>> =
+                    let level: Option<Option<Uuid>> =
                         sqlx::query_scalar("SELECT project_id FROM insightpulse.api_key_level($1)")
                             .bind(id.0)
                             .fetch_optional(&mut *tx)
