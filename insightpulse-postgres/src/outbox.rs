@@ -1,0 +1,426 @@
+//! The transactional outbox on PostgreSQL (core module
+//! [`insightpulse_core::outbox`]; schema in `migrations/0010_outbox.sql`).
+//!
+//! Modules publish inside their own unit of work with [`publish_in`], so an
+//! event commits or rolls back with the change it describes.
+//!
+//! ## Why no event is ever skipped
+//!
+//! An event's position is `(xact, seq)`: `xact` is the publishing
+//! transaction's id (`pg_current_xact_id()`, taken at insert), `seq` an
+//! identity. A read delivers, in position order and from its statement's
+//! snapshot S, only events with `xact < H`, where `H` is
+//! `insightpulse.outbox_horizon()`: the smallest id that was in progress in
+//! S (`pg_snapshot_xip`) and is not seen running in *another* database,
+//! or S's `xmax` when there is none. Take any event E not visible in S. Its
+//! transaction T was either in progress in S — and in this database, since
+//! it writes here — so `xid(T) >= H`; or began after S, so
+//! `xid(T) >= xmax(S) >= H`. Either way `E.xact >= H`, while every
+//! delivered event has `xact < H`: events that appear later always sort
+//! after everything delivered, and a consumer that commits the last
+//! delivered position has seen every event before it.
+//!
+//! A plain `seq > cursor` read is wrong: `seq` is assigned at insert, so a
+//! transaction holding seq 10 can commit after one holding seq 11 was read
+//! and the cursor moved past 11 — event 10 would be lost
+//! (`tests/it/outbox.rs` reproduces that interleaving).
+//!
+//! Costs of this choice: delivery waits for the oldest running transaction
+//! of this database that holds an id (a long writing transaction delays
+//! delivery, never loses it; read-only ones hold no id), and the order is
+//! that of id assignment — consistent with commit order for dependent
+//! transactions (one that saw another's commit before it first wrote has
+//! the larger id). Other databases of the cluster do not delay it when the
+//! migrations ran as a superuser (the function then sees every session's
+//! transaction id); otherwise `H` is the snapshot's `xmin`, as safe and
+//! slower.
+//!
+//! ## Wake-ups
+//!
+//! Every insert statement notifies `insightpulse_outbox` (delivered at
+//! commit). One `PgListener` per backend, started by the first
+//! subscription and stopped when the last one ends, turns notifications
+//! into a `tokio::sync::watch` tick that wakes every subscription; each
+//! re-reads under its own RLS scope. Subscriptions also poll every
+//! [`POLL_FALLBACK`](insightpulse_core::outbox::POLL_FALLBACK), since an
+//! event can become readable without a notification (an unrelated older
+//! transaction ending).
+
+use crate::error::db;
+use crate::tenancy::{require, traced};
+use crate::uow::Tx;
+use crate::PgBackend;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use insightpulse_core::outbox::{
+    follow, validate_cursor, validate_limit, validate_payload, Event, EventCursor, EventStream,
+    OutboxRepo, ReadScope, STREAM_BATCH,
+};
+use insightpulse_core::{
+    ConsumerName, Context, Entity, Error, EventId, EventType, PermissionCode, Result, TenantId,
+};
+use sqlx::postgres::{PgListener, PgRow};
+use sqlx::{PgPool, Row};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The channel every insert into `outbox_events` notifies.
+const CHANNEL: &str = "insightpulse_outbox";
+
+/// How many events one purge transaction deletes at most.
+const PURGE_BATCH: i64 = 5000;
+
+const EVENT_COLS: &str = "id, tenant_id, event_type, payload, published_at, xact, seq";
+
+/// The readable horizon (once per statement, as an InitPlan): no
+/// transaction of this database below it is still running.
+const HORIZON: &str = "(SELECT insightpulse.outbox_horizon())";
+
+fn event_of(row: &PgRow) -> Result<Event> {
+    let corrupt = crate::error::corrupt;
+    Ok(Event {
+        id: EventId(row.try_get("id").map_err(db)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
+        event_type: EventType::parse(row.try_get("event_type").map_err(db)?).map_err(corrupt)?,
+        payload: row.try_get("payload").map_err(db)?,
+        published_at: row.try_get("published_at").map_err(db)?,
+        position: EventCursor::new(
+            row.try_get("xact").map_err(db)?,
+            row.try_get("seq").map_err(db)?,
+        ),
+    })
+}
+
+/// Publishes an event of `tenant` inside the caller's unit of work: it
+/// commits or rolls back with `tx`. The insert runs as the unit of work's
+/// principal (RLS: a principal acting in the tenant), so a tenant it cannot
+/// see is `NotFound` (tenant). The position is not returned: a publisher
+/// need not be able to read events (`INSERT … RETURNING` would need it).
+pub(crate) async fn publish_in(
+    tx: &mut Tx,
+    tenant: TenantId,
+    event_type: &EventType,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<EventId> {
+    validate_payload(payload)?;
+    let id = EventId::new();
+    // The tenant probe answers through the tenants policy: a tenant the
+    // caller cannot see (or that no longer exists) inserts nothing.
+    let inserted = sqlx::query(
+        "INSERT INTO outbox_events (tenant_id, id, event_type, payload, published_at)
+         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)",
+    )
+    .bind(tenant.0)
+    .bind(id.0)
+    .bind(event_type.as_str())
+    .bind(payload)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(Error::not_found(Entity::Tenant));
+    }
+    Ok(id)
+}
+
+/// Refuses a read unless `ctx` may read `scope`'s events: `event.read` in
+/// the tenant, or the system for every tenant.
+async fn require_reader(tx: &mut Tx, ctx: &Context, scope: ReadScope) -> Result<()> {
+    match scope {
+        ReadScope::Tenant(t) => require(tx, ctx, t, Some(PermissionCode::EVENT_READ), None).await,
+        ReadScope::AllTenants => ctx.require_system(),
+    }
+}
+
+/// The readable events of `scope` after `after`, in position order.
+async fn read_after(
+    tx: &mut Tx,
+    scope: ReadScope,
+    after: EventCursor,
+    limit: u32,
+) -> Result<Vec<Event>> {
+    let tenant_filter = match scope {
+        ReadScope::Tenant(_) => "tenant_id = $4 AND",
+        ReadScope::AllTenants => "",
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLS} FROM outbox_events
+          WHERE {tenant_filter} (xact, seq) > ($1, $2) AND xact < {HORIZON}
+          ORDER BY xact, seq LIMIT $3"
+    ))
+    .bind(after.xact)
+    .bind(after.seq)
+    .bind(i64::from(limit))
+    .bind(scope.cursor_key().0)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    rows.iter().map(event_of).collect()
+}
+
+async fn stored_cursor(
+    tx: &mut Tx,
+    scope: ReadScope,
+    consumer: &ConsumerName,
+) -> Result<Option<EventCursor>> {
+    let row: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT xact, seq FROM outbox_cursors WHERE tenant_id = $1 AND consumer = $2",
+    )
+    .bind(scope.cursor_key().0)
+    .bind(consumer.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|(x, s)| EventCursor::new(x, s)))
+}
+
+/// The backend's one `LISTEN` connection, shared by its subscriptions
+/// while there are any.
+#[derive(Clone, Default)]
+pub(crate) struct Wakeups {
+    slot: Arc<Mutex<Option<Arc<watch::Sender<u64>>>>>,
+}
+
+impl std::fmt::Debug for Wakeups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wakeups { .. }")
+    }
+}
+
+impl Wakeups {
+    fn current(&self) -> Option<watch::Receiver<u64>> {
+        let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().map(|tx| tx.subscribe())
+    }
+
+    /// A receiver that ticks on every notification, starting the listener
+    /// when none runs.
+    async fn subscribe(&self, pool: &PgPool) -> Result<watch::Receiver<u64>> {
+        if let Some(rx) = self.current() {
+            return Ok(rx);
+        }
+        let mut listener = PgListener::connect_with(pool).await.map_err(db)?;
+        listener.listen(CHANNEL).await.map_err(db)?;
+        let (tx, rx) = {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(tx) = slot.as_ref() {
+                // Another subscription started one meanwhile: use it.
+                return Ok(tx.subscribe());
+            }
+            let (tx, rx) = watch::channel(0u64);
+            let tx = Arc::new(tx);
+            *slot = Some(tx.clone());
+            (tx, rx)
+        };
+        tokio::spawn(listen(listener, tx, self.slot.clone()));
+        Ok(rx)
+    }
+}
+
+/// Ticks `tx` on every notification until no subscription is left (or the
+/// pool closes).
+async fn listen(
+    mut listener: PgListener,
+    tx: Arc<watch::Sender<u64>>,
+    slot: Arc<Mutex<Option<Arc<watch::Sender<u64>>>>>,
+) {
+    let tick = |tx: &watch::Sender<u64>| tx.send_modify(|n| *n = n.wrapping_add(1));
+    loop {
+        tokio::select! {
+            () = tx.closed() => {
+                // Decided under the lock, so a subscription joining now
+                // either finds this listener alive or none at all.
+                let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+                if tx.receiver_count() == 0 {
+                    if s.as_ref().is_some_and(|x| Arc::ptr_eq(x, &tx)) {
+                        *s = None;
+                    }
+                    return;
+                }
+            }
+            received = listener.recv() => match received {
+                Ok(_) => tick(&tx),
+                Err(sqlx::Error::PoolClosed) => {
+                    let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
+                    if s.as_ref().is_some_and(|x| Arc::ptr_eq(x, &tx)) {
+                        *s = None;
+                    }
+                    // Dropping `tx` ends the subscriptions' waits: they poll.
+                    return;
+                }
+                Err(_) => {
+                    // Notifications may have been lost: everyone re-reads.
+                    tick(&tx);
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            },
+        }
+    }
+}
+
+impl PgBackend {
+    async fn read_scoped(
+        &self,
+        ctx: &Context,
+        consumer: Option<&ConsumerName>,
+        after: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        validate_limit(limit)?;
+        if let Some(c) = after {
+            validate_cursor(c)?;
+        }
+        let scope = ReadScope::of(ctx)?;
+        let mut tx = self.begin(ctx).await?;
+        require_reader(&mut tx, ctx, scope).await?;
+        let after = match (after, consumer) {
+            (Some(c), _) => c,
+            (None, Some(name)) => stored_cursor(&mut tx, scope, name)
+                .await?
+                .unwrap_or(EventCursor::START),
+            (None, None) => EventCursor::START,
+        };
+        let events = read_after(&mut tx, scope, after, limit).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(events)
+    }
+}
+
+#[async_trait]
+impl OutboxRepo for PgBackend {
+    async fn publish_event(
+        &self,
+        ctx: &Context,
+        event_type: &EventType,
+        payload: &serde_json::Value,
+    ) -> Result<EventId> {
+        traced!(ctx, "OutboxRepo.publish_event", {
+            validate_payload(payload)?;
+            let t = ctx.require_tenant()?;
+            let mut tx = self.begin(ctx).await?;
+            let id = publish_in(&mut tx, t, event_type, payload, self.clock.now()).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(id)
+        })
+    }
+
+    async fn read_events(
+        &self,
+        ctx: &Context,
+        consumer: &ConsumerName,
+        after: Option<EventCursor>,
+        limit: u32,
+    ) -> Result<Vec<Event>> {
+        traced!(ctx, "OutboxRepo.read_events", {
+            self.read_scoped(ctx, Some(consumer), after, limit).await
+        })
+    }
+
+    async fn commit_cursor(
+        &self,
+        ctx: &Context,
+        consumer: &ConsumerName,
+        cursor: EventCursor,
+    ) -> Result<EventCursor> {
+        traced!(ctx, "OutboxRepo.commit_cursor", {
+            validate_cursor(cursor)?;
+            let scope = ReadScope::of(ctx)?;
+            let mut tx = self.begin(ctx).await?;
+            require_reader(&mut tx, ctx, scope).await?;
+            // Moves forward only; an older cursor leaves the row as it is.
+            let moved: Option<(i64, i64)> = sqlx::query_as(
+                "INSERT INTO outbox_cursors AS c (tenant_id, consumer, xact, seq, updated_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (tenant_id, consumer) DO UPDATE
+                    SET xact = EXCLUDED.xact, seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
+                  WHERE (c.xact, c.seq) < (EXCLUDED.xact, EXCLUDED.seq)
+                 RETURNING xact, seq",
+            )
+            .bind(scope.cursor_key().0)
+            .bind(consumer.as_str())
+            .bind(cursor.xact)
+            .bind(cursor.seq)
+            .bind(self.clock.now())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+            let stored = match moved {
+                Some((x, s)) => EventCursor::new(x, s),
+                None => stored_cursor(&mut tx, scope, consumer)
+                    .await?
+                    .unwrap_or(cursor),
+            };
+            tx.commit().await.map_err(db)?;
+            Ok(stored)
+        })
+    }
+
+    async fn consumer_cursor(
+        &self,
+        ctx: &Context,
+        consumer: &ConsumerName,
+    ) -> Result<Option<EventCursor>> {
+        traced!(ctx, "OutboxRepo.consumer_cursor", {
+            let scope = ReadScope::of(ctx)?;
+            let mut tx = self.begin(ctx).await?;
+            require_reader(&mut tx, ctx, scope).await?;
+            let cursor = stored_cursor(&mut tx, scope, consumer).await?;
+            tx.commit().await.map_err(db)?;
+            Ok(cursor)
+        })
+    }
+
+    async fn subscribe_events(&self, ctx: &Context, from: EventCursor) -> Result<EventStream> {
+        traced!(ctx, "OutboxRepo.subscribe_events", {
+            validate_cursor(from)?;
+            let scope = ReadScope::of(ctx)?;
+            let mut tx = self.begin(ctx).await?;
+            require_reader(&mut tx, ctx, scope).await?;
+            tx.commit().await.map_err(db)?;
+            let wake = self.wakeups.subscribe(&self.pool).await?;
+            let (this, ctx) = (self.clone(), ctx.clone());
+            Ok(follow(wake, from, move |after| {
+                let (this, ctx) = (this.clone(), ctx.clone());
+                async move {
+                    this.read_scoped(&ctx, None, Some(after), STREAM_BATCH)
+                        .await
+                }
+            }))
+        })
+    }
+
+    async fn purge_events(&self, ctx: &Context, before: DateTime<Utc>) -> Result<u64> {
+        traced!(ctx, "OutboxRepo.purge_events", {
+            ctx.require_system()?;
+            let scope = ReadScope::of(ctx)?;
+            let mut purged = 0u64;
+            loop {
+                let mut tx = self.begin(ctx).await?;
+                let n = sqlx::query(
+                    "DELETE FROM outbox_events WHERE (tenant_id, xact, seq) IN (
+                         SELECT tenant_id, xact, seq FROM outbox_events
+                          WHERE published_at < $1 AND ($2::uuid IS NULL OR tenant_id = $2)
+                          LIMIT $3)",
+                )
+                .bind(before)
+                .bind(match scope {
+                    ReadScope::Tenant(t) => Some(t.0),
+                    ReadScope::AllTenants => None,
+                })
+                .bind(PURGE_BATCH)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
+                tx.commit().await.map_err(db)?;
+                purged += n;
+                if n < PURGE_BATCH as u64 {
+                    return Ok(purged);
+                }
+            }
+        })
+    }
+}
