@@ -424,3 +424,112 @@ impl OutboxRepo for PgBackend {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use insightpulse_core::tenancy::passwords::PasswordCost;
+    use insightpulse_core::tenancy::tokens::TokenHasher;
+    use insightpulse_core::tenancy::{NewTenant, NewUser};
+    use insightpulse_core::{Email, Name, Slug, TimeZone};
+    use serde_json::json;
+    use std::time::Duration;
+
+    /// A migrated backend and an owner's context in a fresh tenant.
+    async fn owner_in_tenant(pool: PgPool) -> (PgBackend, Context, TenantId) {
+        let backend = PgBackend::from_pool(pool, TokenHasher::insecure_development())
+            .with_password_cost(PasswordCost::InsecureFastForTests);
+        backend.migrate().await.unwrap();
+        let repos = backend.repos();
+        let owner = repos
+            .users
+            .create_user(
+                &Context::system("test"),
+                NewUser {
+                    email: Email::parse("owner@acme.io").unwrap(),
+                    full_name: None,
+                },
+            )
+            .await
+            .unwrap();
+        let tenant = repos
+            .tenants
+            .create_tenant(
+                &Context::user(owner.id),
+                NewTenant {
+                    slug: Slug::parse("acme").unwrap(),
+                    name: Name::parse("Acme").unwrap(),
+                    timezone: TimeZone::parse("UTC").unwrap(),
+                },
+            )
+            .await
+            .unwrap();
+        (
+            backend,
+            Context::user(owner.id).in_tenant(tenant.id),
+            tenant.id,
+        )
+    }
+
+    /// Every event a system consumer can read, waiting (up to 10 s) until
+    /// at least `n` are readable.
+    async fn readable(backend: &PgBackend, n: usize) -> Vec<Event> {
+        let system = Context::system("test");
+        for _ in 0..1000 {
+            let events = backend
+                .read_scoped(&system, None, None, 1000)
+                .await
+                .unwrap();
+            if events.len() >= n {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {n} events became readable");
+    }
+
+    /// A module's unit of work that rolls back takes its events with it;
+    /// one that commits publishes them together, in one transaction.
+    #[sqlx::test(migrations = false)]
+    async fn events_commit_and_roll_back_with_their_unit_of_work(pool: PgPool) {
+        let (backend, ctx, t) = owner_in_tenant(pool).await;
+        let ty = EventType::parse("project.created").unwrap();
+        let now = backend.clock.now();
+
+        let mut doomed = backend.begin(&ctx).await.unwrap();
+        publish_in(&mut doomed, t, &ty, &json!({"n": 0}), now)
+            .await
+            .unwrap();
+        drop(doomed); // an early `?` return: rolled back
+
+        let mut tx = backend.begin(&ctx).await.unwrap();
+        let first = publish_in(&mut tx, t, &ty, &json!({"n": 1}), now)
+            .await
+            .unwrap();
+        let second = publish_in(&mut tx, t, &ty, &json!({"n": 2}), now)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let events = readable(&backend, 2).await;
+        let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, [first, second], "the rolled-back event is not there");
+        assert_eq!(events[0].position.xact, events[1].position.xact);
+        assert!(events[0].position.seq < events[1].position.seq);
+        let total: i64 = sqlx::query_scalar("SELECT count(*) FROM insightpulse.outbox_events")
+            .fetch_one(&backend.pool)
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+
+        // A tenant the principal cannot see publishes nothing.
+        let stranger = Context::user(insightpulse_core::UserId::new()).in_tenant(t);
+        let mut tx = backend.begin(&stranger).await.unwrap();
+        assert!(matches!(
+            publish_in(&mut tx, t, &ty, &json!({}), now).await,
+            Err(Error::NotFound {
+                entity: Entity::Tenant
+            })
+        ));
+    }
+}
