@@ -289,6 +289,44 @@ impl PgBackend {
     }
 }
 
+impl PgBackend {
+    /// One unit of work as `ctx`, the owner of a project: touches the
+    /// project (`UPDATE projects SET updated_at`), and publishes an event
+    /// with [`publish_in`] when `publish` — what `benches/outbox.rs`
+    /// measures. Benchmarks only.
+    #[cfg(feature = "bench-outbox")]
+    #[doc(hidden)]
+    pub async fn bench_unit_of_work(
+        &self,
+        ctx: &Context,
+        project: insightpulse_core::ProjectId,
+        publish: bool,
+    ) -> Result<()> {
+        let t = ctx.require_tenant()?;
+        let now = self.clock.now();
+        let mut tx = self.begin(ctx).await?;
+        sqlx::query("UPDATE projects SET updated_at = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(t.0)
+            .bind(project.0)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if publish {
+            let ty = EventType::parse("project.touched")?;
+            publish_in(
+                &mut tx,
+                t,
+                &ty,
+                &serde_json::json!({ "project_id": project }),
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db)
+    }
+}
+
 #[async_trait]
 impl OutboxRepo for PgBackend {
     async fn publish_event(
