@@ -53,8 +53,8 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::outbox::{
-    follow, validate_cursor, validate_limit, validate_payload, Event, EventCursor, EventStream,
-    OutboxRepo, ReadScope, STREAM_BATCH,
+    follow, purged_event, validate_cursor, validate_limit, validate_payload, Event, EventCursor,
+    EventStream, OutboxRepo, ReadScope, PURGE_BATCH, STREAM_BATCH,
 };
 use insightpulse_core::{
     ConsumerName, Context, Entity, Error, EventId, EventType, PermissionCode, Result, TenantId,
@@ -66,9 +66,6 @@ use tokio::sync::watch;
 
 /// The channel every insert into `outbox_events` notifies.
 const CHANNEL: &str = "insightpulse_outbox";
-
-/// How many events one purge transaction deletes at most.
-const PURGE_BATCH: i64 = 5000;
 
 const EVENT_COLS: &str = "id, tenant_id, event_type, payload, published_at, xact, seq";
 
@@ -437,25 +434,40 @@ impl OutboxRepo for PgBackend {
             let mut purged = 0u64;
             loop {
                 let mut tx = self.begin(ctx).await?;
-                let n = sqlx::query(
-                    "DELETE FROM outbox_events WHERE (tenant_id, xact, seq) IN (
+                let per_tenant: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+                    "WITH doomed AS (
                          SELECT tenant_id, xact, seq FROM outbox_events
                           WHERE published_at < $1 AND ($2::uuid IS NULL OR tenant_id = $2)
-                          LIMIT $3)",
+                          ORDER BY published_at, xact, seq LIMIT $3),
+                     gone AS (
+                         DELETE FROM outbox_events e USING doomed d
+                          WHERE (e.tenant_id, e.xact, e.seq) = (d.tenant_id, d.xact, d.seq)
+                         RETURNING e.tenant_id)
+                     SELECT tenant_id, count(*) FROM gone GROUP BY tenant_id ORDER BY tenant_id",
                 )
                 .bind(before)
                 .bind(match scope {
                     ReadScope::Tenant(t) => Some(t.0),
                     ReadScope::AllTenants => None,
                 })
-                .bind(PURGE_BATCH)
-                .execute(&mut *tx)
+                .bind(i64::from(PURGE_BATCH))
+                .fetch_all(&mut *tx)
                 .await
-                .map_err(db)?
-                .rows_affected();
+                .map_err(db)?;
+                let mut n = 0u64;
+                for (tenant, deleted) in per_tenant {
+                    let deleted = u64::try_from(deleted).unwrap_or(0);
+                    n += deleted;
+                    self.audit(
+                        &mut tx,
+                        ctx,
+                        TenantId(tenant),
+                        purged_event(deleted, before)?,
+                    );
+                }
                 tx.commit().await.map_err(db)?;
                 purged += n;
-                if n < PURGE_BATCH as u64 {
+                if n < u64::from(PURGE_BATCH) {
                     return Ok(purged);
                 }
             }

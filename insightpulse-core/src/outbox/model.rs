@@ -18,6 +18,22 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// call returns.
 pub const MAX_READ_LIMIT: u32 = 1000;
 
+/// How many events one purge transaction deletes at most (oldest first).
+pub const PURGE_BATCH: u32 = 5000;
+
+/// The audit entry a purge batch appends to each tenant whose events it
+/// deleted: `outbox.purged` with `deleted` and `before`.
+pub fn purged_event(deleted: u64, before: DateTime<Utc>) -> Result<crate::audit::AuditEvent> {
+    crate::audit::AuditEvent::new(
+        "outbox.purged",
+        "outbox",
+        None::<String>,
+        crate::audit::Diff::new()
+            .set("deleted", deleted)
+            .set("before", before),
+    )
+}
+
 /// Checks a payload before anything is written: text a database can store
 /// (no NUL, see [`storable_json`]) and at most [`MAX_PAYLOAD_BYTES`].
 ///

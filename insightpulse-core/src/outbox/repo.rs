@@ -88,8 +88,11 @@ pub trait OutboxRepo: Send + Sync {
     async fn subscribe_events(&self, ctx: &Context, from: EventCursor) -> Result<EventStream>;
 
     /// Deletes the events published before `before` (of the context's tenant,
-    /// or of every tenant without one), in batches; returns how many. A
-    /// consumer whose cursor lags behind never sees them. System only.
+    /// or of every tenant without one), oldest first, in transactions of at
+    /// most [`PURGE_BATCH`](super::PURGE_BATCH) events; returns how many.
+    /// Each batch appends `outbox.purged` (`deleted`, `before`) to the trail
+    /// of each tenant it deleted events of. A consumer whose cursor lags
+    /// behind never sees them. System only.
     async fn purge_events(&self, ctx: &Context, before: DateTime<Utc>) -> Result<u64>;
 }
 

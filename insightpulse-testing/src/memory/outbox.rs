@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::clock::truncate_to_micros;
 use insightpulse_core::outbox::{
-    follow, validate_cursor, validate_limit, validate_payload, Event, EventCursor, EventStream,
-    OutboxRepo, ReadScope, STREAM_BATCH,
+    follow, purged_event, validate_cursor, validate_limit, validate_payload, Event, EventCursor,
+    EventStream, OutboxRepo, ReadScope, PURGE_BATCH, STREAM_BATCH,
 };
 use insightpulse_core::values::canonical_json;
 use insightpulse_core::{
@@ -201,16 +201,32 @@ impl OutboxRepo for MemoryBackend {
         self.run(ctx, "OutboxRepo.purge_events", || {
             ctx.require_system()?;
             let scope = ReadScope::of(ctx)?;
+            let now = self.now();
             let mut st = self.lock();
-            let n = st.outbox.events.len();
-            st.outbox.events.retain(|_, e| {
-                let in_scope = match scope {
+            // Oldest first, in batches as PostgreSQL's transactions.
+            let mut doomed: Vec<(DateTime<Utc>, EventCursor, TenantId)> = st
+                .outbox
+                .events
+                .values()
+                .filter(|e| match scope {
                     ReadScope::Tenant(t) => e.tenant_id == t,
                     ReadScope::AllTenants => true,
-                };
-                !(in_scope && e.published_at < before)
-            });
-            Ok((n - st.outbox.events.len()) as u64)
+                })
+                .filter(|e| e.published_at < before)
+                .map(|e| (e.published_at, e.position, e.tenant_id))
+                .collect();
+            doomed.sort();
+            for batch in doomed.chunks(PURGE_BATCH as usize) {
+                let mut per_tenant: BTreeMap<TenantId, u64> = BTreeMap::new();
+                for (_, position, tenant) in batch {
+                    st.outbox.events.remove(position);
+                    *per_tenant.entry(*tenant).or_default() += 1;
+                }
+                for (tenant, deleted) in per_tenant {
+                    st.audit(ctx, tenant, purged_event(deleted, before)?, now);
+                }
+            }
+            Ok(doomed.len() as u64)
         })
     }
 }

@@ -1,5 +1,6 @@
 //! Cases: subscriptions (replay, then follow) and retention.
 
+use super::super::audit::{instant, system_actor};
 use super::*;
 use chrono::Duration;
 use futures_util::StreamExt as _;
@@ -63,8 +64,32 @@ pub async fn subscriptions_replay_then_follow_new_events(h: Harness) {
     assert_eq!(seen, ["a.one", "a.two", "b.noise", "a.three", "a.four"]);
 }
 
+/// The `outbox.purged` entries appended to `tenant`'s trail after its
+/// first `skip` entries: `(deleted, before)` each, by the system.
+async fn purges(
+    r: &Repos,
+    tenant: insightpulse_core::TenantId,
+    skip: usize,
+) -> Vec<(u64, chrono::DateTime<chrono::Utc>)> {
+    audit_trail(r, tenant)
+        .await
+        .into_iter()
+        .skip(skip)
+        .map(|e| {
+            assert_eq!(e.action.as_str(), "outbox.purged", "{e:#?}");
+            assert_eq!(e.target_type.as_str(), "outbox");
+            assert_eq!(e.actor, system_actor());
+            (
+                e.diff["deleted"].as_u64().expect("deleted"),
+                instant(&e.diff["before"]),
+            )
+        })
+        .collect()
+}
+
 /// Only the system purges; events published before the cutoff go (of the
-/// context's tenant, or of all without one) and later ones stay.
+/// context's tenant, or of all without one) and later ones stay; each
+/// purge is audited in the trail of each tenant it deleted events of.
 pub async fn purge_removes_old_events_and_is_system_only(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
@@ -75,6 +100,10 @@ pub async fn purge_removes_old_events_and_is_system_only(h: Harness) {
     let recent_a = publish(r, &actx, "new.a", 3).await;
     let recent_b = publish(r, &uctx, "new.b", 4).await;
     let cutoff = h.clock.now() - Duration::days(5);
+    let (a_trail, b_trail) = (
+        audit_trail(r, acme.id).await.len(),
+        audit_trail(r, umbrella.id).await.len(),
+    );
 
     assert_err!(
         r.outbox.purge_events(&actx, cutoff).await,
@@ -92,13 +121,17 @@ pub async fn purge_removes_old_events_and_is_system_only(h: Harness) {
     assert_eq!(purged, 1);
     assert_eq!(ids(&read(r, &uctx, "x", None, 100).await), [recent_b]);
     assert_eq!(read(r, &actx, "x", None, 100).await.len(), 2);
+    assert_eq!(purges(r, umbrella.id, b_trail).await, [(1, cutoff)]);
+    assert!(purges(r, acme.id, a_trail).await.is_empty());
 
     assert_eq!(r.outbox.purge_events(&system(), cutoff).await.unwrap(), 1);
     assert_eq!(ids(&read(r, &actx, "x", None, 100).await), [recent_a]);
+    assert_eq!(purges(r, acme.id, a_trail).await, [(1, cutoff)]);
     assert_eq!(r.outbox.purge_events(&system(), cutoff).await.unwrap(), 0);
+    assert_eq!(purges(r, acme.id, a_trail).await.len(), 1);
+    assert_eq!(purges(r, umbrella.id, b_trail).await.len(), 1);
     assert_eq!(
         ids(&read(r, &system(), "x", None, 100).await),
         [recent_a, recent_b]
     );
-    let _ = acme;
 }
