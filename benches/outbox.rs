@@ -9,7 +9,9 @@
 //!    an event published inside it by `publish_in` against the very same
 //!    unit of work without it (hidden hook `bench_unit_of_work`, feature
 //!    `bench-outbox`), alternated in rounds on one single-connection pool.
-//!    Then `publish_event` alone (a unit of work of its own).
+//!    Then `publish_event` alone (a unit of work of its own). Both again
+//!    with `synchronous_commit = off`: on this machine the WAL flush at
+//!    commit dominates a unit of work and hides what the publish costs.
 //! 2. **Consumer throughput**: 20,000 events of one tenant, inserted in
 //!    bulk as the superuser (100 per transaction), drained by a consumer
 //!    as the tenant's owner (RLS on): `read_events` from its committed
@@ -79,8 +81,8 @@ async fn owner_tenant_project(backend: &PgBackend, tag: &str) -> (Context, Tenan
     (ctx, tenant.id, project.id)
 }
 
-async fn publish_overhead(backend: &PgBackend, run: &str) {
-    let (ctx, _, project) = owner_tenant_project(backend, &format!("{run}-w")).await;
+async fn publish_overhead(backend: &PgBackend, run: &str, label: &str) {
+    let (ctx, _, project) = owner_tenant_project(backend, &format!("{run}-{label}")).await;
     let (with, without) = compare(
         || async {
             backend
@@ -96,9 +98,12 @@ async fn publish_overhead(backend: &PgBackend, run: &str) {
         },
     )
     .await;
-    println!(
-        "1. publish inside a unit of work (update + publish_in vs update alone, 1 connection)"
-    );
+    let mode = if label == "w" {
+        "synchronous_commit on"
+    } else {
+        "synchronous_commit off"
+    };
+    println!("1. publish inside a unit of work (update + publish_in vs update alone, 1 connection, {mode})");
     report("unit of work + publish_in", &with, &without, None);
     let repos = backend.repos();
     let ty = EventType::parse("bench.alone").unwrap();
@@ -158,7 +163,7 @@ async fn consumer_throughput(backend: &PgBackend, run: &str) {
         .await
         .unwrap();
     }
-    println!("\n2. consumer throughput: read_events + commit_cursor over {EVENTS} events");
+    println!("2. consumer throughput: read_events + commit_cursor over {EVENTS} events");
     for batch in [100u32, 500, 1000] {
         let (n, rate) = drain(backend, &ctx, &format!("c{batch}"), batch).await;
         assert_eq!(n, EVENTS as u64, "the tenant's consumer drains every event");
@@ -197,6 +202,18 @@ async fn main() {
     let backend = PgBackend::from_pool(pool, TokenHasher::insecure_development());
     backend.migrate().await.unwrap();
     let run = format!("r{}", &Uuid::new_v4().simple().to_string()[..8]);
-    publish_overhead(&backend, &run).await;
+    publish_overhead(&backend, &run, "w").await;
+    // Without waiting for the WAL flush at commit, which dominates above
+    // on this machine's disk: what the publish itself costs.
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    let unsynced = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("synchronous_commit", "off")]))
+        .await
+        .unwrap();
+    let fast = PgBackend::from_pool(unsynced, TokenHasher::insecure_development());
+    println!();
+    publish_overhead(&fast, &run, "a").await;
+    println!();
     consumer_throughput(&backend, &run).await;
 }

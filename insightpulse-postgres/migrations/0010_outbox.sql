@@ -59,13 +59,14 @@ CREATE TRIGGER outbox_events_notify AFTER INSERT ON outbox_events
 
 -- The readable horizon of the calling statement's snapshot: the oldest
 -- transaction that was still running when the snapshot was taken (its
--- xmin), except those seen running in another database since (a
--- transaction never writes outside its database, so another database's
--- long transaction does not hold this one's events back). A transaction
--- that ended in between is not known to be elsewhere and holds the horizon
--- back, as the plain xmin would. Without the right to see other roles'
--- sessions (owner not a superuser nor in pg_read_all_stats), nothing is
--- known to be elsewhere and this is the snapshot's xmin: slower, as safe.
+-- xmin), except those seen running in another database (a transaction
+-- never writes outside its database, so another database's transactions
+-- do not hold this one's events back). PostgreSQL keeps one view of the
+-- sessions per transaction, taken at its first look: readers look in an
+-- earlier statement, so a transaction seen elsewhere was running before
+-- the snapshot. One not seen (started in between, or invisible to the
+-- owner: not a superuser nor in pg_read_all_stats) holds the horizon back,
+-- as the plain xmin would: slower, as safe.
 -- STABLE: it runs under the caller's snapshot; call it as an InitPlan.
 CREATE FUNCTION insightpulse.outbox_horizon() RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER

@@ -11,14 +11,19 @@
 //! identity. A read delivers, in position order and from its statement's
 //! snapshot S, only events with `xact < H`, where `H` is
 //! `insightpulse.outbox_horizon()`: the smallest id that was in progress in
-//! S (`pg_snapshot_xip`) and is not seen running in *another* database,
-//! or S's `xmax` when there is none. Take any event E not visible in S. Its
+//! S (`pg_snapshot_xip`) and was not seen running in *another* database by
+//! an earlier statement of the same transaction (PostgreSQL keeps one view
+//! of the sessions per transaction, taken at its first look), or S's
+//! `xmax` when there is none. Take any event E not visible in S. Its
 //! transaction T was either in progress in S — and in this database, since
-//! it writes here — so `xid(T) >= H`; or began after S, so
-//! `xid(T) >= xmax(S) >= H`. Either way `E.xact >= H`, while every
+//! it writes here, so never excluded — so `xid(T) >= H`; or began after S,
+//! so `xid(T) >= xmax(S) >= H`. Either way `E.xact >= H`, while every
 //! delivered event has `xact < H`: events that appear later always sort
 //! after everything delivered, and a consumer that commits the last
-//! delivered position has seen every event before it.
+//! delivered position has seen every event before it. `H` never moves back
+//! between reads (a transaction excluded by a later read was running
+//! before its snapshot, hence above or excluded from the earlier `H`), so
+//! an event readable once stays readable.
 //!
 //! A plain `seq > cursor` read is wrong: `seq` is assigned at insert, so a
 //! transaction holding seq 10 can commit after one holding seq 11 was read
@@ -39,16 +44,18 @@
 //!
 //! Every insert statement notifies `insightpulse_outbox` (delivered at
 //! commit). One `PgListener` per backend, started by the first
-//! subscription and stopped when the last one ends, turns notifications
-//! into a `tokio::sync::watch` tick that wakes every subscription; each
-//! re-reads under its own RLS scope. Subscriptions also poll every
+//! subscription and stopped when the last one ends (it holds one
+//! connection of the pool meanwhile: a pool of one connection cannot serve
+//! a subscription), turns notifications into a `tokio::sync::watch` tick
+//! that wakes every subscription; each re-reads under its own RLS scope.
+//! Subscriptions also poll every
 //! [`POLL_FALLBACK`](insightpulse_core::outbox::POLL_FALLBACK), since an
 //! event can become readable without a notification (an unrelated older
 //! transaction ending).
 
 use crate::error::db;
 use crate::tenancy::{require, traced};
-use crate::uow::Tx;
+use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -88,11 +95,43 @@ fn event_of(row: &PgRow) -> Result<Event> {
     })
 }
 
+/// The insert of one event. With `probe_tenant`, a tenant that does not
+/// exist or that the principal cannot see (through the tenants policy)
+/// inserts nothing; without, RLS refuses a principal not acting in the
+/// tenant. Values inlined as SQL literals: typed ids, a validated label,
+/// JSON the SDK serialised and an instant, each quoted (see [`crate::uow`]).
+fn insert_statement(
+    tenant: TenantId,
+    id: EventId,
+    event_type: &EventType,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+    probe_tenant: bool,
+) -> String {
+    let t = uuid_literal(tenant.0);
+    let probe = if probe_tenant {
+        format!(" WHERE EXISTS (SELECT 1 FROM tenants WHERE id = {t})")
+    } else {
+        String::new()
+    };
+    format!(
+        "INSERT INTO outbox_events (tenant_id, id, event_type, payload, published_at)
+         SELECT {t}, {id}, {ty}, {payload}::jsonb, {now}::timestamptz{probe}",
+        id = uuid_literal(id.0),
+        ty = quote_literal(event_type.as_str()),
+        payload = quote_literal(&payload.to_string()),
+        now = quote_literal(&now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+    )
+}
+
 /// Publishes an event of `tenant` inside the caller's unit of work: it
-/// commits or rolls back with `tx`. The insert runs as the unit of work's
-/// principal (RLS: a principal acting in the tenant), so a tenant it cannot
-/// see is `NotFound` (tenant). The position is not returned: a publisher
-/// need not be able to read events (`INSERT … RETURNING` would need it).
+/// commits or rolls back with `tx`. The insert is queued to travel with
+/// `COMMIT`, in the same message (no round trip of its own), and runs as
+/// the unit of work's principal: the caller has already checked that the
+/// principal acts in `tenant`; if not, RLS refuses the insert and the
+/// commit fails (`PermissionDenied`) — an event is never dropped silently.
+/// The position is not returned: a publisher need not be able to read
+/// events.
 pub(crate) async fn publish_in(
     tx: &mut Tx,
     tenant: TenantId,
@@ -102,24 +141,9 @@ pub(crate) async fn publish_in(
 ) -> Result<EventId> {
     validate_payload(payload)?;
     let id = EventId::new();
-    // The tenant probe answers through the tenants policy: a tenant the
-    // caller cannot see (or that no longer exists) inserts nothing.
-    let inserted = sqlx::query(
-        "INSERT INTO outbox_events (tenant_id, id, event_type, payload, published_at)
-         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM tenants WHERE id = $1)",
-    )
-    .bind(tenant.0)
-    .bind(id.0)
-    .bind(event_type.as_str())
-    .bind(payload)
-    .bind(now)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?
-    .rows_affected();
-    if inserted == 0 {
-        return Err(Error::not_found(Entity::Tenant));
-    }
+    tx.queue(insert_statement(
+        tenant, id, event_type, payload, now, false,
+    ));
     Ok(id)
 }
 
@@ -272,6 +296,12 @@ impl PgBackend {
         }
         let scope = ReadScope::of(ctx)?;
         let mut tx = self.begin(ctx).await?;
+        // Takes this transaction's view of the sessions now, before the
+        // read's snapshot (see `insightpulse.outbox_horizon`).
+        sqlx::query("SELECT count(*) FROM pg_stat_activity")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         require_reader(&mut tx, ctx, scope).await?;
         let after = match (after, consumer) {
             (Some(c), _) => c,
@@ -336,7 +366,24 @@ impl OutboxRepo for PgBackend {
             validate_payload(payload)?;
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let id = publish_in(&mut tx, t, event_type, payload, self.clock.now()).await?;
+            let id = EventId::new();
+            // Sent now, not queued: a tenant the caller cannot see inserts
+            // nothing, which is `NotFound`.
+            let inserted = sqlx::query(&insert_statement(
+                t,
+                id,
+                event_type,
+                payload,
+                self.clock.now(),
+                true,
+            ))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+            if inserted == 0 {
+                return Err(Error::not_found(Entity::Tenant));
+            }
             tx.commit().await.map_err(db)?;
             Ok(id)
         })
@@ -572,14 +619,26 @@ mod tests {
             .unwrap();
         assert_eq!(total, 2);
 
-        // A tenant the principal cannot see publishes nothing.
+        // A principal that does not act in the tenant cannot commit an
+        // event there (the policy refuses the queued insert).
         let stranger = Context::user(insightpulse_core::UserId::new()).in_tenant(t);
         let mut tx = backend.begin(&stranger).await.unwrap();
+        publish_in(&mut tx, t, &ty, &json!({}), now).await.unwrap();
         assert!(matches!(
-            publish_in(&mut tx, t, &ty, &json!({}), now).await,
-            Err(Error::NotFound {
-                entity: Entity::Tenant
-            })
+            tx.commit().await.map_err(db),
+            Err(Error::PermissionDenied { .. })
         ));
+        // Payloads that carry quotes and backslashes arrive intact.
+        let tricky = json!({"s": "it's a \\ path'); DROP TABLE x; --", "n": [1.5, null]});
+        let mut tx = backend.begin(&ctx).await.unwrap();
+        let id = publish_in(&mut tx, t, &ty, &tricky, now).await.unwrap();
+        tx.commit().await.unwrap();
+        let events = readable(&backend, 3).await;
+        assert_eq!(events[2].id, id);
+        assert_eq!(events[2].payload, tricky);
+        assert_eq!(
+            events[2].published_at.timestamp_micros(),
+            now.timestamp_micros()
+        );
     }
 }

@@ -18,6 +18,7 @@ pub async fn published_events_are_read_in_order(h: Harness) {
         .publish_event(&actx, &event_type("project.renamed"), &payload)
         .await
         .unwrap();
+    settle(r, second).await;
     let third = publish(r, &actx, "project.deleted", 3).await;
 
     let all = read(r, &actx, "reader", None, 10).await;

@@ -22,12 +22,39 @@ fn consumer(s: &str) -> ConsumerName {
     ConsumerName::parse(s).unwrap()
 }
 
-/// Publishes `ty` with payload `{"n": n}` as `ctx`.
+/// Publishes `ty` with payload `{"n": n}` as `ctx`, and waits until it is
+/// readable ([`settle`]).
 async fn publish(r: &Repos, ctx: &Context, ty: &str, n: i64) -> EventId {
-    r.outbox
+    let id = r
+        .outbox
         .publish_event(ctx, &event_type(ty), &json!({ "n": n }))
         .await
-        .unwrap_or_else(|e| panic!("publish {ty}: {e}"))
+        .unwrap_or_else(|e| panic!("publish {ty}: {e}"));
+    settle(r, id).await;
+    id
+}
+
+/// Waits (up to 10 s) until the system can read event `id`. An event
+/// becomes readable once no older transaction can still add one before it
+/// — at once in memory; on PostgreSQL once every older transaction of the
+/// database has ended, which another test's running at the same time can
+/// delay. Readable for the system means readable for every reader from
+/// then on (the horizon never moves back), so cases assert on reads
+/// without racing it.
+async fn settle(r: &Repos, id: EventId) {
+    let probe = consumer("conformance.settle");
+    for _ in 0..1000 {
+        let readable = r
+            .outbox
+            .read_events(&system(), &probe, Some(EventCursor::START), 1000)
+            .await
+            .unwrap_or_else(|e| panic!("settle: {e}"));
+        if readable.iter().any(|e| e.id == id) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("event {id:?} never became readable");
 }
 
 /// Reads up to `limit` events as `ctx` for `name` after `after`.
