@@ -20,7 +20,19 @@
 //!    consumer across tenants.
 //!
 //! Uses the database `insightpulse_bench_outbox` (created when missing,
-//! reused otherwise; each run makes its own tenant and consumers).
+//! reused otherwise; each run makes its own tenant and consumers; drop it
+//! after changing migration 0010).
+//!
+//! Measured on this project's 2-core machine (shared with other builds),
+//! 2026-11-30: with `synchronous_commit` on, a unit of work costs ~4–6 ms
+//! (the WAL flush) with or without the publish (ratio 1.01× mean, 0.94×
+//! p50: noise); with it off, 211 µs → 376 µs p50 (1.79×; ~165 µs per
+//! event: the insert's planning, policy check, three index entries and the
+//! notify trigger — the queued insert adds no round trip), ~2,280 units of
+//! work/s with a publish; `publish_event` alone 426 µs p50. A consumer
+//! draining one tenant as its owner: ~22,000 events/s in batches of 100,
+//! ~70,000 in 500s, ~119,000 in 1,000s; the system across tenants ~118,000
+//! in 1,000s.
 
 use insightpulse::outbox::EventCursor;
 use insightpulse::postgres::PgBackend;
