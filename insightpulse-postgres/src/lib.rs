@@ -37,6 +37,7 @@ mod audit;
 mod error;
 mod idempotency;
 pub mod migrate;
+mod outbox;
 mod privacy;
 mod projects;
 mod tenancy;
@@ -56,6 +57,8 @@ pub struct PgBackend {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: TokenHasher,
     pub(crate) password_cost: PasswordCost,
+    /// The outbox's shared `LISTEN` connection (started on demand).
+    pub(crate) wakeups: outbox::Wakeups,
     #[cfg(feature = "bench-unaudited")]
     pub(crate) unaudited: bool,
 }
@@ -75,6 +78,7 @@ impl PgBackend {
             clock: Arc::new(SystemClock),
             hasher,
             password_cost: PasswordCost::Standard,
+            wakeups: outbox::Wakeups::default(),
             #[cfg(feature = "bench-unaudited")]
             unaudited: false,
         }
@@ -143,7 +147,8 @@ impl PgBackend {
             api_keys: this.clone(),
             projects: this.clone(),
             audit: this.clone(),
-            privacy: this,
+            privacy: this.clone(),
+            outbox: this,
         }
     }
 }

@@ -9,14 +9,15 @@
 
 use crate::{acting_as, tenant, user};
 use chrono::Duration;
+use insightpulse_core::outbox::EventCursor;
 use insightpulse_core::privacy::{
     ConsentChange, DataCategory, NewDataPolicy, RetentionAction, RetentionDays,
 };
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
 use insightpulse_core::tenancy::*;
 use insightpulse_core::{
-    ConsentPurpose, ConsentSource, Context, Email, IdempotencyKey, Name, PermissionCode,
-    PolicyVersion, Repos, Slug, TenantId, UserId,
+    ConsentPurpose, ConsentSource, ConsumerName, Context, Email, EventType, IdempotencyKey, Name,
+    PermissionCode, PolicyVersion, Repos, Slug, TenantId, UserId,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -159,6 +160,25 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
                 policy_version: PolicyVersion::parse("v1").unwrap(),
                 source: ConsentSource::parse("settings").unwrap(),
             },
+        )
+        .await
+        .unwrap();
+    // An event, and a consumer's cursor in the tenant.
+    repos
+        .outbox
+        .publish_event(
+            &ctx,
+            &EventType::parse("fixture.created").unwrap(),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    repos
+        .outbox
+        .commit_cursor(
+            &ctx,
+            &ConsumerName::parse("fixture").unwrap(),
+            EventCursor::new(1, 1),
         )
         .await
         .unwrap();

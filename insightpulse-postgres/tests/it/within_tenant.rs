@@ -55,6 +55,10 @@ const RULES: &[Rule] = &[
     Rule { table: "environments", read: Need::Member, insert: Need::Perm("environment.manage"), update: Need::Nobody, delete: Need::Perm("environment.manage"), set: "kind = kind", victims: "" },
     Rule { table: "invitations", read: Need::Perm("member.invite"), insert: Need::Perm("member.invite"), update: Need::Perm("member.invite"), delete: Need::Perm("member.invite"), set: "revoked_at = revoked_at", victims: "" },
     Rule { table: "org_memberships", read: Need::Member, insert: Need::Nobody, update: Need::Perm("member.manage"), delete: Need::Perm("member.manage"), set: "status = status", victims: "AND user_id = {member}" },
+    Rule { table: "outbox_cursors", read: Need::Perm("event.read"), insert: Need::Perm("event.read"), update: Need::Perm("event.read"), delete: Need::Nobody, set: "seq = seq", victims: "" },
+    // Any member publishes, but only the event's own columns: a whole row
+    // (with a position of its choosing) is refused to everyone.
+    Rule { table: "outbox_events", read: Need::Perm("event.read"), insert: Need::Nobody, update: Need::Nobody, delete: Need::Nobody, set: "seq = seq", victims: "" },
     Rule { table: "projects", read: Need::Member, insert: Need::Perm("project.create"), update: Need::Perm("project.update"), delete: Need::Perm("project.delete"), set: "name = name", victims: "" },
     Rule { table: "roles", read: Need::Member, insert: Need::Perm("role.manage"), update: Need::Perm("role.manage"), delete: Need::Perm("role.manage"), set: "name = name", victims: "" },
     Rule { table: "sso_providers", read: Need::Perm("sso.manage"), insert: Need::Perm("sso.manage"), update: Need::Perm("sso.manage"), delete: Need::Perm("sso.manage"), set: "enabled = enabled", victims: "" },

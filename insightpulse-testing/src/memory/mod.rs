@@ -15,6 +15,7 @@
 
 mod audit;
 mod idempotency;
+mod outbox;
 mod privacy;
 mod projects;
 mod tenancy;
@@ -135,7 +136,8 @@ impl MemoryBackend {
             api_keys: me.clone(),
             projects: me.clone(),
             audit: me.clone(),
-            privacy: me,
+            privacy: me.clone(),
+            outbox: me,
         }
     }
 
@@ -392,6 +394,8 @@ pub(crate) struct State {
     pub consents: HashMap<TenantId, Vec<Consent>>,
     /// Idempotency keys by `(scope, key)` (see `insightpulse_core::idempotency`).
     pub idempotency: HashMap<(String, IdempotencyKey), StoredKey>,
+    /// The outbox's events and consumer cursors (outlive their tenant).
+    pub outbox: outbox::OutboxState,
 }
 
 impl State {
