@@ -9,6 +9,7 @@ mod embed;
 mod isolation;
 mod permissions;
 mod pool;
+mod pooler;
 
 mod conformance {
     insightpulse_testing::conformance_tests!(
