@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --example host_axum                      # in-memory backend, 127.0.0.1:3000
 //! DATABASE_URL=postgres://… cargo run --example host_axum
+//! INSIGHTPULSE_POOLER=transaction DATABASE_URL=postgres://…:6432/… cargo run --example host_axum   # via PgBouncer
 //! curl -H "Authorization: Bearer ipk_…" localhost:3000/v1/projects
 //! ```
 //!
@@ -174,7 +175,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let pepper = std::env::var("INSIGHTPULSE_TOKEN_PEPPER")
                 .map_err(|_| "set INSIGHTPULSE_TOKEN_PEPPER (32+ bytes) to run on PostgreSQL")?;
             let hasher = insightpulse::tenancy::tokens::TokenHasher::new(pepper)?;
-            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher).await?;
+            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher)
+                .await?
+                .with_pooler_mode(pooler_mode());
             backend.migrate().await?;
             backend.repos()
         }
@@ -327,5 +330,16 @@ mod tests {
         );
         let (status, list) = call(&app, "GET", Some(&reader), &[], None).await;
         assert_eq!((status, list), (StatusCode::OK, serde_json::json!([])));
+    }
+}
+
+/// `PoolerMode::Transaction` when `INSIGHTPULSE_POOLER=transaction` (the
+/// URL goes through PgBouncer in transaction mode without prepared-statement
+/// tracking; migrations are better run over a direct URL), the default
+/// otherwise.
+fn pooler_mode() -> insightpulse::postgres::PoolerMode {
+    match std::env::var("INSIGHTPULSE_POOLER").as_deref() {
+        Ok("transaction") => insightpulse::postgres::PoolerMode::Transaction,
+        _ => insightpulse::postgres::PoolerMode::default(),
     }
 }
