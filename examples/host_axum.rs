@@ -168,6 +168,17 @@ fn app(repos: Repos) -> Router {
         .with_state(AppState { repos })
 }
 
+/// `PoolerMode::Transaction` when `INSIGHTPULSE_POOLER=transaction` (the
+/// URL goes through PgBouncer in transaction mode without prepared-statement
+/// tracking; migrations are better run over a direct URL), the default
+/// otherwise.
+fn pooler_mode() -> insightpulse::postgres::PoolerMode {
+    match std::env::var("INSIGHTPULSE_POOLER").as_deref() {
+        Ok("transaction") => insightpulse::postgres::PoolerMode::Transaction,
+        _ => insightpulse::postgres::PoolerMode::default(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repos = match std::env::var("DATABASE_URL") {
@@ -330,16 +341,5 @@ mod tests {
         );
         let (status, list) = call(&app, "GET", Some(&reader), &[], None).await;
         assert_eq!((status, list), (StatusCode::OK, serde_json::json!([])));
-    }
-}
-
-/// `PoolerMode::Transaction` when `INSIGHTPULSE_POOLER=transaction` (the
-/// URL goes through PgBouncer in transaction mode without prepared-statement
-/// tracking; migrations are better run over a direct URL), the default
-/// otherwise.
-fn pooler_mode() -> insightpulse::postgres::PoolerMode {
-    match std::env::var("INSIGHTPULSE_POOLER").as_deref() {
-        Ok("transaction") => insightpulse::postgres::PoolerMode::Transaction,
-        _ => insightpulse::postgres::PoolerMode::default(),
     }
 }
