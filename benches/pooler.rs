@@ -1,6 +1,6 @@
 //! What going through PgBouncer in transaction mode costs the hot reads:
 //! each SDK call through a pooler against the same call over the direct
-//! connection, alternating in rounds on one client connection each.
+//! connection, alternating call by call, on one client connection each.
 //!
 //! ```text
 //! scripts/setup-pgbouncer.sh && cargo bench --bench pooler
@@ -24,11 +24,14 @@ use std::time::Instant;
 use uuid::Uuid;
 
 mod common;
-use common::{bench_database, compare, report, url_with_db, PER_ROUND, ROUNDS};
+use common::{bench_database, compare_n, report, url_with_db, PER_ROUND, ROUNDS, WARMUP};
 
 const DB: &str = "insightpulse_bench_pooler";
 const TENANTS: i64 = 1_000;
 const PROJECTS_PER_TENANT: i64 = 50;
+/// Calls of each side, alternating call by call (the machine's other load
+/// then hits both sides alike).
+const CALLS: usize = ROUNDS * PER_ROUND;
 
 /// Seeds the data set once (as the pool's superuser, in bulk), with a
 /// Developer member in tenant 42 for the permission check.
@@ -145,10 +148,12 @@ async fn main() {
     for (name, pooler_url, mode) in poolers {
         let through = backend(&url_with_db(&pooler_url, DB), mode).await;
         println!(
-            "\n{name} vs direct (1 client connection each, {} calls each; \"SDK\" = through the pooler, \"raw\" = direct)",
-            ROUNDS * PER_ROUND
+            "\n{name} vs direct (1 client connection each, {CALLS} calls each, alternating; \"SDK\" = through the pooler, \"raw\" = direct)"
         );
-        let (s, b) = compare(
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
             || async {
                 assert_eq!(
                     through
@@ -174,7 +179,10 @@ async fn main() {
         )
         .await;
         report("list one tenant's 50 projects", &s, &b, None);
-        let (s, b) = compare(
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
             || async {
                 through.projects.get_project(&ctx, project).await.unwrap();
             },
@@ -184,7 +192,10 @@ async fn main() {
         )
         .await;
         report("point read of a project by id", &s, &b, None);
-        let (s, b) = compare(
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
             || async {
                 assert!(through
                     .rbac
@@ -204,7 +215,10 @@ async fn main() {
         report("permission check (Developer)", &s, &b, None);
         // A general unit of work (BEGIN message, two statements, COMMIT):
         // where unnamed statements cost a parse and a round trip each.
-        let (s, b) = compare(
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
             || async { assert_eq!(through.members.list_members(&ctx).await.unwrap().len(), 2) },
             || async { assert_eq!(direct.members.list_members(&ctx).await.unwrap().len(), 2) },
         )
