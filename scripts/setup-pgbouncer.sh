@@ -58,6 +58,12 @@ if ! [ -x /usr/sbin/pgbouncer ]; then
   fi
 fi
 
+# Where an init system runs the package's own service (it listens on 6432),
+# it is stopped and disabled: this script runs its own instances.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet pgbouncer 2>/dev/null; then
+  $SUDO systemctl disable --now pgbouncer >/dev/null 2>&1 || true
+fi
+
 # --- PgBouncer 1.24 from Debian trixie's source package ----------------------
 if ! [ -x "$PGB124_BIN" ] || ! "$PGB124_BIN" --version | grep -q "PgBouncer $PGB124_VERSION_WANTED"; then
   echo "setup-pgbouncer: building PgBouncer $PGB124_VERSION_WANTED from Debian trixie's source package" >&2

@@ -19,6 +19,8 @@
 //! principal (system calls switch to `service_role`), so the database itself
 //! refuses rows of other tenants, whatever the Rust code above it does, and
 //! nothing leaks to the next borrower of a pooled connection. See [`uow`].
+//! Behind PgBouncer in transaction mode without prepared-statement
+//! tracking, set [`PoolerMode::Transaction`] (see [`PgBackend::with_pooler_mode`]).
 //!
 //! ```no_run
 //! # async fn demo() -> insightpulse_core::Result<()> {

@@ -316,17 +316,18 @@ impl PgBackend {
         // A query without arguments goes through the simple-query protocol,
         // which runs several statements in one message.
         let conn: &mut sqlx::PgConnection = &mut guard.conn;
-        let mut message = sql.clone();
-        let mut prepared_now = false;
+        // Set once a server connection lacked the statement: the retry.
+        let mut retry: Option<String> = None;
         loop {
-            match conn.fetch_all(message.as_str()).await {
+            let message = retry.as_deref().unwrap_or(&sql);
+            match conn.fetch_all(message).await {
                 Ok(rows) => {
                     guard.finished = true;
                     return rows.iter().map(|r| T::from_row(r).map_err(db)).collect();
                 }
                 Err(e) => {
                     let unprepared = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("26000"));
-                    if named && unprepared && !prepared_now {
+                    if named && unprepared && retry.is_none() {
                         // The batch stopped at EXECUTE inside the open (now
                         // failed) transaction, so a transaction-mode pooler
                         // still links this client to the server connection
@@ -336,13 +337,12 @@ impl PgBackend {
                         // on another server connection.) Prepared under the
                         // search path it runs with, so its plan is never
                         // re-analysed for another one.
-                        message = format!(
+                        retry = Some(format!(
                             "ROLLBACK; BEGIN; SET LOCAL search_path TO {SEARCH_PATH}; PREPARE {} {} AS {}; COMMIT; {sql}",
                             stmt.server_name(),
                             stmt.params,
                             stmt.sql
-                        );
-                        prepared_now = true;
+                        ));
                         continue;
                     }
                     // The batch may have stopped inside an open transaction.
