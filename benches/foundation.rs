@@ -299,9 +299,11 @@ async fn postgres(url: &str) {
     .unwrap();
     let (role, claims) = insightpulse::postgres::uow::role_and_claims(&ctx);
     let claims = insightpulse::postgres::uow::quote_literal(&claims);
+    let tenant_setting = insightpulse::postgres::uow::TENANT_SETTING;
     let execute = format!("EXECUTE bench_get('{}', '{}')", tenant.0, project.0);
     let with_rls = format!(
-        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT"
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL {tenant_setting} = '{}'; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT",
+        tenant.0
     );
     let without_rls = format!("BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT");
     let (s, b) = compare_on(&mut conn, Msg::Simple(&with_rls), Msg::Simple(&without_rls)).await;
@@ -317,10 +319,19 @@ async fn postgres(url: &str) {
     report("  bare EXECUTE vs extended protocol", &s, &b, None);
     drop(conn);
     // The SDK call against the very same message sent through the pool: what
-    // the SDK itself adds (spans, claims, decoding into domain types).
+    // the SDK itself adds (spans, claims, decoding into domain types). The
+    // statement's server-side name carries a hash of its text: found on the
+    // pool's one connection, where the SDK's calls above prepared it.
+    let prepared: String = sqlx::query_scalar(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'insightpulse\\_get\\_project\\_%'",
+    )
+    .persistent(false)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     let message = format!(
-        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL search_path TO insightpulse, pg_temp; SET LOCAL TimeZone = 'UTC'; EXECUTE insightpulse_get_project('{}', '{}'); COMMIT",
-        tenant.0, project.0
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL {tenant_setting} = '{}'; SET LOCAL search_path TO insightpulse, pg_temp; SET LOCAL TimeZone = 'UTC'; EXECUTE {prepared}('{}', '{}'); COMMIT",
+        tenant.0, tenant.0, project.0
     );
     let (s, b) = compare(
         || async {

@@ -45,6 +45,7 @@ pub mod ids;
 pub mod privacy;
 pub mod projects;
 pub mod repos;
+pub mod sealed;
 pub mod tenancy;
 pub mod values;
 

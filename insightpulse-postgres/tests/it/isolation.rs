@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 /// Puts at least one row in every tenant table for the tenant `slug`, and
 /// returns the tenant and its owner.
-async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
+pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     let owner = user(repos, &format!("owner@{slug}.io")).await;
     let member = user(repos, &format!("member@{slug}.io")).await;
     let (t, ctx) = tenant(repos, owner.id, slug).await;
@@ -165,7 +165,7 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     (t.id, owner.id)
 }
 
-async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
+pub(crate) async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
     sqlx::query_as(
         "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                 (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
@@ -183,7 +183,7 @@ async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
 
 /// Runs one attack statement in its own transaction as `attacker`; returns
 /// the rows it touched, or the SQLSTATE that refused it.
-async fn attack(
+pub(crate) async fn attack(
     pool: &PgPool,
     attacker: &Context,
     sql: &str,

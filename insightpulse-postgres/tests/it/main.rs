@@ -10,6 +10,7 @@ mod isolation;
 mod permissions;
 mod pool;
 mod pooler;
+mod within_tenant;
 
 mod conformance {
     insightpulse_testing::conformance_tests!(

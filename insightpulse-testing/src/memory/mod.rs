@@ -151,14 +151,56 @@ impl MemoryBackend {
     /// Runs one repository call inside its tracing span. Only the operation,
     /// the tenant and the principal's kind are recorded — never a secret.
     fn run<T>(&self, ctx: &Context, op: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let span = tracing::debug_span!(
-            "insightpulse",
-            op,
-            tenant = ?ctx.tenant_id(),
-            principal = ctx.principal_kind().as_str()
-        );
-        span.in_scope(f)
+        span(ctx, op).in_scope(f)
     }
+
+    /// [`Self::run`] for a call that awaits: one that hashes or verifies a
+    /// password on the blocking pool.
+    async fn run_async<T>(
+        &self,
+        ctx: &Context,
+        op: &'static str,
+        f: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tracing::Instrument::instrument(f, span(ctx, op)).await
+    }
+}
+
+fn span(ctx: &Context, op: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "insightpulse",
+        op,
+        tenant = ?ctx.tenant_id(),
+        principal = ctx.principal_kind().as_str()
+    )
+}
+
+/// Runs argon2 — deliberately slow — on the blocking pool, as the Postgres
+/// backend does, so a host's tests on the fake never stall the executor.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(Error::backend)
+}
+
+/// [`passwords::hash`](insightpulse_core::tenancy::passwords::hash) off the executor.
+async fn hash_password(
+    password: &insightpulse_core::SecretString,
+    cost: PasswordCost,
+) -> Result<String> {
+    let password = password.clone();
+    blocking(move || insightpulse_core::tenancy::passwords::hash(&password, cost)).await?
+}
+
+/// [`passwords::verify`](insightpulse_core::tenancy::passwords::verify) off the executor.
+async fn verify_password(
+    password: &insightpulse_core::SecretString,
+    stored: Option<String>,
+    cost: PasswordCost,
+) -> Result<bool> {
+    let password = password.clone();
+    blocking(move || {
+        insightpulse_core::tenancy::passwords::verify(&password, stored.as_deref(), cost)
+    })
+    .await
 }
 
 /// A conformance [`Harness`] over a fresh memory backend on a fresh
