@@ -319,9 +319,18 @@ async fn postgres(url: &str) {
     report("  bare EXECUTE vs extended protocol", &s, &b, None);
     drop(conn);
     // The SDK call against the very same message sent through the pool: what
-    // the SDK itself adds (spans, claims, decoding into domain types).
+    // the SDK itself adds (spans, claims, decoding into domain types). The
+    // statement's server-side name carries a hash of its text: found on the
+    // pool's one connection, where the SDK's calls above prepared it.
+    let prepared: String = sqlx::query_scalar(
+        "SELECT name FROM pg_prepared_statements WHERE name LIKE 'insightpulse\\_get\\_project\\_%'",
+    )
+    .persistent(false)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     let message = format!(
-        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL {tenant_setting} = '{}'; SET LOCAL search_path TO insightpulse, pg_temp; SET LOCAL TimeZone = 'UTC'; EXECUTE insightpulse_get_project('{}', '{}'); COMMIT",
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL {tenant_setting} = '{}'; SET LOCAL search_path TO insightpulse, pg_temp; SET LOCAL TimeZone = 'UTC'; EXECUTE {prepared}('{}', '{}'); COMMIT",
         tenant.0, tenant.0, project.0
     );
     let (s, b) = compare(

@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --example host_axum                      # in-memory backend, 127.0.0.1:3000
 //! DATABASE_URL=postgres://… cargo run --example host_axum
+//! INSIGHTPULSE_POOLER=transaction DATABASE_URL=postgres://…:6432/… cargo run --example host_axum   # via PgBouncer
 //! curl -H "Authorization: Bearer ipk_…" localhost:3000/v1/projects
 //! ```
 //!
@@ -167,6 +168,17 @@ fn app(repos: Repos) -> Router {
         .with_state(AppState { repos })
 }
 
+/// `PoolerMode::Transaction` when `INSIGHTPULSE_POOLER=transaction` (the
+/// URL goes through PgBouncer in transaction mode without prepared-statement
+/// tracking; migrations are better run over a direct URL), the default
+/// otherwise.
+fn pooler_mode() -> insightpulse::postgres::PoolerMode {
+    match std::env::var("INSIGHTPULSE_POOLER").as_deref() {
+        Ok("transaction") => insightpulse::postgres::PoolerMode::Transaction,
+        _ => insightpulse::postgres::PoolerMode::default(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repos = match std::env::var("DATABASE_URL") {
@@ -174,7 +186,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let pepper = std::env::var("INSIGHTPULSE_TOKEN_PEPPER")
                 .map_err(|_| "set INSIGHTPULSE_TOKEN_PEPPER (32+ bytes) to run on PostgreSQL")?;
             let hasher = insightpulse::tenancy::tokens::TokenHasher::new(pepper)?;
-            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher).await?;
+            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher)
+                .await?
+                .with_pooler_mode(pooler_mode());
             backend.migrate().await?;
             backend.repos()
         }

@@ -8,6 +8,8 @@
 //! ```text
 //! cargo run --example quickstart                       # in-memory backend
 //! DATABASE_URL=postgres://… cargo run --example quickstart   # PostgreSQL (migrated first)
+//! INSIGHTPULSE_POOLER=transaction DATABASE_URL=postgres://…:6432/… cargo run --example quickstart
+//!                                  # through PgBouncer in transaction mode (PoolerMode::Transaction)
 //! ```
 
 use insightpulse::audit::{AuditEvent, AuditQuery, Diff};
@@ -379,7 +381,9 @@ async fn backend() -> Result<Repos, insightpulse::Error> {
                     TokenHasher::insecure_development()
                 }
             };
-            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher).await?;
+            let backend = insightpulse::postgres::PgBackend::connect(&url, hasher)
+                .await?
+                .with_pooler_mode(pooler_mode());
             backend.migrate().await?;
             println!("backend: PostgreSQL");
             Ok(backend.repos())
@@ -388,5 +392,16 @@ async fn backend() -> Result<Repos, insightpulse::Error> {
             println!("backend: in-memory");
             Ok(insightpulse_testing::memory::MemoryBackend::new().repos())
         }
+    }
+}
+
+/// `PoolerMode::Transaction` when `INSIGHTPULSE_POOLER=transaction` (the
+/// URL goes through PgBouncer in transaction mode without prepared-statement
+/// tracking; migrations are better run over a direct URL), the default
+/// otherwise.
+fn pooler_mode() -> insightpulse::postgres::PoolerMode {
+    match std::env::var("INSIGHTPULSE_POOLER").as_deref() {
+        Ok("transaction") => insightpulse::postgres::PoolerMode::Transaction,
+        _ => insightpulse::postgres::PoolerMode::default(),
     }
 }

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: makes PostgreSQL + pgvector
 # available (idempotently), then runs every test of the workspace, the
-# PostgreSQL ones against the real database as `authenticated` with RLS on.
+# PostgreSQL ones against the real database as `authenticated` with RLS on,
+# and through two PgBouncers in transaction mode (1.18 and 1.24, see
+# scripts/setup-pgbouncer.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-db.sh
+scripts/setup-pgbouncer.sh
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+export INSIGHTPULSE_PGBOUNCER_118_URL="${INSIGHTPULSE_PGBOUNCER_118_URL:-postgres://postgres@127.0.0.1:6432/postgres}"
+export INSIGHTPULSE_PGBOUNCER_124_URL="${INSIGHTPULSE_PGBOUNCER_124_URL:-postgres://postgres@127.0.0.1:6433/postgres}"
 cargo test --workspace --all-features --locked "$@"

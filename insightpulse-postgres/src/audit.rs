@@ -285,8 +285,9 @@ impl AuditRepo for PgBackend {
             // have left (the users policies no longer show them), and the
             // acting keys' names from audit_actor_keys (api_keys is shown only
             // to holders of api_key.manage), while the keys exist.
-            let rows = sqlx::query(
-                "WITH page AS (
+            let rows = tx
+                .query(
+                    "WITH page AS (
                     SELECT al.id, al.tenant_id, al.seq, al.created_at,
                            al.actor_kind::text AS actor_kind, al.user_id, al.api_key_id,
                            al.actor_reason, al.action, al.target_type, al.target_id, al.diff,
@@ -311,21 +312,21 @@ impl AuditRepo for PgBackend {
                    LEFT JOIN audit_actor_keys($1, ARRAY(SELECT DISTINCT api_key_id FROM page)) k
                           ON k.id = page.api_key_id
                   ORDER BY page.created_at DESC, page.seq DESC",
-            )
-            .bind(t.0)
-            .bind(since)
-            .bind(q.action.as_ref().map(|a| a.as_str()))
-            .bind(kind)
-            .bind(user)
-            .bind(key)
-            .bind(q.target_type.as_ref().map(|t| t.as_str()))
-            .bind(q.target_id.as_deref())
-            .bind(q.after.map(|c| c.created_at()))
-            .bind(q.after.map_or(0, |c| c.seq))
-            .bind(i64::from(q.limit) + 1)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+                )
+                .bind(t.0)
+                .bind(since)
+                .bind(q.action.as_ref().map(|a| a.as_str()))
+                .bind(kind)
+                .bind(user)
+                .bind(key)
+                .bind(q.target_type.as_ref().map(|t| t.as_str()))
+                .bind(q.target_id.as_deref())
+                .bind(q.after.map(|c| c.created_at()))
+                .bind(q.after.map_or(0, |c| c.seq))
+                .bind(i64::from(q.limit) + 1)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             let mut entries = rows.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
             let more = entries.len() > q.limit as usize;
@@ -346,7 +347,7 @@ impl AuditRepo for PgBackend {
             // head read here nor in the pages below.
             let mut tx = self.begin_snapshot(ctx).await?;
             require_reader(&mut tx, ctx, t).await?;
-            let head = sqlx::query(
+            let head = tx.query(
                 "SELECT seq, hash, anchor_seq, anchor_hash FROM audit_chain_heads WHERE tenant_id = $1",
             )
             .bind(t.0)
@@ -365,8 +366,9 @@ impl AuditRepo for PgBackend {
             let mut verifier = chain::Verifier::new(head);
             let mut after = i64::MIN;
             loop {
-                let rows = sqlx::query(
-                    "SELECT seq, prev_hash, hash, tenant_id, id, created_at,
+                let rows = tx
+                    .query(
+                        "SELECT seq, prev_hash, hash, tenant_id, id, created_at,
                             actor_kind::text AS actor_kind, user_id, api_key_id, actor_reason,
                             action, target_type, target_id, diff::text AS diff_text, request_id,
                             pii_digest, pii_salt, host(ip) AS ip, user_agent
@@ -374,13 +376,13 @@ impl AuditRepo for PgBackend {
                       WHERE tenant_id = $1 AND seq > $2
                       ORDER BY seq
                       LIMIT $3",
-                )
-                .bind(t.0)
-                .bind(after)
-                .bind(VERIFY_PAGE)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+                    )
+                    .bind(t.0)
+                    .bind(after)
+                    .bind(VERIFY_PAGE)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 for row in &rows {
                     let entry = stored_of(row)?;
                     after = entry.seq;
@@ -425,7 +427,8 @@ impl PgBackend {
                 return Err(Error::validation("months_ahead", "must be at most 120"));
             }
             let mut tx = self.begin(ctx).await?;
-            let created: Vec<String> = sqlx::query_scalar("SELECT audit_ensure_partitions($1, $2)")
+            let created: Vec<String> = tx
+                .query_scalar("SELECT audit_ensure_partitions($1, $2)")
                 .bind(from)
                 .bind(months_ahead as i32)
                 .fetch_all(&mut *tx)

@@ -50,7 +50,7 @@ pub(crate) async fn claim_in(
     let Some(key) = &request.idempotency_key else {
         return Ok(None);
     };
-    let claimed: Option<bool> = sqlx::query_scalar(
+    let claimed: Option<bool> = tx.query_scalar(
         "INSERT INTO idempotency_keys (scope, key, operation, fingerprint, resource_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (scope, key) DO UPDATE
@@ -72,8 +72,8 @@ pub(crate) async fn claim_in(
     if claimed.is_some() {
         return Ok(None);
     }
-    let (operation, fingerprint, resource, created_at): (String, Vec<u8>, Uuid, DateTime<Utc>) =
-        sqlx::query_as(
+    let (operation, fingerprint, resource, created_at): (String, Vec<u8>, Uuid, DateTime<Utc>) = tx
+        .query_as(
             "SELECT operation, fingerprint, resource_id, created_at
                FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )

@@ -19,6 +19,8 @@
 //! principal (system calls switch to `service_role`), so the database itself
 //! refuses rows of other tenants, whatever the Rust code above it does, and
 //! nothing leaks to the next borrower of a pooled connection. See [`uow`].
+//! Behind PgBouncer in transaction mode without prepared-statement
+//! tracking, set [`PoolerMode::Transaction`] (see [`PgBackend::with_pooler_mode`]).
 //!
 //! ```no_run
 //! # async fn demo() -> insightpulse_core::Result<()> {
@@ -46,8 +48,88 @@ pub mod uow;
 use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::{Clock, Error, Repos, Result, SystemClock};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::sync::Arc;
+
+/// How the backend's statements may use the server connections they run
+/// on: whether a statement prepared once can be found again by name.
+///
+/// Behind PgBouncer in **transaction** mode, consecutive transactions of one
+/// client run on different server connections, shared with other clients.
+/// A named prepared statement (sqlx's `sqlx_s_N`, or SQL `PREPARE`) then
+/// collides with another client's (`42P05 … already exists`) or, worse,
+/// executes another client's statement text under its name. Choose
+/// [`PoolerMode::Transaction`] there unless the pooler tracks prepared
+/// statements itself (PgBouncer ≥ 1.21 with `max_prepared_statements` > 0).
+///
+/// ```no_run
+/// # async fn demo(hasher: insightpulse_core::tenancy::tokens::TokenHasher) -> insightpulse_core::Result<()> {
+/// use insightpulse_postgres::{PgBackend, PoolerMode};
+/// let backend = PgBackend::connect("postgres://app@pgbouncer:6432/app", hasher)
+///     .await?
+///     .with_pooler_mode(PoolerMode::Transaction);
+/// # let _ = backend; Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PoolerMode {
+    /// A server connection per client connection, or a pooler that tracks
+    /// protocol-level prepared statements (PgBouncer ≥ 1.21 with
+    /// `max_prepared_statements`): statements are prepared once per
+    /// connection and found again by name. The hot reads' SQL-level
+    /// statements are named after a hash of their text, and prepared in
+    /// the same message that first needs them, so they stay right through
+    /// such a pooler too.
+    #[default]
+    Session,
+    /// A pooler in transaction mode that does **not** track prepared
+    /// statements (PgBouncer before 1.21, or `max_prepared_statements = 0`):
+    /// every statement is unnamed (parsed and planned on each call, and
+    /// gone when the call ends) and nothing is `PREPARE`d; the hot reads
+    /// send their statement text with its arguments inlined as literals.
+    Transaction,
+}
+
+impl PoolerMode {
+    /// Whether statements may be kept prepared under a name.
+    pub(crate) fn named_statements(self) -> bool {
+        matches!(self, Self::Session)
+    }
+
+    /// `sqlx::query(sql)` for this mode: every statement of the crate is
+    /// made here (or by the two siblings below), so the mode is decided in
+    /// one place. An unnamed statement must run inside a transaction when
+    /// going through a transaction-mode pooler (its parse and its execution
+    /// are two messages); every statement of the crate does.
+    pub(crate) fn query(
+        self,
+        sql: &str,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        sqlx::query(sql).persistent(self.named_statements())
+    }
+
+    /// `sqlx::query_as(sql)` for this mode (see [`PoolerMode::query`]).
+    pub(crate) fn query_as<O>(
+        self,
+        sql: &str,
+    ) -> sqlx::query::QueryAs<'_, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        sqlx::query_as(sql).persistent(self.named_statements())
+    }
+
+    /// `sqlx::query_scalar(sql)` for this mode (see [`PoolerMode::query`]).
+    pub(crate) fn query_scalar<O>(
+        self,
+        sql: &str,
+    ) -> sqlx::query::QueryScalar<'_, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        (O,): for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        sqlx::query_scalar(sql).persistent(self.named_statements())
+    }
+}
 
 /// The PostgreSQL backend: a pool plus the clock, token hasher and
 /// password cost every repository shares. Cheap to clone.
@@ -59,6 +141,7 @@ pub struct PgBackend {
     pub(crate) password_cost: PasswordCost,
     /// The outbox's shared `LISTEN` connection (started on demand).
     pub(crate) wakeups: outbox::Wakeups,
+    pub(crate) pooler: PoolerMode,
     #[cfg(feature = "bench-unaudited")]
     pub(crate) unaudited: bool,
 }
@@ -79,6 +162,7 @@ impl PgBackend {
             hasher,
             password_cost: PasswordCost::Standard,
             wakeups: outbox::Wakeups::default(),
+            pooler: PoolerMode::Session,
             #[cfg(feature = "bench-unaudited")]
             unaudited: false,
         }
@@ -93,14 +177,43 @@ impl PgBackend {
         self
     }
 
-    /// Connects a pool of up to 10 connections to `url`.
+    /// Connects a pool of up to 10 connections to `url` (options from
+    /// [`PgBackend::connect_options`]). In [`PoolerMode::Session`]; behind a
+    /// pooler that needs it, add [`PgBackend::with_pooler_mode`].
     pub async fn connect(url: &str, hasher: TokenHasher) -> Result<Self> {
+        Self::connect_with(Self::connect_options(url)?, hasher).await
+    }
+
+    /// Connects a pool of up to 10 connections with `options` (start from
+    /// [`PgBackend::connect_options`] to go through PgBouncer).
+    pub async fn connect_with(options: PgConnectOptions, hasher: TokenHasher) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(Error::backend)?;
         Ok(Self::from_pool(pool, hasher))
+    }
+
+    /// The connect options of `url` as the SDK uses them, for a host that
+    /// builds its own pool: sqlx's defaults without the `extra_float_digits`
+    /// startup parameter, which PgBouncer refuses (`unsupported startup
+    /// parameter`) unless told to ignore it; PostgreSQL ≥ 12 prints floats
+    /// exactly without it.
+    pub fn connect_options(url: &str) -> Result<PgConnectOptions> {
+        let options: PgConnectOptions = url.parse().map_err(Error::backend)?;
+        Ok(options.extra_float_digits(None))
+    }
+
+    /// Runs every statement as `mode` requires (see [`PoolerMode`]).
+    pub fn with_pooler_mode(mut self, mode: PoolerMode) -> Self {
+        self.pooler = mode;
+        self
+    }
+
+    /// The mode set by [`PgBackend::with_pooler_mode`].
+    pub fn pooler_mode(&self) -> PoolerMode {
+        self.pooler
     }
 
     /// Uses `clock` for every timestamp and expiry (tests pass a

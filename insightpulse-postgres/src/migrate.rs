@@ -19,6 +19,7 @@
 //! changed file is refused with [`MigrateError::Changed`]): a fix to the
 //! schema is a new file.
 
+use crate::PoolerMode;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use std::fmt;
 use std::time::Instant;
@@ -30,6 +31,11 @@ static EMBEDDED: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The key of the transaction-level advisory lock that serialises
 /// migrators of one database ("ipmigrat").
 const LOCK_KEY: i64 = 0x6970_6d69_6772_6174;
+
+/// The migrator's statements are unnamed whatever the backend's mode: each
+/// runs once, on a connection closed afterwards, so naming them saves
+/// nothing, and unnamed they are right through any pooler.
+const STATEMENTS: PoolerMode = PoolerMode::Transaction;
 
 const BOOKKEEPING: &str = "
     CREATE SCHEMA IF NOT EXISTS insightpulse;
@@ -153,36 +159,37 @@ pub async fn run(pool: &PgPool) -> Result<Vec<i64>, MigrateError> {
 /// Applies `m` and records it, unless another migrator did first.
 async fn apply(c: &mut PgConnection, m: Migration) -> Result<bool, MigrateError> {
     let failed = database(Some(m.version));
-    let done: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM insightpulse._migrations WHERE version = $1)",
-    )
-    .bind(m.version)
-    .fetch_one(&mut *c)
-    .await
-    .map_err(&failed)?;
+    let done: bool = STATEMENTS
+        .query_scalar("SELECT EXISTS (SELECT 1 FROM insightpulse._migrations WHERE version = $1)")
+        .bind(m.version)
+        .fetch_one(&mut *c)
+        .await
+        .map_err(&failed)?;
     if done {
         return Ok(false);
     }
     let started = Instant::now();
     c.execute(m.sql).await.map_err(&failed)?;
-    sqlx::query(
-        "INSERT INTO insightpulse._migrations (version, description, checksum, execution_ms)
+    STATEMENTS
+        .query(
+            "INSERT INTO insightpulse._migrations (version, description, checksum, execution_ms)
          VALUES ($1, $2, $3, $4)",
-    )
-    .bind(m.version)
-    .bind(m.description)
-    .bind(m.checksum)
-    .bind(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
-    .execute(&mut *c)
-    .await
-    .map_err(&failed)?;
+        )
+        .bind(m.version)
+        .bind(m.description)
+        .bind(m.checksum)
+        .bind(i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX))
+        .execute(&mut *c)
+        .await
+        .map_err(&failed)?;
     Ok(true)
 }
 
 /// The first migration not applied yet, after checking that every applied
 /// one is known and unchanged.
 async fn next_pending(c: &mut PgConnection) -> Result<Option<Migration>, MigrateError> {
-    let rows = sqlx::query("SELECT version, checksum FROM insightpulse._migrations")
+    let rows = STATEMENTS
+        .query("SELECT version, checksum FROM insightpulse._migrations")
         .fetch_all(&mut *c)
         .await
         .map_err(database(None))?;
@@ -215,7 +222,8 @@ async fn locked<T>(
     step: impl for<'c> FnOnce(&'c mut PgConnection) -> Step<'c, T>,
 ) -> Result<T, MigrateError> {
     let mut tx = conn.begin().await.map_err(database(version))?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    STATEMENTS
+        .query("SELECT pg_advisory_xact_lock($1)")
         .bind(LOCK_KEY)
         .execute(&mut *tx)
         .await

@@ -167,18 +167,19 @@ async fn read_after(
         ReadScope::Tenant(_) => "tenant_id = $4 AND",
         ReadScope::AllTenants => "",
     };
-    let rows = sqlx::query(&format!(
-        "SELECT {EVENT_COLS} FROM outbox_events
+    let rows = tx
+        .query(&format!(
+            "SELECT {EVENT_COLS} FROM outbox_events
           WHERE {tenant_filter} (xact, seq) > ($1, $2) AND xact < {HORIZON}
           ORDER BY xact, seq LIMIT $3"
-    ))
-    .bind(after.xact)
-    .bind(after.seq)
-    .bind(i64::from(limit))
-    .bind(scope.cursor_key().0)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(db)?;
+        ))
+        .bind(after.xact)
+        .bind(after.seq)
+        .bind(i64::from(limit))
+        .bind(scope.cursor_key().0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
     rows.iter().map(event_of).collect()
 }
 
@@ -187,14 +188,13 @@ async fn stored_cursor(
     scope: ReadScope,
     consumer: &ConsumerName,
 ) -> Result<Option<EventCursor>> {
-    let row: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT xact, seq FROM outbox_cursors WHERE tenant_id = $1 AND consumer = $2",
-    )
-    .bind(scope.cursor_key().0)
-    .bind(consumer.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db)?;
+    let row: Option<(i64, i64)> = tx
+        .query_as("SELECT xact, seq FROM outbox_cursors WHERE tenant_id = $1 AND consumer = $2")
+        .bind(scope.cursor_key().0)
+        .bind(consumer.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
     Ok(row.map(|(x, s)| EventCursor::new(x, s)))
 }
 
@@ -369,18 +369,19 @@ impl OutboxRepo for PgBackend {
             let id = EventId::new();
             // Sent now, not queued: a tenant the caller cannot see inserts
             // nothing, which is `NotFound`.
-            let inserted = sqlx::query(&insert_statement(
-                t,
-                id,
-                event_type,
-                payload,
-                self.clock.now(),
-                true,
-            ))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
+            let inserted = tx
+                .query(&insert_statement(
+                    t,
+                    id,
+                    event_type,
+                    payload,
+                    self.clock.now(),
+                    true,
+                ))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?
+                .rows_affected();
             if inserted == 0 {
                 return Err(Error::not_found(Entity::Tenant));
             }
@@ -413,22 +414,23 @@ impl OutboxRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require_reader(&mut tx, ctx, scope).await?;
             // Moves forward only; an older cursor leaves the row as it is.
-            let moved: Option<(i64, i64)> = sqlx::query_as(
-                "INSERT INTO outbox_cursors AS c (tenant_id, consumer, xact, seq, updated_at)
+            let moved: Option<(i64, i64)> = tx
+                .query_as(
+                    "INSERT INTO outbox_cursors AS c (tenant_id, consumer, xact, seq, updated_at)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (tenant_id, consumer) DO UPDATE
                     SET xact = EXCLUDED.xact, seq = EXCLUDED.seq, updated_at = EXCLUDED.updated_at
                   WHERE (c.xact, c.seq) < (EXCLUDED.xact, EXCLUDED.seq)
                  RETURNING xact, seq",
-            )
-            .bind(scope.cursor_key().0)
-            .bind(consumer.as_str())
-            .bind(cursor.xact)
-            .bind(cursor.seq)
-            .bind(self.clock.now())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+                )
+                .bind(scope.cursor_key().0)
+                .bind(consumer.as_str())
+                .bind(cursor.xact)
+                .bind(cursor.seq)
+                .bind(self.clock.now())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
             let stored = match moved {
                 Some((x, s)) => EventCursor::new(x, s),
                 None => stored_cursor(&mut tx, scope, consumer)
@@ -481,8 +483,9 @@ impl OutboxRepo for PgBackend {
             let mut purged = 0u64;
             loop {
                 let mut tx = self.begin(ctx).await?;
-                let per_tenant: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
-                    "WITH doomed AS (
+                let per_tenant: Vec<(uuid::Uuid, i64)> = tx
+                    .query_as(
+                        "WITH doomed AS (
                          SELECT tenant_id, xact, seq FROM outbox_events
                           WHERE published_at < $1 AND ($2::uuid IS NULL OR tenant_id = $2)
                           ORDER BY published_at, xact, seq LIMIT $3),
@@ -491,16 +494,16 @@ impl OutboxRepo for PgBackend {
                           WHERE (e.tenant_id, e.xact, e.seq) = (d.tenant_id, d.xact, d.seq)
                          RETURNING e.tenant_id)
                      SELECT tenant_id, count(*) FROM gone GROUP BY tenant_id ORDER BY tenant_id",
-                )
-                .bind(before)
-                .bind(match scope {
-                    ReadScope::Tenant(t) => Some(t.0),
-                    ReadScope::AllTenants => None,
-                })
-                .bind(i64::from(PURGE_BATCH))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+                    )
+                    .bind(before)
+                    .bind(match scope {
+                        ReadScope::Tenant(t) => Some(t.0),
+                        ReadScope::AllTenants => None,
+                    })
+                    .bind(i64::from(PURGE_BATCH))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 let mut n = 0u64;
                 for (tenant, deleted) in per_tenant {
                     let deleted = u64::try_from(deleted).unwrap_or(0);

@@ -100,14 +100,15 @@ async fn require_consent_access(
         // A tenant the caller cannot see hides its members too.
         require_row(tx, ctx, tenant, None, Entity::User).await?;
     }
-    let member: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM org_memberships WHERE tenant_id = $1 AND user_id = $2)",
-    )
-    .bind(tenant.0)
-    .bind(user.0)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(db)?;
+    let member: bool = tx
+        .query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM org_memberships WHERE tenant_id = $1 AND user_id = $2)",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
     if !member {
         return Err(Error::not_found(Entity::User));
     }
@@ -124,17 +125,18 @@ async fn consents_now(
     user: UserId,
     purpose: &ConsentPurpose,
 ) -> Result<bool> {
-    let latest: Option<bool> = sqlx::query_scalar(
-        "SELECT granted FROM consents
+    let latest: Option<bool> = tx
+        .query_scalar(
+            "SELECT granted FROM consents
           WHERE tenant_id = $1 AND user_id = $2 AND purpose = $3
           ORDER BY recorded_at DESC, seq DESC LIMIT 1",
-    )
-    .bind(tenant.0)
-    .bind(user.0)
-    .bind(purpose.as_str())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db)?;
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .bind(purpose.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
     Ok(latest == Some(true))
 }
 
@@ -168,27 +170,28 @@ impl PgBackend {
             ));
         }
         let actor = Actor::of(ctx);
-        let row = sqlx::query(&format!(
+        let row = tx
+            .query(&format!(
             "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
                                    recorded_at, actor_kind, actor_user_id, actor_api_key_id,
                                    actor_reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8::audit_actor_kind, $9, $10, $11)
              RETURNING {CONSENT_COLS}"
         ))
-        .bind(t.0)
-        .bind(change.user.0)
-        .bind(change.purpose.as_str())
-        .bind(change.policy_version.as_str())
-        .bind(change.source.as_str())
-        .bind(granted)
-        .bind(self.clock.now())
-        .bind(actor.kind())
-        .bind(actor.user_id().map(|u| u.0))
-        .bind(actor.api_key_id().map(|k| k.0))
-        .bind(actor.reason())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+            .bind(t.0)
+            .bind(change.user.0)
+            .bind(change.purpose.as_str())
+            .bind(change.policy_version.as_str())
+            .bind(change.source.as_str())
+            .bind(granted)
+            .bind(self.clock.now())
+            .bind(actor.kind())
+            .bind(actor.user_id().map(|u| u.0))
+            .bind(actor.api_key_id().map(|k| k.0))
+            .bind(actor.reason())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
         let consent = consent_of(&row)?;
         let action = if granted {
             "consent.granted"
@@ -210,13 +213,12 @@ impl PgBackend {
     /// purge could delete).
     async fn unanchored_entries(&self, ctx: &Context, tenant: TenantId) -> Result<u64> {
         let mut tx = self.begin(ctx).await?;
-        let n: Option<i64> = sqlx::query_scalar(
-            "SELECT seq - anchor_seq FROM audit_chain_heads WHERE tenant_id = $1",
-        )
-        .bind(tenant.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        let n: Option<i64> = tx
+            .query_scalar("SELECT seq - anchor_seq FROM audit_chain_heads WHERE tenant_id = $1")
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
     }
@@ -237,15 +239,14 @@ impl PgBackend {
         let mut event = None;
         match (policy.category, &policy.action) {
             (DataCategory::AuditLogs, RetentionAction::Delete) => {
-                let row = sqlx::query(
-                    "SELECT deleted, through_seq, through_hash FROM audit_purge($1, $2, $3)",
-                )
-                .bind(t.0)
-                .bind(cutoff)
-                .bind(limit)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
+                let row = tx
+                    .query("SELECT deleted, through_seq, through_hash FROM audit_purge($1, $2, $3)")
+                    .bind(t.0)
+                    .bind(cutoff)
+                    .bind(limit)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 batch.deleted = row.try_get::<i64, _>("deleted").map_err(db)? as u64;
                 if batch.deleted > 0 {
                     let seq: i64 = row.try_get("through_seq").map_err(db)?;
@@ -264,7 +265,8 @@ impl PgBackend {
                 }
             }
             (DataCategory::AuditLogs, RetentionAction::Anonymize(_)) => {
-                let n: i64 = sqlx::query_scalar("SELECT audit_erase_personal(NULL, $1, $2, $3)")
+                let n: i64 = tx
+                    .query_scalar("SELECT audit_erase_personal(NULL, $1, $2, $3)")
                     .bind(t.0)
                     .bind(cutoff)
                     .bind(limit)
@@ -275,21 +277,22 @@ impl PgBackend {
             }
             (DataCategory::Invitations, action) => {
                 // Only invitations that can no longer be used.
-                let ids: Vec<(Uuid, String)> = sqlx::query_as(
-                    "SELECT id, email FROM invitations
+                let ids: Vec<(Uuid, String)> = tx
+                    .query_as(
+                        "SELECT id, email FROM invitations
                       WHERE tenant_id = $1 AND created_at < $2
                         AND (accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at <= $3)
                         AND ($4 OR email NOT LIKE '%@anonymized.invalid')
                       ORDER BY created_at, id LIMIT $5",
-                )
-                .bind(t.0)
-                .bind(cutoff)
-                .bind(now)
-                .bind(matches!(action, RetentionAction::Delete))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
+                    )
+                    .bind(t.0)
+                    .bind(cutoff)
+                    .bind(now)
+                    .bind(matches!(action, RetentionAction::Delete))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 let (ids, emails): (Vec<Uuid>, Vec<String>) = match action {
                     RetentionAction::Delete => ids.into_iter().unzip(),
                     // The only rule invitations allow is hashing the email.
@@ -299,11 +302,11 @@ impl PgBackend {
                         .unzip(),
                 };
                 let n = if matches!(action, RetentionAction::Delete) {
-                    sqlx::query("DELETE FROM invitations WHERE tenant_id = $1 AND id = ANY ($2)")
+                    tx.query("DELETE FROM invitations WHERE tenant_id = $1 AND id = ANY ($2)")
                         .bind(t.0)
                         .bind(&ids)
                 } else {
-                    sqlx::query(
+                    tx.query(
                         "UPDATE invitations i SET email = v.email
                            FROM unnest($2::uuid[], $3::text[]) AS v (id, email)
                           WHERE i.tenant_id = $1 AND i.id = v.id",
@@ -362,24 +365,25 @@ impl PrivacyRepo for PgBackend {
             )
             .await?;
             let rules = serde_json::to_value(policy.action.rules()).map_err(Error::backend)?;
-            let row = sqlx::query(&format!(
-                "INSERT INTO data_policies (tenant_id, category, retention_days, action,
+            let row = tx
+                .query(&format!(
+                    "INSERT INTO data_policies (tenant_id, category, retention_days, action,
                                             anonymization, created_at, updated_at)
                  VALUES ($1, $2::data_category, $3, $4::retention_action, $5, $6, $6)
                  ON CONFLICT (tenant_id, category) DO UPDATE
                     SET retention_days = EXCLUDED.retention_days, action = EXCLUDED.action,
                         anonymization = EXCLUDED.anonymization, updated_at = EXCLUDED.updated_at
                  RETURNING {POLICY_COLS}"
-            ))
-            .bind(t.0)
-            .bind(policy.category.as_str())
-            .bind(policy.retention.get() as i32)
-            .bind(policy.action.as_str())
-            .bind(rules)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(t.0)
+                .bind(policy.category.as_str())
+                .bind(policy.retention.get() as i32)
+                .bind(policy.action.as_str())
+                .bind(rules)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             let diff = Diff::new()
                 .set("retention_days", policy.retention.get())
                 .set("action", policy.action.as_str());
@@ -402,7 +406,7 @@ impl PrivacyRepo for PgBackend {
             if !may_list(&mut tx, ctx, t, PermissionCode::DATA_POLICY_MANAGE).await? {
                 return Ok(vec![]);
             }
-            let rows = sqlx::query(&format!(
+            let rows = tx.query(&format!(
                 "SELECT {POLICY_COLS} FROM data_policies WHERE tenant_id = $1 ORDER BY data_policies.category"
             ))
             .bind(t.0)
@@ -426,7 +430,7 @@ impl PrivacyRepo for PgBackend {
                 None,
             )
             .await?;
-            let deleted = sqlx::query(
+            let deleted = tx.query(
                 "DELETE FROM data_policies WHERE tenant_id = $1 AND category = $2::data_category",
             )
             .bind(t.0)
@@ -460,12 +464,13 @@ impl PrivacyRepo for PgBackend {
                 return Err(Error::validation("batch_size", "must be at least 1"));
             }
             let mut tx = self.begin(ctx).await?;
-            let rows = sqlx::query(&format!(
+            let rows = tx
+                .query(&format!(
                 "SELECT {POLICY_COLS} FROM data_policies ORDER BY tenant_id, data_policies.category"
             ))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             let mut report = RetentionReport::default();
             for row in &rows {
@@ -536,15 +541,16 @@ impl PrivacyRepo for PgBackend {
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require_consent_access(&mut tx, ctx, t, user).await?;
-            let rows = sqlx::query(&format!(
-                "SELECT {CONSENT_COLS} FROM consents
+            let rows = tx
+                .query(&format!(
+                    "SELECT {CONSENT_COLS} FROM consents
                   WHERE tenant_id = $1 AND user_id = $2 ORDER BY recorded_at, seq"
-            ))
-            .bind(t.0)
-            .bind(user.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(t.0)
+                .bind(user.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             rows.iter().map(consent_of).collect()
         })
@@ -558,27 +564,29 @@ impl PrivacyRepo for PgBackend {
             // Erasure crosses tenants: a named system path, whoever asked.
             let system = Context::system("erasure of a user (GDPR art. 17)");
             let mut tx = self.begin(&system).await?;
-            let email: String =
-                sqlx::query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
-                    .bind(user.0)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .ok_or_else(|| Error::not_found(Entity::User))?;
-            let tenants: Vec<Uuid> = sqlx::query_scalar(
-                "SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id",
-            )
-            .bind(user.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-            let pseudonymized: i64 =
-                sqlx::query_scalar("SELECT audit_erase_personal($1, NULL, NULL, NULL)")
-                    .bind(user.0)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-            let identities = sqlx::query("DELETE FROM user_identities WHERE user_id = $1")
+            let email: String = tx
+                .query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
+                .bind(user.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+                .ok_or_else(|| Error::not_found(Entity::User))?;
+            let tenants: Vec<Uuid> = tx
+                .query_scalar(
+                    "SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id",
+                )
+                .bind(user.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            let pseudonymized: i64 = tx
+                .query_scalar("SELECT audit_erase_personal($1, NULL, NULL, NULL)")
+                .bind(user.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            let identities = tx
+                .query("DELETE FROM user_identities WHERE user_id = $1")
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await
@@ -587,19 +595,21 @@ impl PrivacyRepo for PgBackend {
             // Grants and team memberships go with the memberships (ON DELETE
             // CASCADE); the last active owner of a tenant is refused here by
             // the tenant_has_active_owner trigger, and nothing is changed.
-            let memberships = sqlx::query("DELETE FROM org_memberships WHERE user_id = $1")
+            let memberships = tx
+                .query("DELETE FROM org_memberships WHERE user_id = $1")
                 .bind(user.0)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?
                 .rows_affected();
-            let invitations = sqlx::query("DELETE FROM invitations WHERE email = $1")
+            let invitations = tx
+                .query("DELETE FROM invitations WHERE email = $1")
                 .bind(&email)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?
                 .rows_affected();
-            sqlx::query(
+            tx.query(
                 "UPDATE users SET email = $2, full_name = NULL, password_hash = NULL, updated_at = $3
                   WHERE id = $1",
             )

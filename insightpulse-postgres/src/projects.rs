@@ -90,7 +90,7 @@ impl TryFrom<EnvRow> for Environment {
 }
 
 async fn project(tx: &mut Tx, tenant: TenantId, id: ProjectId) -> Result<Row> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {COLS} FROM projects WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
@@ -101,7 +101,7 @@ async fn project(tx: &mut Tx, tenant: TenantId, id: ProjectId) -> Result<Row> {
 }
 
 async fn environment(tx: &mut Tx, tenant: TenantId, id: EnvironmentId) -> Result<EnvRow> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
@@ -135,7 +135,7 @@ impl PgBackend {
         };
         let event = AuditEvent::new(action, "project", Some(id), Diff::new())?;
         let now = self.clock.now();
-        let row: Row = sqlx::query_as(&format!(
+        let row: Row = tx.query_as(&format!(
             "UPDATE projects SET archived_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
         ))
         .bind(tenant.0)
@@ -180,7 +180,7 @@ impl ProjectRepo for PgBackend {
                 tx.commit().await.map_err(db)?;
                 return self.get_project(ctx, ProjectId(done)).await;
             }
-            let row: Row = sqlx::query_as(&format!(
+            let row: Row = tx.query_as(&format!(
                 "INSERT INTO projects (tenant_id, id, slug, name, description, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLS}"
             ))
@@ -255,7 +255,7 @@ impl ProjectRepo for PgBackend {
                 ));
             }
             let diff = Diff::new().change("name", &current.name, &name);
-            let row: Row = sqlx::query_as(&format!(
+            let row: Row = tx.query_as(&format!(
                 "UPDATE projects SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
             ))
             .bind(tenant.0)
@@ -302,7 +302,7 @@ impl ProjectRepo for PgBackend {
             let diff = Diff::new().set("slug", &current.slug);
             let event = AuditEvent::new("project.deleted", "project", Some(id), diff)?;
             // Environments, project grants and scoped keys go with it (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
+            tx.query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(id.0)
                 .execute(&mut *tx)
@@ -344,18 +344,19 @@ impl ProjectRepo for PgBackend {
                     StateRule::ProjectArchived,
                 ));
             }
-            let row: EnvRow = sqlx::query_as(&format!(
-                "INSERT INTO environments (tenant_id, id, project_id, kind, created_at)
+            let row: EnvRow = tx
+                .query_as(&format!(
+                    "INSERT INTO environments (tenant_id, id, project_id, kind, created_at)
                  VALUES ($1, $2, $3, $4::environment_kind, $5) RETURNING {ENV_COLS}"
-            ))
-            .bind(tenant.0)
-            .bind(env_id.0)
-            .bind(id.0)
-            .bind(kind.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(tenant.0)
+                .bind(env_id.0)
+                .bind(id.0)
+                .bind(kind.as_str())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             let env: Environment = row.try_into()?;
             self.audit(
                 &mut tx,
@@ -383,7 +384,7 @@ impl ProjectRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             project(&mut tx, tenant, id).await?;
-            let rows: Vec<EnvRow> = sqlx::query_as(&format!(
+            let rows: Vec<EnvRow> = tx.query_as(&format!(
                 "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND project_id = $2 ORDER BY environments.kind"
             ))
             .bind(tenant.0)
@@ -410,7 +411,7 @@ impl ProjectRepo for PgBackend {
             )
             .await?;
             let event = environment_event("environment.deleted", &env)?;
-            sqlx::query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
+            tx.query("DELETE FROM environments WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(id.0)
                 .execute(&mut *tx)

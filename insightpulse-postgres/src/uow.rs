@@ -17,6 +17,18 @@
 //!   costs more than the round trips it saves). PostgreSQL re-applies the
 //!   policies itself when a cached plan was made under another role.
 //!
+//! Behind a pooler (see [`PoolerMode`]): every statement of the crate is
+//! made by [`Tx::query`] and its siblings, which leave it unnamed in
+//! [`PoolerMode::Transaction`]; there `read_once` inlines its arguments
+//! into the statement text instead of `EXECUTE` (re-planned on each call,
+//! the price of a pooler that does not track prepared statements). In
+//! [`PoolerMode::Session`] a server connection that lacks the statement
+//! gets it in the same message as the retried read (`ROLLBACK; … PREPARE
+//! …; BEGIN …; EXECUTE …; COMMIT`), so a transaction-mode pooler cannot
+//! split the two across server connections; and the statement's name
+//! carries a hash of its text, so two versions of the SDK sharing server
+//! connections (a rolling deploy) never run each other's text.
+//!
 //! Values are inlined into those messages, which is safe because they are
 //! built only from typed ids, instants, booleans, validated labels and codes,
 //! and JSON the SDK serialised, and every one is quoted ([`quote_literal`]).
@@ -36,10 +48,11 @@
 //! | system | `service_role` (BYPASSRLS) | `{}` |
 
 use crate::error::db;
-use crate::PgBackend;
+use crate::{PgBackend, PoolerMode};
 use insightpulse_core::{Context, Principal, Result};
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Executor, FromRow, Postgres};
 use tracing::Span;
 
@@ -58,17 +71,44 @@ use tracing::Span;
 pub struct Tx {
     conn: Option<PoolConnection<Postgres>>,
     queued: Vec<String>,
+    mode: PoolerMode,
 }
 
 impl Tx {
-    async fn open(pool: &sqlx::PgPool, begin: String) -> Result<Self> {
+    async fn open(backend: &PgBackend, begin: String) -> Result<Self> {
         let mut tx = Self {
-            conn: Some(pool.acquire().await.map_err(db)?),
+            conn: Some(backend.pool.acquire().await.map_err(db)?),
             queued: Vec::new(),
+            mode: backend.pooler,
         };
         // Without arguments, sqlx sends the text as one simple-query message.
         tx.execute(begin.as_str()).await.map_err(db)?;
         Ok(tx)
+    }
+
+    /// A statement to run on this unit of work (`sqlx::query`, named or
+    /// not as the backend's [`PoolerMode`] requires).
+    pub(crate) fn query<'q>(&self, sql: &'q str) -> Query<'q, Postgres, PgArguments> {
+        self.mode.query(sql)
+    }
+
+    /// A statement whose rows decode as `O` (`sqlx::query_as`, see [`Tx::query`]).
+    pub(crate) fn query_as<'q, O>(&self, sql: &'q str) -> QueryAs<'q, Postgres, O, PgArguments>
+    where
+        O: for<'r> FromRow<'r, PgRow>,
+    {
+        self.mode.query_as(sql)
+    }
+
+    /// A statement of one column (`sqlx::query_scalar`, see [`Tx::query`]).
+    pub(crate) fn query_scalar<'q, O>(
+        &self,
+        sql: &'q str,
+    ) -> QueryScalar<'q, Postgres, O, PgArguments>
+    where
+        (O,): for<'r> FromRow<'r, PgRow>,
+    {
+        self.mode.query_scalar(sql)
     }
 
     /// Queues a statement to run just before `COMMIT`, in the same message.
@@ -234,7 +274,7 @@ impl Drop for CloseUnlessFinished {
 impl PgBackend {
     /// Opens a unit of work for `ctx`: one round trip.
     pub(crate) async fn begin(&self, ctx: &Context) -> Result<Tx> {
-        Tx::open(&self.pool, begin_statement(ctx)).await
+        Tx::open(self, begin_statement(ctx)).await
     }
 
     /// Opens a read-only unit of work whose statements all see one snapshot
@@ -242,7 +282,7 @@ impl PgBackend {
     /// writers go on).
     pub(crate) async fn begin_snapshot(&self, ctx: &Context) -> Result<Tx> {
         let begin = open_statement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx, &[]);
-        Tx::open(&self.pool, begin).await
+        Tx::open(self, begin).await
     }
 
     /// Opens a unit of work whose statements use generic plans. For a
@@ -254,13 +294,15 @@ impl PgBackend {
     /// report: 889 buffers and 14 ms → 75 buffers and 2 ms).
     pub(crate) async fn begin_generic_plans(&self, ctx: &Context) -> Result<Tx> {
         let begin = open_statement("BEGIN", ctx, &[("plan_cache_mode", "force_generic_plan")]);
-        Tx::open(&self.pool, begin).await
+        Tx::open(self, begin).await
     }
 
-    /// Runs the read-only prepared statement `stmt` with `args` (SQL
-    /// literals) as `ctx`, in a single round trip. The statement is prepared
-    /// on a connection the first time that connection needs it. Rows arrive
-    /// in text format, which sqlx decodes like binary ones.
+    /// Runs the read-only statement `stmt` with `args` (SQL literals) as
+    /// `ctx`, in a single round trip. In [`PoolerMode::Session`] the
+    /// statement is prepared on a server connection the first time that
+    /// connection needs it; in [`PoolerMode::Transaction`] its text travels
+    /// with the arguments inlined. Rows arrive in text format, which sqlx
+    /// decodes like binary ones.
     pub(crate) async fn read_once<T>(
         &self,
         ctx: &Context,
@@ -271,14 +313,18 @@ impl PgBackend {
         T: for<'r> FromRow<'r, PgRow>,
     {
         let (role, claims) = role_and_claims(ctx);
+        let named = self.pooler.named_statements();
+        let statement = if named {
+            format!("EXECUTE {}({})", stmt.server_name(), args.join(", "))
+        } else {
+            stmt.inlined(args)
+        };
         let sql = format!(
             "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
              SET LOCAL {TENANT_SETTING} = '{}'; SET LOCAL search_path TO {SEARCH_PATH};
-             SET LOCAL TimeZone = 'UTC'; EXECUTE {}({}); COMMIT",
+             SET LOCAL TimeZone = 'UTC'; {statement}; COMMIT",
             quote_literal(&claims),
             acting_tenant(ctx),
-            stmt.name,
-            args.join(", ")
         );
         let mut guard = CloseUnlessFinished {
             conn: self.pool.acquire().await.map_err(db)?,
@@ -287,35 +333,41 @@ impl PgBackend {
         // A query without arguments goes through the simple-query protocol,
         // which runs several statements in one message.
         let conn: &mut sqlx::PgConnection = &mut guard.conn;
-        let mut prepared_now = false;
+        // Set once a server connection lacked the statement: the retry.
+        let mut retry: Option<String> = None;
         loop {
-            match conn.fetch_all(sql.as_str()).await {
+            let message = retry.as_deref().unwrap_or(&sql);
+            match conn.fetch_all(message).await {
                 Ok(rows) => {
                     guard.finished = true;
                     return rows.iter().map(|r| T::from_row(r).map_err(db)).collect();
                 }
                 Err(e) => {
-                    // The batch stopped at the error inside an open transaction.
+                    let unprepared = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("26000"));
+                    if named && unprepared && retry.is_none() {
+                        // The batch stopped at EXECUTE inside the open (now
+                        // failed) transaction, so a transaction-mode pooler
+                        // still links this client to the server connection
+                        // that lacks the statement: end that transaction,
+                        // prepare and read again in ONE message, which
+                        // stays on it. (Sent apart, the PREPARE could land
+                        // on another server connection.) Prepared under the
+                        // search path it runs with, so its plan is never
+                        // re-analysed for another one.
+                        retry = Some(format!(
+                            "ROLLBACK; BEGIN; SET LOCAL search_path TO {SEARCH_PATH}; PREPARE {} {} AS {}; COMMIT; {sql}",
+                            stmt.server_name(),
+                            stmt.params,
+                            stmt.sql
+                        ));
+                        continue;
+                    }
+                    // The batch may have stopped inside an open transaction.
                     if conn.execute("ROLLBACK").await.is_err() {
                         return Err(db(e));
                     }
-                    let unprepared = matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("26000"));
-                    if !unprepared || prepared_now {
-                        guard.finished = true;
-                        return Err(db(e));
-                    }
-                    // Prepared under the search path it runs with, so its
-                    // plan is never re-analysed for another one.
-                    conn.execute(
-                        format!(
-                            "BEGIN; SET LOCAL search_path TO {SEARCH_PATH}; PREPARE {} {} AS {}; COMMIT",
-                            stmt.name, stmt.params, stmt.sql
-                        )
-                        .as_str(),
-                    )
-                    .await
-                    .map_err(db)?;
-                    prepared_now = true;
+                    guard.finished = true;
+                    return Err(db(e));
                 }
             }
         }
@@ -325,12 +377,83 @@ impl PgBackend {
 /// A read-only statement that [`PgBackend::read_once`] prepares once per
 /// connection, under a name of its own.
 pub(crate) struct Prepared {
-    /// Server-side name (`insightpulse_…`).
+    /// Server-side name (`insightpulse_…`), before its hash suffix (see
+    /// [`Prepared::server_name`]).
     pub name: &'static str,
     /// Parameter types, e.g. `(uuid, boolean)`.
     pub params: &'static str,
-    /// The statement, with `$1`… placeholders.
+    /// The statement, with `$1`… placeholders (never inside a string
+    /// literal or a quoted identifier: [`Prepared::inlined`] replaces them
+    /// textually).
     pub sql: &'static str,
+}
+
+impl Prepared {
+    /// The name it is prepared under: `name` and a hash of its parameter
+    /// types and text, so a server connection shared by two versions of the
+    /// SDK (a rolling deploy behind a pooler) holds each version's text
+    /// under its own name and never runs the other's.
+    pub(crate) fn server_name(&self) -> String {
+        // FNV-1a: stable across builds and platforms (std's hasher is not).
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.params.bytes().chain([0]).chain(self.sql.bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{}_{hash:016x}", self.name)
+    }
+
+    /// The statement with each `$n` replaced by `(args[n - 1])::type`, its
+    /// declared parameter type, so it means what `EXECUTE` of the prepared
+    /// statement means, with nothing prepared.
+    pub(crate) fn inlined(&self, args: &[String]) -> String {
+        let types = param_types(self.params);
+        let mut out = String::with_capacity(
+            self.sql.len() + args.iter().map(|a| a.len() + 16).sum::<usize>(),
+        );
+        let mut rest = self.sql;
+        while let Some(at) = rest.find('$') {
+            out.push_str(&rest[..at]);
+            let digits = rest[at + 1..]
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len() - at - 1);
+            match rest[at + 1..at + 1 + digits].parse::<usize>() {
+                Ok(n) if (1..=args.len()).contains(&n) => {
+                    let ty = types.get(n - 1).copied().unwrap_or("unknown");
+                    out.push_str(&format!("({})::{ty}", args[n - 1]));
+                }
+                _ => out.push_str(&rest[at..at + 1 + digits]),
+            }
+            rest = &rest[at + 1 + digits..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The types of a parameter list such as `(text, uuid, numeric(10, 2))`.
+fn param_types(params: &str) -> Vec<&str> {
+    let params = params.trim();
+    let inner = params
+        .strip_prefix('(')
+        .and_then(|p| p.strip_suffix(')'))
+        .unwrap_or(params);
+    let (mut types, mut depth, mut start) = (Vec::new(), 0usize, 0usize);
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                types.push(inner[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !inner[start..].trim().is_empty() {
+        types.push(inner[start..].trim());
+    }
+    types
 }
 
 /// `'…'::uuid` for an id.
@@ -341,6 +464,49 @@ pub(crate) fn uuid_literal(id: uuid::Uuid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STMT: Prepared = Prepared {
+        name: "insightpulse_t",
+        params: "(uuid, boolean, numeric(10, 2))",
+        sql: "SELECT $1 = x AND ($2 OR y) AND z = $3 AND w = $1",
+    };
+
+    #[test]
+    fn inlined_arguments_keep_their_declared_types() {
+        let args = [
+            uuid_literal(uuid::Uuid::nil()),
+            "true".to_owned(),
+            "NULL".to_owned(),
+        ];
+        assert_eq!(
+            STMT.inlined(&args),
+            "SELECT ('00000000-0000-0000-0000-000000000000'::uuid)::uuid = x AND ((true)::boolean OR y) \
+             AND z = (NULL)::numeric(10, 2) AND w = ('00000000-0000-0000-0000-000000000000'::uuid)::uuid"
+        );
+    }
+
+    #[test]
+    fn two_digit_placeholders_are_not_split() {
+        let stmt = Prepared {
+            name: "n",
+            params: "(int, int, int, int, int, int, int, int, int, int, int)",
+            sql: "SELECT $1, $11",
+        };
+        let args: Vec<String> = (1..=11).map(|n| n.to_string()).collect();
+        assert_eq!(stmt.inlined(&args), "SELECT (1)::int, (11)::int");
+    }
+
+    #[test]
+    fn server_names_differ_with_the_text() {
+        let name = STMT.server_name();
+        assert!(name.starts_with("insightpulse_t_") && name.len() == "insightpulse_t_".len() + 16);
+        let changed = Prepared {
+            sql: "SELECT $1 = x AND ($2 OR y) AND z = $3 AND w = $1 ",
+            ..STMT
+        };
+        assert_ne!(changed.server_name(), name);
+        assert_eq!(STMT.server_name(), name, "stable");
+    }
 
     #[test]
     fn literals_are_quoted() {

@@ -85,7 +85,7 @@ impl TryFrom<Row> for ApiKey {
 }
 
 async fn key(tx: &mut Tx, tenant: TenantId, id: ApiKeyId) -> Result<Row> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
@@ -115,7 +115,8 @@ async fn scope_project(
             Entity::Environment,
         ),
     };
-    let project: Uuid = sqlx::query_scalar(sql)
+    let project: Uuid = tx
+        .query_scalar(sql)
         .bind(tenant.0)
         .bind(id)
         .fetch_one(&mut **tx)
@@ -163,7 +164,7 @@ impl ApiKeyRepo for PgBackend {
                 ApiKeyScope::Environment(e) => ("environment", Some(e.0)),
             };
             let token = tokens::issue(TokenKind::ApiKey, &self.hasher);
-            let row: Row = sqlx::query_as(&format!(
+            let row: Row = tx.query_as(&format!(
                 "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scope, project_id, environment_id,
                                        permissions, created_by, expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5::api_key_scope, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
@@ -246,12 +247,12 @@ impl ApiKeyRepo for PgBackend {
                 Err(Error::NotFound { .. }) => {
                     // RLS shows a key only to holders of api_key.manage at
                     // its level; a member without it is refused as such.
-                    let level: Option<Option<Uuid>> =
-                        sqlx::query_scalar("SELECT project_id FROM insightpulse.api_key_level($1)")
-                            .bind(id.0)
-                            .fetch_optional(&mut *tx)
-                            .await
-                            .map_err(db)?;
+                    let level: Option<Option<Uuid>> = tx
+                        .query_scalar("SELECT project_id FROM insightpulse.api_key_level($1)")
+                        .bind(id.0)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db)?;
                     if let Some(level) = level {
                         require(
                             &mut tx,
@@ -274,16 +275,17 @@ impl ApiKeyRepo for PgBackend {
                 found.project_id.map(ProjectId),
             )
             .await?;
-            let row: Row = sqlx::query_as(&format!(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
+            let row: Row = tx
+                .query_as(&format!(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
                   WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
-            ))
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             if found.revoked_at.is_none() {
                 let event = AuditEvent::new("api_key.revoked", "api_key", Some(id), Diff::new())?;
                 self.audit(&mut tx, ctx, tenant, event);

@@ -70,13 +70,14 @@ impl PgBackend {
     /// The account with `email` and its password hash, read as the system.
     async fn account(&self, email: &Email) -> Result<Option<WithHash>> {
         let mut tx = self.begin(&Context::system("sign-in")).await?;
-        let found: Option<WithHash> = sqlx::query_as(&format!(
-            "SELECT {USER_COLS}, password_hash FROM users WHERE email = $1"
-        ))
-        .bind(email.as_str())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+        let found: Option<WithHash> = tx
+            .query_as(&format!(
+                "SELECT {USER_COLS}, password_hash FROM users WHERE email = $1"
+            ))
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(found)
     }
@@ -107,21 +108,22 @@ impl PgBackend {
         // The row lock orders concurrent requests: one of them records the
         // use (and, for the very first, the audit entry); the others see
         // the fresh time and leave it.
-        let first_use: Option<bool> = sqlx::query_scalar(
-            "UPDATE api_keys k SET last_used_at = $3
+        let first_use: Option<bool> = tx
+            .query_scalar(
+                "UPDATE api_keys k SET last_used_at = $3
                FROM (SELECT last_used_at FROM api_keys
                       WHERE tenant_id = $1 AND id = $2 FOR UPDATE) AS before
               WHERE k.tenant_id = $1 AND k.id = $2
                 AND (before.last_used_at IS NULL OR before.last_used_at <= $3 - $4::interval)
              RETURNING before.last_used_at IS NULL",
-        )
-        .bind(tenant.0)
-        .bind(id.0)
-        .bind(now)
-        .bind(format!("{} seconds", LAST_USED_INTERVAL.num_seconds()))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
+            )
+            .bind(tenant.0)
+            .bind(id.0)
+            .bind(now)
+            .bind(format!("{} seconds", LAST_USED_INTERVAL.num_seconds()))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
         if first_use == Some(true) {
             let event = AuditEvent::new("api_key.first_used", "api_key", Some(id), Diff::new())?;
             append(&mut tx, tenant, &Actor::ApiKey(id), request, &event, now);
@@ -163,18 +165,19 @@ impl AuthRepo for PgBackend {
                     _ => Err(Error::conflict(Entity::User, "email")),
                 };
             }
-            let row: UserRow = sqlx::query_as(&format!(
+            let row: UserRow = tx
+                .query_as(&format!(
                 "INSERT INTO users (id, email, full_name, password_hash, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLS}"
             ))
-            .bind(user_id.0)
-            .bind(new.email.as_str())
-            .bind(new.full_name.as_ref().map(|n| n.as_str()))
-            .bind(phc)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                .bind(user_id.0)
+                .bind(new.email.as_str())
+                .bind(new.full_name.as_ref().map(|n| n.as_str()))
+                .bind(phc)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             let user: User = row.try_into()?;
             let tenant = insert_with_owner(&mut tx, tenant_id, &new.tenant, user.id, now).await?;
             let ctx = Context::user(user.id).with_request(request.clone());

@@ -79,7 +79,7 @@ impl TryFrom<InvitationRow> for Invitation {
 }
 
 async fn membership(tx: &mut Tx, tenant: TenantId, user: UserId, lock: bool) -> Result<MemberRow> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 AND user_id = $2{}",
         if lock { " FOR UPDATE" } else { "" }
     ))
@@ -106,15 +106,16 @@ async fn check_owner_rules(
         return Err(Error::denied(Requirement::TenantOwner));
     }
     if !keeps_target_active && target.status == "active" {
-        let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM org_memberships
+        let others: i64 = tx
+            .query_scalar(
+                "SELECT count(*) FROM org_memberships
               WHERE tenant_id = $1 AND user_id <> $2 AND is_owner AND status = 'active'",
-        )
-        .bind(tenant.0)
-        .bind(target.user_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db)?;
+            )
+            .bind(tenant.0)
+            .bind(target.user_id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(db)?;
         if others == 0 {
             return Err(Error::invalid_state(
                 Entity::Member,
@@ -132,7 +133,7 @@ pub(crate) async fn role_permissions(
     tenant: TenantId,
     role: RoleId,
 ) -> Result<(RoleScope, Vec<PermissionCode>)> {
-    let (scope, codes): (String, Vec<String>) = sqlx::query_as(
+    let (scope, codes): (String, Vec<String>) = tx.query_as(
         "SELECT r.scope::text,
                 array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
                        WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\")
@@ -207,17 +208,18 @@ impl PgBackend {
         let event = AuditEvent::new(action, "user", Some(user), Diff::new())?;
         self.audit_member_change(&mut tx, ctx, tenant, user, event)
             .await?;
-        let row: MemberRow = sqlx::query_as(&format!(
-            "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
+        let row: MemberRow = tx
+            .query_as(&format!(
+                "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
               WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
-        ))
-        .bind(tenant.0)
-        .bind(user.0)
-        .bind(status.as_str())
-        .bind(self.clock.now())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db)?;
+            ))
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(status.as_str())
+            .bind(self.clock.now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         row.try_into()
     }
@@ -268,7 +270,7 @@ impl MemberRepo for PgBackend {
                 None,
             )
             .await?;
-            let already: bool = sqlx::query_scalar(
+            let already: bool = tx.query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM org_memberships m JOIN users u ON u.id = m.user_id
                                  WHERE m.tenant_id = $1 AND u.email = $2)",
             )
@@ -302,7 +304,7 @@ impl MemberRepo for PgBackend {
             }
             let now = self.clock.now();
             let token = tokens::issue(TokenKind::Invitation, &self.hasher);
-            let row: InvitationRow = sqlx::query_as(&format!(
+            let row: InvitationRow = tx.query_as(&format!(
                 "INSERT INTO invitations (tenant_id, email, role_id, token_prefix, token_hash, invited_by, expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {INVITATION_COLS}"
             ))
@@ -361,7 +363,7 @@ impl MemberRepo for PgBackend {
                 None,
             )
             .await?;
-            let (accepted, revoked): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
+            let (accepted, revoked): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = tx.query_as(
                 "SELECT accepted_at, revoked_at FROM invitations WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
             )
             .bind(tenant.0)
@@ -376,15 +378,13 @@ impl MemberRepo for PgBackend {
                 ));
             }
             if revoked.is_none() {
-                sqlx::query(
-                    "UPDATE invitations SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2",
-                )
-                .bind(tenant.0)
-                .bind(id.0)
-                .bind(self.clock.now())
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                tx.query("UPDATE invitations SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.0)
+                    .bind(id.0)
+                    .bind(self.clock.now())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 let event =
                     AuditEvent::new("invitation.revoked", "invitation", Some(id), Diff::new())?;
                 self.audit(&mut tx, ctx, tenant, event);
@@ -407,7 +407,7 @@ impl MemberRepo for PgBackend {
                 invitation: InvitationRow,
                 token_hash: Vec<u8>,
             }
-            let candidates: Vec<Candidate> = sqlx::query_as(&format!(
+            let candidates: Vec<Candidate> = tx.query_as(&format!(
                 "SELECT {INVITATION_COLS}, token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
             ))
             .bind(prefix)
@@ -428,7 +428,8 @@ impl MemberRepo for PgBackend {
             if now >= inv.expires_at {
                 return Err(reject(Rejection::Expired));
             }
-            let email: String = sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+            let email: String = tx
+                .query_scalar("SELECT email FROM users WHERE id = $1")
                 .bind(user.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -436,7 +437,7 @@ impl MemberRepo for PgBackend {
             if email != inv.email {
                 return Err(Error::denied(Requirement::InvitedUser));
             }
-            let row: MemberRow = sqlx::query_as(&format!(
+            let row: MemberRow = tx.query_as(&format!(
                 "INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
                  VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING {MEMBER_COLS}"
             ))
@@ -448,7 +449,7 @@ impl MemberRepo for PgBackend {
             .await
             .map_err(db)?;
             if let Some(role) = inv.role_id {
-                sqlx::query(
+                tx.query(
                     "INSERT INTO user_roles (tenant_id, user_id, role_id, granted_by, created_at)
                      VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -461,7 +462,7 @@ impl MemberRepo for PgBackend {
                 .await
                 .map_err(db)?;
             }
-            sqlx::query("UPDATE invitations SET accepted_at = $3, accepted_by = $4 WHERE tenant_id = $1 AND id = $2")
+            tx.query("UPDATE invitations SET accepted_at = $3, accepted_by = $4 WHERE tenant_id = $1 AND id = $2")
                 .bind(inv.tenant_id)
                 .bind(inv.id)
                 .bind(now)
@@ -510,7 +511,7 @@ impl MemberRepo for PgBackend {
             self.audit_member_change(&mut tx, ctx, tenant, user, event)
                 .await?;
             // Grants, team memberships and identities go with it (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM org_memberships WHERE tenant_id = $1 AND user_id = $2")
+            tx.query("DELETE FROM org_memberships WHERE tenant_id = $1 AND user_id = $2")
                 .bind(tenant.0)
                 .bind(user.0)
                 .execute(&mut *tx)
@@ -539,17 +540,18 @@ impl MemberRepo for PgBackend {
             let diff = Diff::new().change("is_owner", target.is_owner, owner);
             let event = AuditEvent::new("member.ownership_changed", "user", Some(user), diff)?;
             self.audit(&mut tx, ctx, tenant, event);
-            let row: MemberRow = sqlx::query_as(&format!(
-                "UPDATE org_memberships SET is_owner = $3, updated_at = $4
+            let row: MemberRow = tx
+                .query_as(&format!(
+                    "UPDATE org_memberships SET is_owner = $3, updated_at = $4
                   WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
-            ))
-            .bind(tenant.0)
-            .bind(user.0)
-            .bind(owner)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(tenant.0)
+                .bind(user.0)
+                .bind(owner)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })

@@ -39,14 +39,15 @@ pub(crate) async fn require(
     project: Option<ProjectId>,
 ) -> Result<()> {
     let (visible, allowed): (bool, bool) = if ctx.is_system() {
-        let exists = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
+        let exists = tx
+            .query_scalar("SELECT EXISTS (SELECT 1 FROM tenants WHERE id = $1)")
             .bind(tenant.0)
             .fetch_one(&mut **tx)
             .await
             .map_err(db)?;
         (exists, true)
     } else {
-        sqlx::query_as(
+        tx.query_as(
             "SELECT $1 = ANY (insightpulse_auth.user_tenant_ids()),
                     $2::text IS NULL OR insightpulse_auth.user_has_permission($2, $1, $3)",
         )
@@ -111,16 +112,17 @@ pub(crate) async fn first_missing(
         return Ok(None);
     }
     let codes: Vec<&str> = codes.iter().map(PermissionCode::as_str).collect();
-    let missing: Option<String> = sqlx::query_scalar(
-        "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS asked (c, n)
+    let missing: Option<String> = tx
+        .query_scalar(
+            "SELECT c FROM unnest($1::text[]) WITH ORDINALITY AS asked (c, n)
           WHERE NOT insightpulse_auth.user_has_permission(c, $2, $3) ORDER BY n LIMIT 1",
-    )
-    .bind(codes)
-    .bind(tenant.0)
-    .bind(project.map(|p| p.0))
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(db)?;
+        )
+        .bind(codes)
+        .bind(tenant.0)
+        .bind(project.map(|p| p.0))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
     missing
         .map(|c| parse(&c, PermissionCode::parse))
         .transpose()
@@ -132,7 +134,7 @@ pub(crate) async fn is_owner(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Re
     if ctx.is_system() {
         return Ok(true);
     }
-    sqlx::query_scalar("SELECT insightpulse_auth.is_tenant_owner($1)")
+    tx.query_scalar("SELECT insightpulse_auth.is_tenant_owner($1)")
         .bind(tenant.0)
         .fetch_one(&mut **tx)
         .await
@@ -147,14 +149,15 @@ pub(crate) async fn delete_one(
     id: uuid::Uuid,
     entity: Entity,
 ) -> Result<()> {
-    let deleted = sqlx::query(&format!(
-        "DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant.0)
-    .bind(id)
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
+    let deleted = tx
+        .query(&format!(
+            "DELETE FROM {table} WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
     if deleted.rows_affected() == 0 {
         return Err(Error::not_found(entity));
     }
@@ -166,7 +169,7 @@ pub(crate) async fn tenant_rows<R>(tx: &mut Tx, sql: &str, tenant: TenantId) -> 
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
-    sqlx::query_as(sql)
+    tx.query_as(sql)
         .bind(tenant.0)
         .fetch_all(&mut **tx)
         .await

@@ -106,7 +106,7 @@ pub(crate) fn stored_codes(codes: &[PermissionCode]) -> Vec<&'static str> {
 }
 
 async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {ROLE_COLS} FROM roles r WHERE r.id = $1 AND (r.tenant_id IS NULL OR r.tenant_id = $2)"
     ))
     .bind(id.0)
@@ -117,12 +117,12 @@ async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
 }
 
 async fn replace_permissions(tx: &mut Tx, role: Uuid, codes: &[&str]) -> Result<()> {
-    sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
+    tx.query("DELETE FROM role_permissions WHERE role_id = $1")
         .bind(role)
         .execute(&mut **tx)
         .await
         .map_err(db)?;
-    sqlx::query(
+    tx.query(
         "INSERT INTO role_permissions (role_id, permission_id)
          SELECT $1, p.id FROM permissions p WHERE p.code = ANY ($2)",
     )
@@ -175,12 +175,11 @@ impl RbacRepo for PgBackend {
     async fn list_permissions(&self, ctx: &Context) -> Result<Vec<Permission>> {
         traced!(ctx, "RbacRepo.list_permissions", {
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<(String, String)> = sqlx::query_as(
-                "SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"",
-            )
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<(String, String)> = tx
+                .query_as("SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             rows.into_iter()
                 .map(|(code, description)| {
@@ -197,7 +196,7 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.list_roles", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<RoleRow> = sqlx::query_as(&format!(
+            let rows: Vec<RoleRow> = tx.query_as(&format!(
                 "SELECT {ROLE_COLS} FROM roles r WHERE r.tenant_id IS NULL OR r.tenant_id = $1
                   ORDER BY r.name COLLATE \"C\", r.scope::text COLLATE \"C\", r.tenant_id NULLS FIRST"
             ))
@@ -225,16 +224,17 @@ impl RbacRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             // list_roles' order, from roles_tenant_name_scope_key.
-            let row: RoleRow = sqlx::query_as(&format!(
-                "SELECT {ROLE_COLS} FROM roles r
+            let row: RoleRow = tx
+                .query_as(&format!(
+                    "SELECT {ROLE_COLS} FROM roles r
                   WHERE r.name = $2 AND (r.tenant_id IS NULL OR r.tenant_id = $1)
                   ORDER BY r.scope::text COLLATE \"C\", r.tenant_id NULLS FIRST LIMIT 1"
-            ))
-            .bind(tenant.0)
-            .bind(name.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(not_found(Entity::Role))?;
+                ))
+                .bind(tenant.0)
+                .bind(name.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found(Entity::Role))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -259,7 +259,7 @@ impl RbacRepo for PgBackend {
                 tx.commit().await.map_err(db)?;
                 return self.get_role(ctx, RoleId(done)).await;
             }
-            let id: Uuid = sqlx::query_scalar(
+            let id: Uuid = tx.query_scalar(
                 "INSERT INTO roles (id, tenant_id, name, scope, description, created_at, updated_at)
                  VALUES ($6, $1, $2, $3::role_scope, $4, $5, $5) RETURNING id",
             )
@@ -305,7 +305,7 @@ impl RbacRepo for PgBackend {
             .await?;
             let old: Role = own_role(&mut tx, tenant, id).await?.try_into()?;
             replace_permissions(&mut tx, id.0, &codes).await?;
-            sqlx::query("UPDATE roles SET updated_at = $2 WHERE id = $1")
+            tx.query("UPDATE roles SET updated_at = $2 WHERE id = $1")
                 .bind(id.0)
                 .bind(self.clock.now())
                 .execute(&mut *tx)
@@ -340,7 +340,7 @@ impl RbacRepo for PgBackend {
                 Diff::new().set("name", old.name),
             )?;
             self.audit(&mut tx, ctx, tenant, event);
-            sqlx::query("DELETE FROM roles WHERE id = $1 AND tenant_id = $2")
+            tx.query("DELETE FROM roles WHERE id = $1 AND tenant_id = $2")
                 .bind(id.0)
                 .bind(tenant.0)
                 .execute(&mut *tx)
@@ -379,19 +379,20 @@ impl RbacRepo for PgBackend {
                 ));
             }
             if let Some(p) = project {
-                let exists: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM projects WHERE tenant_id = $1 AND id = $2)",
-                )
-                .bind(tenant.0)
-                .bind(p.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
+                let exists: bool = tx
+                    .query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM projects WHERE tenant_id = $1 AND id = $2)",
+                    )
+                    .bind(tenant.0)
+                    .bind(p.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 if !exists {
                     return Err(Error::not_found(Entity::Project));
                 }
             }
-            let member: bool = sqlx::query_scalar(
+            let member: bool = tx.query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM org_memberships WHERE tenant_id = $1 AND user_id = $2)",
             )
             .bind(tenant.0)
@@ -405,7 +406,7 @@ impl RbacRepo for PgBackend {
             if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, project).await? {
                 return Err(Error::denied(missing));
             }
-            let row: GrantRow = sqlx::query_as(&format!(
+            let row: GrantRow = tx.query_as(&format!(
                 "INSERT INTO user_roles (tenant_id, user_id, role_id, project_id, granted_by, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING {GRANT_COLS}"
             ))
@@ -435,15 +436,16 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.revoke_role", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let granted: RoleGrant = sqlx::query_as::<_, GrantRow>(&format!(
-                "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant.0)
-            .bind(grant.0)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(not_found(Entity::RoleGrant))?
-            .into();
+            let granted: RoleGrant = tx
+                .query_as::<GrantRow>(&format!(
+                    "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant.0)
+                .bind(grant.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found(Entity::RoleGrant))?
+                .into();
             require(
                 &mut tx,
                 ctx,
@@ -459,7 +461,7 @@ impl RbacRepo for PgBackend {
                 grant_diff(&granted),
             )?;
             self.audit(&mut tx, ctx, tenant, event);
-            sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
+            tx.query("DELETE FROM user_roles WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.0)
                 .bind(grant.0)
                 .execute(&mut *tx)
@@ -473,7 +475,7 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.list_grants", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+            let rows: Vec<GrantRow> = tx.query_as(&format!(
                 "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2)
                   ORDER BY created_at, id"
             ))

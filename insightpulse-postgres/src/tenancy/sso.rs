@@ -76,7 +76,7 @@ fn config_json(config: &SsoConfig) -> Result<serde_json::Value> {
 }
 
 async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<ProviderRow> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
@@ -94,18 +94,19 @@ impl SsoRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
-            let row: ProviderRow = sqlx::query_as(&format!(
+            let row: ProviderRow = tx
+                .query_as(&format!(
                 "INSERT INTO sso_providers (tenant_id, name, kind, config, created_at, updated_at)
                  VALUES ($1, $2, $3::sso_kind, $4, $5, $5) RETURNING {PROVIDER_COLS}"
             ))
-            .bind(tenant.0)
-            .bind(new.name.as_str())
-            .bind(new.config.kind())
-            .bind(config)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                .bind(tenant.0)
+                .bind(new.name.as_str())
+                .bind(new.config.kind())
+                .bind(config)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             let created: SsoProvider = row.try_into()?;
             let diff = Diff::new()
                 .set("name", &created.name)
@@ -155,21 +156,22 @@ impl SsoRepo for PgBackend {
             let code = Some(PermissionCode::SSO_MANAGE);
             require_row(&mut tx, ctx, tenant, code, Entity::SsoProvider).await?;
             let old = provider(&mut tx, tenant, id).await?;
-            let row: ProviderRow = sqlx::query_as(&format!(
-                "UPDATE sso_providers
+            let row: ProviderRow = tx
+                .query_as(&format!(
+                    "UPDATE sso_providers
                     SET config = coalesce($3, config), kind = coalesce($4::sso_kind, kind),
                         enabled = coalesce($5, enabled), updated_at = $6
                   WHERE tenant_id = $1 AND id = $2 RETURNING {PROVIDER_COLS}"
-            ))
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(json)
-            .bind(config.as_ref().map(SsoConfig::kind))
-            .bind(enabled)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(not_found(Entity::SsoProvider))?;
+                ))
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(json)
+                .bind(config.as_ref().map(SsoConfig::kind))
+                .bind(enabled)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found(Entity::SsoProvider))?;
             let diff = Diff::new()
                 .change("enabled", old.enabled, row.enabled)
                 .set("config_changed", config.is_some());
@@ -208,18 +210,19 @@ impl SsoRepo for PgBackend {
             require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             provider(&mut tx, tenant, provider_id).await?;
             // The foreign key to org_memberships refuses non-members.
-            let row: IdentityRow = sqlx::query_as(&format!(
+            let row: IdentityRow = tx
+                .query_as(&format!(
                 "INSERT INTO user_identities (tenant_id, provider_id, subject, user_id, created_at)
                  VALUES ($1, $2, $3, $4, $5) RETURNING {IDENTITY_COLS}"
             ))
-            .bind(tenant.0)
-            .bind(provider_id.0)
-            .bind(subject)
-            .bind(user.0)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                .bind(tenant.0)
+                .bind(provider_id.0)
+                .bind(subject)
+                .bind(user.0)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             let identity: Identity = row.into();
             let diff = Diff::new()
                 .set("provider_id", provider_id)
@@ -251,17 +254,18 @@ impl SsoRepo for PgBackend {
                 tx.commit().await.map_err(db)?;
                 return Ok(None);
             };
-            let row: Option<crate::tenancy::users::Row> = sqlx::query_as(
-                "SELECT u.id, u.email, u.full_name, u.has_password, u.created_at, u.updated_at
+            let row: Option<crate::tenancy::users::Row> = tx
+                .query_as(
+                    "SELECT u.id, u.email, u.full_name, u.has_password, u.created_at, u.updated_at
                    FROM user_identities i JOIN users u ON u.id = i.user_id
                   WHERE i.tenant_id = $1 AND i.provider_id = $2 AND i.subject = $3",
-            )
-            .bind(tenant.0)
-            .bind(provider_id.0)
-            .bind(subject)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+                )
+                .bind(tenant.0)
+                .bind(provider_id.0)
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             row.map(User::try_from).transpose()
         })
@@ -276,15 +280,16 @@ impl SsoRepo for PgBackend {
             {
                 return Ok(vec![]);
             }
-            let rows: Vec<IdentityRow> = sqlx::query_as(&format!(
+            let rows: Vec<IdentityRow> = tx
+                .query_as(&format!(
                 "SELECT {IDENTITY_COLS} FROM user_identities WHERE tenant_id = $1 AND user_id = $2
                   ORDER BY created_at, id"
             ))
-            .bind(tenant.0)
-            .bind(user.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+                .bind(tenant.0)
+                .bind(user.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             Ok(rows.into_iter().map(Identity::from).collect())
         })

@@ -39,7 +39,7 @@ impl TryFrom<Row> for Team {
 }
 
 async fn team(tx: &mut Tx, tenant: TenantId, id: TeamId) -> Result<Row> {
-    sqlx::query_as(&format!(
+    tx.query_as(&format!(
         "SELECT {COLS} FROM teams WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
@@ -69,18 +69,19 @@ impl TeamRepo for PgBackend {
                 tx.commit().await.map_err(db)?;
                 return self.get_team(ctx, TeamId(done)).await;
             }
-            let row: Row = sqlx::query_as(&format!(
-                "INSERT INTO teams (tenant_id, id, slug, name, created_at, updated_at)
+            let row: Row = tx
+                .query_as(&format!(
+                    "INSERT INTO teams (tenant_id, id, slug, name, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLS}"
-            ))
-            .bind(tenant.0)
-            .bind(id.0)
-            .bind(new.slug.as_str())
-            .bind(new.name.as_str())
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(tenant.0)
+                .bind(id.0)
+                .bind(new.slug.as_str())
+                .bind(new.name.as_str())
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -125,7 +126,7 @@ impl TeamRepo for PgBackend {
                 None,
             )
             .await?;
-            let row: Row = sqlx::query_as(&format!(
+            let row: Row = tx.query_as(&format!(
                 "UPDATE teams SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
             ))
             .bind(tenant.0)
@@ -172,7 +173,7 @@ impl TeamRepo for PgBackend {
             team(&mut tx, tenant, id).await?;
             // The foreign key to org_memberships refuses a user who is not a
             // member of this tenant (NotFound "member").
-            sqlx::query("INSERT INTO team_members (tenant_id, team_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
+            tx.query("INSERT INTO team_members (tenant_id, team_id, user_id, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(tenant.0)
                 .bind(id.0)
                 .bind(user.0)
@@ -197,7 +198,7 @@ impl TeamRepo for PgBackend {
             )
             .await?;
             team(&mut tx, tenant, id).await?;
-            let deleted = sqlx::query(
+            let deleted = tx.query(
                 "DELETE FROM team_members WHERE tenant_id = $1 AND team_id = $2 AND user_id = $3",
             )
             .bind(tenant.0)
@@ -218,7 +219,7 @@ impl TeamRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             team(&mut tx, tenant, id).await?;
-            let ids: Vec<Uuid> = sqlx::query_scalar(
+            let ids: Vec<Uuid> = tx.query_scalar(
                 "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY user_id",
             )
             .bind(tenant.0)

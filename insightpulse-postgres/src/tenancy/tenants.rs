@@ -55,7 +55,7 @@ pub(crate) async fn insert_with_owner(
     owner: UserId,
     now: DateTime<Utc>,
 ) -> Result<Tenant> {
-    let row: Row = sqlx::query_as(&format!(
+    let row: Row = tx.query_as(&format!(
         "WITH t AS (
             INSERT INTO tenants (id, slug, name, timezone, created_at, updated_at)
             VALUES ($1, $2, $3, $4, $6, $6) RETURNING {COLS}),
@@ -114,7 +114,8 @@ impl TenantRepo for PgBackend {
     async fn get_tenant(&self, ctx: &Context, id: TenantId) -> Result<Tenant> {
         traced!(ctx, "TenantRepo.get_tenant", {
             let mut tx = self.begin(ctx).await?;
-            let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM tenants WHERE id = $1"))
+            let row: Row = tx
+                .query_as(&format!("SELECT {COLS} FROM tenants WHERE id = $1"))
                 .bind(id.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -127,7 +128,8 @@ impl TenantRepo for PgBackend {
     async fn get_tenant_by_slug(&self, ctx: &Context, slug: &Slug) -> Result<Tenant> {
         traced!(ctx, "TenantRepo.get_tenant_by_slug", {
             let mut tx = self.begin(ctx).await?;
-            let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM tenants WHERE slug = $1"))
+            let row: Row = tx
+                .query_as(&format!("SELECT {COLS} FROM tenants WHERE slug = $1"))
                 .bind(slug.as_str())
                 .fetch_one(&mut *tx)
                 .await
@@ -142,7 +144,7 @@ impl TenantRepo for PgBackend {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
             // The seed's "Get User's Tenants".
-            let rows: Vec<Row> = sqlx::query_as(
+            let rows: Vec<Row> = tx.query_as(
                 "SELECT t.id, t.slug, t.name, t.timezone, t.settings, t.created_at, t.updated_at
                    FROM tenants t JOIN org_memberships om ON t.id = om.tenant_id
                   WHERE om.user_id = $1 AND om.status = 'active'
@@ -180,8 +182,9 @@ impl TenantRepo for PgBackend {
                 old_timezone: String,
                 old_settings: serde_json::Value,
             }
-            let updated: Updated = sqlx::query_as(
-                "UPDATE tenants t
+            let updated: Updated = tx
+                .query_as(
+                    "UPDATE tenants t
                     SET name = coalesce($2, t.name), timezone = coalesce($3, t.timezone),
                         settings = coalesce($4, t.settings), updated_at = $5
                    FROM (SELECT name, timezone, settings FROM tenants WHERE id = $1 FOR UPDATE) old
@@ -189,15 +192,15 @@ impl TenantRepo for PgBackend {
                  RETURNING t.id, t.slug, t.name, t.timezone, t.settings, t.created_at, t.updated_at,
                            old.name AS old_name, old.timezone AS old_timezone,
                            old.settings AS old_settings",
-            )
-            .bind(tenant.0)
-            .bind(update.name.as_ref().map(Name::as_str))
-            .bind(update.timezone.as_ref().map(TimeZone::as_str))
-            .bind(update.settings)
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(not_found(Entity::Tenant))?;
+                )
+                .bind(tenant.0)
+                .bind(update.name.as_ref().map(Name::as_str))
+                .bind(update.timezone.as_ref().map(TimeZone::as_str))
+                .bind(update.settings)
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found(Entity::Tenant))?;
             let new: Tenant = updated.row.try_into()?;
             let diff = Diff::new()
                 .change("name", &updated.old_name, &new.name)
@@ -220,7 +223,8 @@ impl TenantRepo for PgBackend {
             }
             // Recorded first: once the tenant is gone the owner is no
             // longer a member who may write to its trail (which stays).
-            let slug: String = sqlx::query_scalar("SELECT slug FROM tenants WHERE id = $1")
+            let slug: String = tx
+                .query_scalar("SELECT slug FROM tenants WHERE id = $1")
                 .bind(tenant.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -228,7 +232,7 @@ impl TenantRepo for PgBackend {
             let diff = Diff::new().set("slug", slug);
             let event = AuditEvent::new("tenant.deleted", "tenant", Some(tenant), diff)?;
             self.audit_now(&mut tx, ctx, tenant, event).await?;
-            sqlx::query("DELETE FROM tenants WHERE id = $1")
+            tx.query("DELETE FROM tenants WHERE id = $1")
                 .bind(tenant.0)
                 .execute(&mut *tx)
                 .await

@@ -67,16 +67,17 @@ impl UserRepo for PgBackend {
             ctx.require_system()?;
             let now = self.clock.now();
             let mut tx = self.begin(ctx).await?;
-            let row: Row = sqlx::query_as(&format!(
-                "INSERT INTO users (email, full_name, created_at, updated_at)
+            let row: Row = tx
+                .query_as(&format!(
+                    "INSERT INTO users (email, full_name, created_at, updated_at)
                  VALUES ($1, $2, $3, $3) RETURNING {COLS}"
-            ))
-            .bind(new.email.as_str())
-            .bind(new.full_name.as_ref().map(Name::as_str))
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(new.email.as_str())
+                .bind(new.full_name.as_ref().map(Name::as_str))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -85,7 +86,8 @@ impl UserRepo for PgBackend {
     async fn get_user(&self, ctx: &Context, id: UserId) -> Result<User> {
         traced!(ctx, "UserRepo.get_user", {
             let mut tx = self.begin(ctx).await?;
-            let row: Row = sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE id = $1"))
+            let row: Row = tx
+                .query_as(&format!("SELECT {COLS} FROM users WHERE id = $1"))
                 .bind(id.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -98,12 +100,12 @@ impl UserRepo for PgBackend {
     async fn find_user_by_email(&self, ctx: &Context, email: &Email) -> Result<Option<User>> {
         traced!(ctx, "UserRepo.find_user_by_email", {
             let mut tx = self.begin(ctx).await?;
-            let row: Option<Row> =
-                sqlx::query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
-                    .bind(email.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let row: Option<Row> = tx
+                .query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
+                .bind(email.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             row.map(User::try_from).transpose()
         })
@@ -113,15 +115,16 @@ impl UserRepo for PgBackend {
         traced!(ctx, "UserRepo.update_profile", {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
-            let row: Row = sqlx::query_as(&format!(
+            let row: Row = tx
+                .query_as(&format!(
                 "UPDATE users SET full_name = $2, updated_at = $3 WHERE id = $1 RETURNING {COLS}"
             ))
-            .bind(user.0)
-            .bind(full_name.as_ref().map(Name::as_str))
-            .bind(self.clock.now())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(not_found(Entity::User))?;
+                .bind(user.0)
+                .bind(full_name.as_ref().map(Name::as_str))
+                .bind(self.clock.now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found(Entity::User))?;
             tx.commit().await.map_err(db)?;
             row.try_into()
         })
@@ -139,26 +142,26 @@ impl UserRepo for PgBackend {
             let phc = blocking(move || passwords::hash(&password, cost)).await??;
             let mut tx = self.begin(ctx).await?;
             if !ctx.is_system() && ctx.user_id() != Some(user) {
-                let visible: bool =
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
-                        .bind(user.0)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                let visible: bool = tx
+                    .query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
+                    .bind(user.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
                 return Err(if visible {
                     Error::denied(Requirement::SameUserOrSystem)
                 } else {
                     Error::not_found(Entity::User)
                 });
             }
-            let updated =
-                sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
-                    .bind(user.0)
-                    .bind(phc)
-                    .bind(self.clock.now())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let updated = tx
+                .query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(user.0)
+                .bind(phc)
+                .bind(self.clock.now())
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
             if updated.rows_affected() == 0 {
                 return Err(Error::not_found(Entity::User));
             }

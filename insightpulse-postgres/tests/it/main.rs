@@ -10,6 +10,7 @@ mod isolation;
 mod outbox;
 mod permissions;
 mod pool;
+mod pooler;
 mod within_tenant;
 
 mod conformance {

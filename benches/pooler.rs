@@ -1,0 +1,228 @@
+//! What going through PgBouncer in transaction mode costs the hot reads:
+//! each SDK call through a pooler against the same call over the direct
+//! connection, alternating call by call, on one client connection each.
+//!
+//! ```text
+//! scripts/setup-pgbouncer.sh && cargo bench --bench pooler
+//! ```
+//!
+//! - PgBouncer 1.18 (`INSIGHTPULSE_PGBOUNCER_118_URL`, default port 6432),
+//!   which tracks no prepared statement: `PoolerMode::Transaction` (every
+//!   statement unnamed, the hot reads' text sent with inlined arguments);
+//! - PgBouncer 1.24 with `max_prepared_statements`
+//!   (`INSIGHTPULSE_PGBOUNCER_124_URL`, default 6433): the default mode.
+//!
+//! Data: 1,000 tenants × 50 projects in the database
+//! `insightpulse_bench_pooler` (seeded once, reused later).
+
+use insightpulse::postgres::{PgBackend, PoolerMode};
+use insightpulse::tenancy::tokens::TokenHasher;
+use insightpulse::{Context, PermissionCode, ProjectId, Repos, TenantId, UserId};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::Instant;
+use uuid::Uuid;
+
+mod common;
+use common::{bench_database, compare_n, report, url_with_db, PER_ROUND, ROUNDS, WARMUP};
+
+const DB: &str = "insightpulse_bench_pooler";
+const TENANTS: i64 = 1_000;
+const PROJECTS_PER_TENANT: i64 = 50;
+/// Calls of each side, alternating call by call (the machine's other load
+/// then hits both sides alike).
+const CALLS: usize = ROUNDS * PER_ROUND;
+
+/// Seeds the data set once (as the pool's superuser, in bulk), with a
+/// Developer member in tenant 42 for the permission check.
+async fn seed(pool: &PgPool) {
+    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    if have >= TENANTS * PROJECTS_PER_TENANT {
+        return;
+    }
+    let t = Instant::now();
+    for sql in [
+        "INSERT INTO users (id, email) SELECT md5('u' || i)::uuid, 'owner' || i || '@bench.io' FROM generate_series(1, $1) i",
+        "INSERT INTO tenants (id, slug, name) SELECT md5('t' || i)::uuid, 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, $1) i",
+        "INSERT INTO org_memberships (tenant_id, user_id, is_owner) SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, true FROM generate_series(1, $1) i",
+        "INSERT INTO user_roles (tenant_id, user_id, role_id)
+           SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, (SELECT id FROM roles WHERE tenant_id IS NULL AND name = 'Admin')
+             FROM generate_series(1, $1) i",
+    ] {
+        sqlx::query(sql).bind(TENANTS).execute(pool).await.unwrap();
+    }
+    sqlx::query(
+        "WITH u AS (INSERT INTO users (id, email) VALUES (md5('dev')::uuid, 'dev@bench.io') RETURNING id),
+              m AS (INSERT INTO org_memberships (tenant_id, user_id) SELECT md5('t42')::uuid, id FROM u)
+         INSERT INTO user_roles (tenant_id, user_id, role_id)
+         SELECT md5('t42')::uuid, u.id, r.id FROM u, roles r
+          WHERE r.tenant_id IS NULL AND r.name = 'Developer' AND r.scope = 'global'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO projects (tenant_id, slug, name)
+         SELECT md5('t' || i)::uuid, 'project-' || p, 'Project ' || p
+           FROM generate_series(1, $1) i, generate_series(1, $2) p",
+    )
+    .bind(TENANTS)
+    .bind(PROJECTS_PER_TENANT)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE").execute(pool).await.unwrap();
+    println!("seeded in {:.1}s", t.elapsed().as_secs_f64());
+}
+
+/// A backend on one client connection to `url`, in `mode`.
+async fn backend(url: &str, mode: PoolerMode) -> Repos {
+    let options = PgBackend::connect_options(url).unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e} (run scripts/setup-pgbouncer.sh)"));
+    PgBackend::from_pool(pool, TokenHasher::insecure_development())
+        .with_pooler_mode(mode)
+        .repos()
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` probes; nothing to list
+    }
+    let admin = common::admin_url();
+    let url = bench_database(
+        &admin,
+        DB,
+        &format!(
+            "SELECT count(*) = {} FROM insightpulse.projects",
+            TENANTS * PROJECTS_PER_TENANT
+        ),
+    )
+    .await;
+    let setup = common::pool(&url, 1).await;
+    PgBackend::from_pool(setup.clone(), TokenHasher::insecure_development())
+        .migrate()
+        .await
+        .unwrap();
+    seed(&setup).await;
+    let id = |sql: &'static str| {
+        let setup = setup.clone();
+        async move {
+            sqlx::query_scalar::<_, Uuid>(sql)
+                .fetch_one(&setup)
+                .await
+                .unwrap()
+        }
+    };
+    let tenant = TenantId(id("SELECT md5('t42')::uuid").await);
+    let owner = UserId(id("SELECT md5('u42')::uuid").await);
+    let dev = UserId(id("SELECT md5('dev')::uuid").await);
+    setup.close().await;
+    let ctx = Context::user(owner).in_tenant(tenant);
+    let dev_ctx = Context::user(dev).in_tenant(tenant);
+    let code = PermissionCode::DASHBOARD_DELETE;
+
+    let direct = backend(&url, PoolerMode::Session).await;
+    let project: ProjectId = direct.projects.list_projects(&ctx, false).await.unwrap()[7].id;
+    let poolers = [
+        (
+            "PgBouncer 1.18, Transaction mode",
+            std::env::var("INSIGHTPULSE_PGBOUNCER_118_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6432/postgres".into()),
+            PoolerMode::Transaction,
+        ),
+        (
+            "PgBouncer 1.24, default mode",
+            std::env::var("INSIGHTPULSE_PGBOUNCER_124_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:6433/postgres".into()),
+            PoolerMode::Session,
+        ),
+    ];
+    for (name, pooler_url, mode) in poolers {
+        let through = backend(&url_with_db(&pooler_url, DB), mode).await;
+        println!(
+            "\n{name} vs direct (1 client connection each, {CALLS} calls each, alternating; \"SDK\" = through the pooler, \"raw\" = direct)"
+        );
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
+            || async {
+                assert_eq!(
+                    through
+                        .projects
+                        .list_projects(&ctx, false)
+                        .await
+                        .unwrap()
+                        .len(),
+                    50
+                )
+            },
+            || async {
+                assert_eq!(
+                    direct
+                        .projects
+                        .list_projects(&ctx, false)
+                        .await
+                        .unwrap()
+                        .len(),
+                    50
+                )
+            },
+        )
+        .await;
+        report("list one tenant's 50 projects", &s, &b, None);
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
+            || async {
+                through.projects.get_project(&ctx, project).await.unwrap();
+            },
+            || async {
+                direct.projects.get_project(&ctx, project).await.unwrap();
+            },
+        )
+        .await;
+        report("point read of a project by id", &s, &b, None);
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
+            || async {
+                assert!(through
+                    .rbac
+                    .has_permission(&dev_ctx, code, None)
+                    .await
+                    .unwrap())
+            },
+            || async {
+                assert!(direct
+                    .rbac
+                    .has_permission(&dev_ctx, code, None)
+                    .await
+                    .unwrap())
+            },
+        )
+        .await;
+        report("permission check (Developer)", &s, &b, None);
+        // A general unit of work (BEGIN message, two statements, COMMIT):
+        // where unnamed statements cost a parse and a round trip each.
+        let (s, b) = compare_n(
+            WARMUP,
+            CALLS,
+            1,
+            || async { assert_eq!(through.members.list_members(&ctx).await.unwrap().len(), 2) },
+            || async { assert_eq!(direct.members.list_members(&ctx).await.unwrap().len(), 2) },
+        )
+        .await;
+        report("list members (unit of work)", &s, &b, None);
+    }
+}
