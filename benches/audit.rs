@@ -11,7 +11,7 @@
 //!    `without_audit_for_benchmarks()` (feature `bench-unaudited`), both on
 //!    one shared single-connection pool, alternated in rounds. Mutations:
 //!    suspending / reactivating a member, and updating a tenant's settings.
-//! 2. **Append throughput** through `AuditRepo::record`: 16 concurrent
+//! 2. **Append throughput** through `AuditRepo::record_event`: 16 concurrent
 //!    writers on a 16-connection pool, first all on one tenant (they queue
 //!    on its chain head's row lock), then spread over 100 tenants; the two
 //!    alternate in rounds. The single tenant's chain must verify `Intact`
@@ -300,7 +300,7 @@ async fn append_round(
                 )
                 .unwrap();
                 let t = Instant::now();
-                repos.audit.record(ctx, event).await.unwrap();
+                repos.audit.record_event(ctx, event).await.unwrap();
                 lat.push(t.elapsed());
             }
             lat
@@ -605,7 +605,7 @@ async fn report_query(url: &str) {
             let (_, ctx) = pick();
             let page = repos
                 .audit
-                .query(&ctx, AuditQuery::last_days(30))
+                .query_entries(&ctx, AuditQuery::last_days(30))
                 .await
                 .unwrap();
             assert_eq!(page.entries.len(), 50);
@@ -640,7 +640,7 @@ async fn report_query(url: &str) {
             let (_, ctx) = pick();
             let mut q = AuditQuery::last_days(30);
             for _ in 0..6 {
-                let page = repos.audit.query(&ctx, q.clone()).await.unwrap();
+                let page = repos.audit.query_entries(&ctx, q.clone()).await.unwrap();
                 assert_eq!(page.entries.len(), 50);
                 q = q.after(page.next.unwrap());
             }
@@ -666,7 +666,12 @@ async fn report_query(url: &str) {
         for (tenant, ctx) in tenants.iter().take(100) {
             let mut q = AuditQuery::last_days(30);
             for _ in 0..5 {
-                let next = repos.audit.query(ctx, q.clone()).await.unwrap().next;
+                let next = repos
+                    .audit
+                    .query_entries(ctx, q.clone())
+                    .await
+                    .unwrap()
+                    .next;
                 q = q.after(next.unwrap());
             }
             v.push((*tenant, ctx.clone(), q.after.unwrap()));
@@ -683,7 +688,16 @@ async fn report_query(url: &str) {
             let (_, ctx, cursor) = &cursors[i.get() % cursors.len()];
             i.set(i.get() + 1);
             let q = AuditQuery::last_days(30).after(*cursor);
-            assert_eq!(repos.audit.query(ctx, q).await.unwrap().entries.len(), 50);
+            assert_eq!(
+                repos
+                    .audit
+                    .query_entries(ctx, q)
+                    .await
+                    .unwrap()
+                    .entries
+                    .len(),
+                50
+            );
         },
         || async {
             let (tenant, _, cursor) = &cursors[j.get() % cursors.len()];

@@ -281,7 +281,7 @@ async fn main() -> Result<(), insightpulse::Error> {
     // transaction; the host app adds its own.
     repos
         .audit
-        .record(
+        .record_event(
             &ada_ctx,
             AuditEvent::new(
                 "report.exported",
@@ -293,7 +293,7 @@ async fn main() -> Result<(), insightpulse::Error> {
         .await?;
     let page = repos
         .audit
-        .query(&ada_ctx, AuditQuery::last_days(30).limit(20))
+        .query_entries(&ada_ctx, AuditQuery::last_days(30).limit(20))
         .await?;
     println!("8. audit report, newest first:");
     for e in &page.entries {
@@ -309,7 +309,11 @@ async fn main() -> Result<(), insightpulse::Error> {
         );
     }
     println!("   chain: {:?}", repos.audit.verify_chain(&ada_ctx).await?);
-    match repos.audit.query(&bob_ctx, AuditQuery::last_days(30)).await {
+    match repos
+        .audit
+        .query_entries(&bob_ctx, AuditQuery::last_days(30))
+        .await
+    {
         Err(e) => println!("   Bob (Viewer) cannot read it: {e} [{}]", e.code()),
         Ok(_) => unreachable!("viewers hold no audit.read"),
     }

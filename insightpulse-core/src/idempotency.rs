@@ -35,7 +35,7 @@ pub enum Operation {
     CreateTeam,
     /// `RbacRepo::create_role`
     CreateRole,
-    /// `AuditRepo::record`
+    /// `AuditRepo::record_event`
     RecordAuditEvent,
 }
 

@@ -436,7 +436,7 @@ string_value!(PolicyVersion);
 /// Set it on the request ([`crate::RequestMeta::idempotency_key`]); these
 /// calls honour it: `AuthRepo::sign_up`, `TenantRepo::create_tenant`,
 /// `ProjectRepo::create_project` and `create_environment`,
-/// `TeamRepo::create_team`, `RbacRepo::create_role` and `AuditRepo::record`.
+/// `TeamRepo::create_team`, `RbacRepo::create_role` and `AuditRepo::record_event`.
 /// The same principal repeating the call with the same key and the same
 /// input within 24 hours gets the row the first call made (as it is now);
 /// the same key with other input is a `Conflict` on the idempotency key.

@@ -17,7 +17,12 @@
 -- work that changes the caller's own memberships sees the change in its next
 -- statement, as before.
 --
--- The derived set is two settings: `insightpulse.tenant_ids`, the tenants
+-- Trust: these settings are as trusted as the claims themselves: a session
+-- that can run arbitrary SQL as `authenticated` could forge either. Only
+-- login roles granted `authenticated` reach it (the SDK's pool; on Supabase,
+-- PostgREST, which sets only the claims), and the SDK never writes them.
+--
+-- The derived sets are two settings: `insightpulse.tenant_ids`, the tenants
 -- the caller acts in (uuid[]), and `insightpulse.grants`, a text[] of
 --   '<tenant>/*/*'                owner: every permission, tenant-wide
 --   '<tenant>/*/<code>'           <code> tenant-wide
@@ -45,8 +50,45 @@
 
 SET search_path TO insightpulse, pg_temp;
 
--- Derives the caller's tenants and grants from the tables and keeps them,
--- with the claims they were derived for, in transaction-local settings.
+-- Two sets are derived, each the first time a transaction needs it: the
+-- tenants the caller acts in (all a tenant table's read policy needs: one
+-- index probe) and its grants (a join over roles and permissions, only for
+-- statements that check a permission). Each is kept in a transaction-local
+-- setting beside a marker naming the claims it was derived for.
+
+-- Whether the set behind `p_marker` was derived for the current claims (and
+-- no write to its tables has happened since).
+CREATE FUNCTION insightpulse_auth.fresh(p_marker text) RETURNS boolean
+    LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(current_setting(p_marker, true)
+                    = 'claims:' || coalesce(current_setting('request.jwt.claims', true), ''), false)
+$$;
+
+-- The tenants the caller acts in: an API key its tenant while that exists
+-- (0007), a user those where their membership is active.
+CREATE FUNCTION insightpulse_auth.load_tenants() RETURNS uuid[]
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = insightpulse, pg_temp
+AS $$
+DECLARE
+    claims_text text := coalesce(current_setting('request.jwt.claims', true), '');
+    c           jsonb := coalesce(nullif(claims_text, '')::jsonb, '{}'::jsonb);
+    v_tenants   uuid[];
+BEGIN
+    IF c ? 'api_key_id' THEN
+        v_tenants := ARRAY(SELECT t.id FROM tenants t WHERE t.id = (c ->> 'tenant_id')::uuid);
+    ELSE
+        v_tenants := ARRAY(SELECT m.tenant_id FROM org_memberships m
+                            WHERE m.user_id = (c ->> 'sub')::uuid AND m.status = 'active');
+    END IF;
+    PERFORM set_config('insightpulse.tenant_ids', v_tenants::text, true),
+            set_config('insightpulse.tenants_for', 'claims:' || claims_text, true);
+    RETURN v_tenants;
+END
+$$;
+
+-- The caller's grants (the format above).
 CREATE FUNCTION insightpulse_auth.load_grants() RETURNS text[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = insightpulse, pg_temp
@@ -55,21 +97,17 @@ DECLARE
     claims_text text := coalesce(current_setting('request.jwt.claims', true), '');
     c           jsonb := coalesce(nullif(claims_text, '')::jsonb, '{}'::jsonb);
     v_uid       uuid;
-    v_tenants   uuid[];
     g           text[];
 BEGIN
     IF c ? 'api_key_id' THEN
-        -- A key acts only in a tenant that still exists (0007).
-        v_tenants := ARRAY(SELECT t.id FROM tenants t WHERE t.id = (c ->> 'tenant_id')::uuid);
-        SELECT coalesce(array_agg(t::text || '/' || coalesce(c ->> 'project_id', '*') || '/' || p), '{}'::text[])
+        SELECT coalesce(array_agg(t.id::text || '/' || coalesce(c ->> 'project_id', '*') || '/' || p), '{}'::text[])
           INTO g
-          FROM unnest(v_tenants) AS t,
+          FROM tenants t,
                jsonb_array_elements_text(CASE WHEN jsonb_typeof(c -> 'permissions') = 'array'
-                                              THEN c -> 'permissions' ELSE '[]'::jsonb END) AS p;
+                                              THEN c -> 'permissions' ELSE '[]'::jsonb END) AS p
+         WHERE t.id = (c ->> 'tenant_id')::uuid;
     ELSE
         v_uid := (c ->> 'sub')::uuid;
-        v_tenants := ARRAY(SELECT m.tenant_id FROM org_memberships m
-                            WHERE m.user_id = v_uid AND m.status = 'active');
         SELECT coalesce(array_agg(e), '{}'::text[]) INTO g
           FROM (SELECT m.tenant_id::text || '/*/*' AS e
                   FROM org_memberships m
@@ -82,27 +120,17 @@ BEGIN
                   JOIN permissions p ON p.id = rp.permission_id
                  WHERE m.user_id = v_uid AND m.status = 'active' AND NOT m.is_owner) AS s;
     END IF;
-    PERFORM set_config('insightpulse.tenant_ids', v_tenants::text, true),
-            set_config('insightpulse.grants', g::text, true),
+    PERFORM set_config('insightpulse.grants', g::text, true),
             set_config('insightpulse.grants_for', 'claims:' || claims_text, true);
     RETURN g;
 END
-$$;
-
--- Whether the kept settings were derived for the current claims (and no
--- write to their tables has happened since).
-CREATE FUNCTION insightpulse_auth.grants_fresh() RETURNS boolean
-    LANGUAGE sql STABLE
-AS $$
-    SELECT coalesce(current_setting('insightpulse.grants_for', true)
-                    = 'claims:' || coalesce(current_setting('request.jwt.claims', true), ''), false)
 $$;
 
 -- The caller's grants: the kept ones while fresh, else derived now.
 CREATE FUNCTION insightpulse_auth.grants() RETURNS text[]
     LANGUAGE sql STABLE
 AS $$
-    SELECT CASE WHEN insightpulse_auth.grants_fresh()
+    SELECT CASE WHEN insightpulse_auth.fresh('insightpulse.grants_for')
                 THEN current_setting('insightpulse.grants', true)::text[]
                 ELSE insightpulse_auth.load_grants() END
 $$;
@@ -111,9 +139,9 @@ $$;
 CREATE OR REPLACE FUNCTION insightpulse_auth.user_tenant_ids() RETURNS uuid[]
     LANGUAGE sql STABLE
 AS $$
-    SELECT CASE WHEN insightpulse_auth.grants_fresh()
-                     OR insightpulse_auth.load_grants() IS NOT NULL
-                THEN current_setting('insightpulse.tenant_ids', true)::uuid[] END
+    SELECT CASE WHEN insightpulse_auth.fresh('insightpulse.tenants_for')
+                THEN current_setting('insightpulse.tenant_ids', true)::uuid[]
+                ELSE insightpulse_auth.load_tenants() END
 $$;
 
 CREATE OR REPLACE FUNCTION insightpulse_auth.is_tenant_owner(p_tenant uuid) RETURNS boolean
@@ -151,10 +179,11 @@ AS $$
                 THEN nullif(current_setting('insightpulse.tenant_id', true), '')::uuid END
 $$;
 
-REVOKE ALL ON FUNCTION insightpulse_auth.load_grants(), insightpulse_auth.grants_fresh(),
-    insightpulse_auth.grants(), insightpulse_auth.tenant_id() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION insightpulse_auth.load_grants(), insightpulse_auth.grants_fresh(),
-    insightpulse_auth.grants(), insightpulse_auth.tenant_id() TO authenticated, service_role;
+REVOKE ALL ON FUNCTION insightpulse_auth.fresh(text), insightpulse_auth.load_tenants(),
+    insightpulse_auth.load_grants(), insightpulse_auth.grants(), insightpulse_auth.tenant_id() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION insightpulse_auth.fresh(text), insightpulse_auth.load_tenants(),
+    insightpulse_auth.load_grants(), insightpulse_auth.grants(), insightpulse_auth.tenant_id()
+    TO authenticated, service_role;
 
 -- A write to a table grants come from makes the next question re-derive
 -- them (one statement-level trigger per table; these tables change rarely).
@@ -162,7 +191,8 @@ CREATE FUNCTION insightpulse_auth.forget_grants() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    PERFORM set_config('insightpulse.grants_for', '', true);
+    PERFORM set_config('insightpulse.tenants_for', '', true),
+            set_config('insightpulse.grants_for', '', true);
     RETURN NULL;
 END
 $$;

@@ -232,8 +232,8 @@ fn stored_of(row: &sqlx::postgres::PgRow) -> Result<chain::StoredEntry> {
 
 #[async_trait]
 impl AuditRepo for PgBackend {
-    async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
-        traced!(ctx, "AuditRepo.record", {
+    async fn record_event(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
+        traced!(ctx, "AuditRepo.record_event", {
             let t = ctx.require_tenant()?;
             let input = (
                 event.action(),
@@ -262,8 +262,8 @@ impl AuditRepo for PgBackend {
         })
     }
 
-    async fn query(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage> {
-        traced!(ctx, "AuditRepo.query", {
+    async fn query_entries(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage> {
+        traced!(ctx, "AuditRepo.query_entries", {
             let t = ctx.require_tenant()?;
             q.validate()?;
             let mut tx = self.begin_generic_plans(ctx).await?;

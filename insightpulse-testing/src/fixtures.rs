@@ -247,7 +247,7 @@ pub async fn audit_trail(repos: &Repos, tenant: TenantId) -> Vec<AuditEntry> {
     loop {
         let page = repos
             .audit
-            .query(&ctx, q.clone())
+            .query_entries(&ctx, q.clone())
             .await
             .unwrap_or_else(|e| panic!("audit trail of {tenant}: {e}"));
         entries.extend(page.entries);

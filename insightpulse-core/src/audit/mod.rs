@@ -5,7 +5,7 @@
 //! - **Same transaction.** Every security-relevant change the SDK makes
 //!   writes its [`AuditEvent`] in the transaction of the change, so an
 //!   audited action never happens without its entry and a rolled-back one
-//!   leaves none. Host apps add their own events with [`AuditRepo::record`].
+//!   leaves none. Host apps add their own events with [`AuditRepo::record_event`].
 //! - **Immutable.** Entries are never updated or deleted, except through two
 //!   narrow system paths: a retention purge of the oldest entries (which is
 //!   itself audited, see [`chain`]) and the erasure of an entry's personal

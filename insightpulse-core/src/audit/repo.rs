@@ -15,12 +15,12 @@ pub trait AuditRepo: Send + Sync {
     /// principal, with its request metadata. Any principal that can see the
     /// tenant may record; the actor is always the caller. Honours the
     /// request's idempotency key (a replay returns the first entry's id).
-    async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId>;
+    async fn record_event(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId>;
 
     /// The seed's "Audit Report": the tenant's entries of the last
     /// `q.last_days` days, newest first, with the acting user's email,
     /// filtered and paginated by cursor. Needs `audit.read`.
-    async fn query(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage>;
+    async fn query_entries(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage>;
 
     /// Verifies the context's tenant's hash chain (see
     /// [`chain::verify`](super::chain::verify)). Needs `audit.read`; the

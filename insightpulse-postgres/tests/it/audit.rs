@@ -30,7 +30,7 @@ async fn trail(pool: &PgPool, n: usize) -> (PgBackend, TenantId, Context) {
             Diff::new().set("rows", i),
         )
         .unwrap();
-        repos.audit.record(&ctx, event).await.unwrap();
+        repos.audit.record_event(&ctx, event).await.unwrap();
     }
     (backend, t.id, ctx)
 }
@@ -240,7 +240,7 @@ async fn trail_in(pool: &PgPool) -> (PgBackend, TenantId, Context) {
     );
     for i in 0..4 {
         let event = AuditEvent::new("report.exported", "report", Some(i), Diff::new()).unwrap();
-        repos.audit.record(&ctx, event).await.unwrap();
+        repos.audit.record_event(&ctx, event).await.unwrap();
     }
     (backend, t.id, ctx)
 }
@@ -315,7 +315,7 @@ async fn maintenance_moves_default_rows_into_their_new_partition(pool: PgPool) {
     let owner = user(&repos, "owner@acme.io").await;
     let (t, ctx) = tenant(&repos, owner.id, "acme").await;
     let event = AuditEvent::new("report.exported", "report", None::<String>, Diff::new()).unwrap();
-    repos.audit.record(&ctx, event).await.unwrap();
+    repos.audit.record_event(&ctx, event).await.unwrap();
     let where_rows = || async {
         sqlx::query_scalar::<_, String>(
             "SELECT DISTINCT c.relname::text FROM insightpulse.audit_logs a

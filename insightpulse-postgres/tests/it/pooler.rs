@@ -198,7 +198,7 @@ async fn load(
                     async move {
                         let mut q = AuditQuery::last_days(1);
                         q.limit = 20;
-                        r.audit.query(&ctx, q).await
+                        r.audit.query_entries(&ctx, q).await
                     }
                 })
                 .await

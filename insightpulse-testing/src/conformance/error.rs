@@ -591,7 +591,7 @@ pub async fn text_no_database_can_store_is_refused(h: Harness) {
         AuditQuery::last_days(1).target(TargetType::parse("note").unwrap(), Some(nul.into()));
     refused_nul(
         "audit filter",
-        r.audit.query(&actx, filter).await,
+        r.audit.query_entries(&actx, filter).await,
         "target_id",
     );
 

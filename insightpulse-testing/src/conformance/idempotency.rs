@@ -1,6 +1,6 @@
 //! Conformance cases of idempotent creates (`insightpulse_core::idempotency`):
 //! `create_project`, `create_environment`, `create_team`, `create_role` and
-//! `AuditRepo::record` under a request's idempotency key. (Sign-up and
+//! `AuditRepo::record_event` under a request's idempotency key. (Sign-up and
 //! `create_tenant` take keys too; their cases live with them in `tenancy`.)
 //!
 //! Rule guarded here: within 24 hours, the same principal repeating a call
@@ -138,10 +138,10 @@ pub async fn repeated_creates_with_one_key_make_one_row(h: Harness) {
     t.none("replayed create_role").await;
 
     let k = keyed(&actx, "event-1");
-    let first = r.audit.record(&k, event("app.step")).await.unwrap();
+    let first = r.audit.record_event(&k, event("app.step")).await.unwrap();
     let entry = t.one("record").await;
     assert_eq!(entry.id, first);
-    let again = r.audit.record(&k, event("app.step")).await.unwrap();
+    let again = r.audit.record_event(&k, event("app.step")).await.unwrap();
     assert_eq!(again, first);
     t.none("replayed record").await;
 }
@@ -174,7 +174,7 @@ pub async fn other_input_under_a_key_conflicts_on_the_key(h: Harness) {
         .await
         .unwrap();
     let ka = keyed(&actx, "k-event");
-    r.audit.record(&ka, event("app.step")).await.unwrap();
+    r.audit.record_event(&ka, event("app.step")).await.unwrap();
     let mut t = Trail::new(r, acme.id).await;
 
     // Other input to the same call.
@@ -201,7 +201,7 @@ pub async fn other_input_under_a_key_conflicts_on_the_key(h: Harness) {
             .create_role(&kr, new_role("Support", &["ticket.read", "ticket.update"]))
             .await
     );
-    assert_key_conflict!(r.audit.record(&ka, event("app.other")).await);
+    assert_key_conflict!(r.audit.record_event(&ka, event("app.other")).await);
 
     // Another call under a used key.
     assert_key_conflict!(r.teams.create_team(&kp, new_team("web")).await);
@@ -215,7 +215,7 @@ pub async fn other_input_under_a_key_conflicts_on_the_key(h: Harness) {
             .create_environment(&kp, web.id, EnvironmentKind::Staging)
             .await
     );
-    assert_key_conflict!(r.audit.record(&kt, event("app.step")).await);
+    assert_key_conflict!(r.audit.record_event(&kt, event("app.step")).await);
     assert_key_conflict!(r.projects.create_project(&kt, new_project("ops")).await);
 
     // The same input in another of the principal's tenants.
@@ -421,8 +421,16 @@ pub async fn calls_without_a_key_are_not_deduplicated(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
     let mut t = Trail::new(r, acme.id).await;
-    let first = r.audit.record(&actx, event("app.step")).await.unwrap();
-    let second = r.audit.record(&actx, event("app.step")).await.unwrap();
+    let first = r
+        .audit
+        .record_event(&actx, event("app.step"))
+        .await
+        .unwrap();
+    let second = r
+        .audit
+        .record_event(&actx, event("app.step"))
+        .await
+        .unwrap();
     assert_ne!(first, second);
     assert_eq!(t.take().await.len(), 2);
 
@@ -459,7 +467,7 @@ pub async fn keys_are_forgotten_after_24_hours(h: Harness) {
         .create_project(&k, new_project("web"))
         .await
         .unwrap();
-    let entry = r.audit.record(&ka, event("app.step")).await.unwrap();
+    let entry = r.audit.record_event(&ka, event("app.step")).await.unwrap();
 
     h.clock.advance(Duration::hours(24) - Duration::seconds(1));
     assert_eq!(
@@ -469,7 +477,10 @@ pub async fn keys_are_forgotten_after_24_hours(h: Harness) {
             .unwrap(),
         web
     );
-    assert_eq!(r.audit.record(&ka, event("app.step")).await.unwrap(), entry);
+    assert_eq!(
+        r.audit.record_event(&ka, event("app.step")).await.unwrap(),
+        entry
+    );
     let mut t = Trail::new(r, acme.id).await;
 
     h.clock.advance(Duration::seconds(1));
@@ -480,7 +491,7 @@ pub async fn keys_are_forgotten_after_24_hours(h: Harness) {
             field: "slug"
         }
     );
-    let later = r.audit.record(&ka, event("app.step")).await.unwrap();
+    let later = r.audit.record_event(&ka, event("app.step")).await.unwrap();
     assert_ne!(later, entry);
     assert_eq!(t.take().await.len(), 1);
     // The forgotten key is free for other input, and then replays that.

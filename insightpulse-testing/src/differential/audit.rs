@@ -216,7 +216,7 @@ impl ModuleOp for AuditOp {
                 let event =
                     AuditEvent::new(ACTIONS[*action as usize % ACTIONS.len()], tt, tid, diff(*d));
                 let r = match event {
-                    Ok(event) => repos.audit.record(ctx, event).await,
+                    Ok(event) => repos.audit.record_event(ctx, event).await,
                     Err(e) => Err(e),
                 };
                 if let Ok(id) = &r {
@@ -237,7 +237,7 @@ impl ModuleOp for AuditOp {
                 };
                 let mut out = Vec::new();
                 for _ in 0..*pages {
-                    match repos.audit.query(ctx, q.clone()).await {
+                    match repos.audit.query_entries(ctx, q.clone()).await {
                         Ok(page) => {
                             let next = page.next;
                             out.push(env.norm(&page));

@@ -218,8 +218,8 @@ impl State {
 
 #[async_trait]
 impl AuditRepo for MemoryBackend {
-    async fn record(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
-        self.run(ctx, "AuditRepo.record", || {
+    async fn record_event(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
+        self.run(ctx, "AuditRepo.record_event", || {
             let t = ctx.require_tenant()?;
             let call = Call::new(
                 Operation::RecordAuditEvent,
@@ -247,8 +247,8 @@ impl AuditRepo for MemoryBackend {
         })
     }
 
-    async fn query(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage> {
-        self.run(ctx, "AuditRepo.query", || {
+    async fn query_entries(&self, ctx: &Context, q: AuditQuery) -> Result<AuditPage> {
+        self.run(ctx, "AuditRepo.query_entries", || {
             // Where before what: the context is checked before the query.
             let t = ctx.require_tenant()?;
             q.validate()?;

@@ -78,7 +78,7 @@ pub async fn concurrent_writers_keep_one_chain(h: Harness) {
         };
         futures.push(Box::pin(async move {
             let ev = AuditEvent::new("load.event", "doc", Some(i), json!({"i": i}))?;
-            repos.audit.record(&ctx, ev).await.map(|_| ())
+            repos.audit.record_event(&ctx, ev).await.map(|_| ())
         }));
     }
     for i in 0..5 {
@@ -105,7 +105,7 @@ pub async fn concurrent_writers_keep_one_chain(h: Harness) {
         futures.push(Box::pin(async move {
             repos
                 .audit
-                .record(&ctx, event("other.event"))
+                .record_event(&ctx, event("other.event"))
                 .await
                 .map(|_| ())
         }));

@@ -171,7 +171,7 @@ pub(crate) fn event(action: &str) -> AuditEvent {
 /// Records a host app's event, which must succeed.
 pub(crate) async fn record(r: &Repos, ctx: &Context, ev: AuditEvent) -> AuditEntryId {
     r.audit
-        .record(ctx, ev)
+        .record_event(ctx, ev)
         .await
         .unwrap_or_else(|e| panic!("record: {e}"))
 }
@@ -186,7 +186,7 @@ fn target_type(s: &str) -> TargetType {
 
 async fn page(r: &Repos, ctx: &Context, q: AuditQuery) -> AuditPage {
     r.audit
-        .query(ctx, q)
+        .query_entries(ctx, q)
         .await
         .unwrap_or_else(|e| panic!("query: {e}"))
 }

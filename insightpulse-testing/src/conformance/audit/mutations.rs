@@ -156,7 +156,7 @@ pub async fn tenant_changes_are_audited(h: Harness) {
     let p = page(r, &actx, AuditQuery::last_days(30)).await;
     assert!(p.entries.is_empty() && p.next.is_none(), "{p:#?}");
     assert_err!(
-        r.audit.record(&actx, event("app.noted")).await,
+        r.audit.record_event(&actx, event("app.noted")).await,
         Error::NotFound {
             entity: Entity::Tenant
         }

@@ -54,7 +54,7 @@ pub async fn unaudited_calls_write_nothing(h: Harness) {
     r.members.list_members(&actx).await.unwrap();
     r.rbac.list_roles(&actx).await.unwrap();
     r.audit
-        .query(&actx, AuditQuery::last_days(30))
+        .query_entries(&actx, AuditQuery::last_days(30))
         .await
         .unwrap();
     r.audit.verify_chain(&actx).await.unwrap();
@@ -209,7 +209,7 @@ pub async fn failed_calls_write_nothing(h: Harness) {
     t.none("refused keys").await;
     assert_err!(
         r.audit
-            .record(&uctx.clone().in_tenant(acme.id), event("app.noted"))
+            .record_event(&uctx.clone().in_tenant(acme.id), event("app.noted"))
             .await,
         Error::NotFound {
             entity: Entity::Tenant
@@ -516,14 +516,16 @@ pub async fn record_refuses_bad_events_and_invisible_tenants(h: Harness) {
         Context::user(dave.id).in_tenant(acme.id),
     ] {
         assert_err!(
-            r.audit.record(&ctx, ev.clone()).await,
+            r.audit.record_event(&ctx, ev.clone()).await,
             Error::NotFound {
                 entity: Entity::Tenant
             }
         );
     }
     assert_err!(
-        r.audit.record(&Context::user(bob.id), ev.clone()).await,
+        r.audit
+            .record_event(&Context::user(bob.id), ev.clone())
+            .await,
         Error::Validation {
             field: "context",
             ..
@@ -534,7 +536,7 @@ pub async fn record_refuses_bad_events_and_invisible_tenants(h: Harness) {
     // Only the system writes and reads the platform trail.
     let in_platform = Context::user(bob.id).in_tenant(PLATFORM_TENANT);
     assert_err!(
-        r.audit.record(&in_platform, ev.clone()).await,
+        r.audit.record_event(&in_platform, ev.clone()).await,
         Error::NotFound {
             entity: Entity::Tenant
         }
@@ -547,7 +549,7 @@ pub async fn record_refuses_bad_events_and_invisible_tenants(h: Harness) {
     );
     assert!(r
         .audit
-        .query(&in_platform, AuditQuery::last_days(30))
+        .query_entries(&in_platform, AuditQuery::last_days(30))
         .await
         .unwrap()
         .entries

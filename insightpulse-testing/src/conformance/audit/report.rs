@@ -30,7 +30,7 @@ pub async fn query_needs_audit_read(h: Harness) {
     }
     for ctx in [&vctx, &dctx, &other_key] {
         assert_err!(
-            r.audit.query(ctx, q.clone()).await,
+            r.audit.query_entries(ctx, q.clone()).await,
             Error::PermissionDenied { .. }
         );
         assert_err!(
@@ -273,14 +273,16 @@ pub async fn query_rejects_bad_bounds_and_cursors(h: Harness) {
         (AuditQuery::last_days(30).limit(1001), "limit"),
     ] {
         for ctx in [&actx, &outsider] {
-            match r.audit.query(ctx, q.clone()).await {
+            match r.audit.query_entries(ctx, q.clone()).await {
                 Err(Error::Validation { field: f, .. }) if f == field => {}
                 other => panic!("{q:?}: expected Validation({field}), got {other:?}"),
             }
         }
         // Where before what: without a tenant, the context is the error.
         assert_err!(
-            r.audit.query(&Context::user(owner.id), q.clone()).await,
+            r.audit
+                .query_entries(&Context::user(owner.id), q.clone())
+                .await,
             Error::Validation {
                 field: "context",
                 ..

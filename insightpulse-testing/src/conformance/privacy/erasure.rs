@@ -208,7 +208,7 @@ pub async fn erase_user_removes_and_pseudonymizes(h: Harness) {
     // The report names the erased actor by the pseudonym, for every reader.
     let report_page = r
         .audit
-        .query(&actx, AuditQuery::last_days(1).limit(1000))
+        .query_entries(&actx, AuditQuery::last_days(1).limit(1000))
         .await
         .unwrap();
     let bob_entries: Vec<&AuditEntry> = report_page
@@ -295,7 +295,7 @@ pub async fn erase_user_removes_and_pseudonymizes(h: Harness) {
     assert_eq!(chain_verdict(r, PLATFORM_TENANT).await, intact(2, 2));
     let platform = r
         .audit
-        .query(
+        .query_entries(
             &system().in_tenant(PLATFORM_TENANT),
             AuditQuery::last_days(1),
         )

@@ -522,7 +522,7 @@ pub async fn a_keys_context_dies_with_its_tenant(h: Harness) {
     };
     let record = r
         .audit
-        .record(&kctx, crate::conformance::audit::event("late.event"));
+        .record_event(&kctx, crate::conformance::audit::event("late.event"));
     assert!(record.await.is_err_and(gone));
     assert!(project_create(r, &kctx, "late").await.is_err_and(gone));
     let invite = r.members.invite(
@@ -542,7 +542,7 @@ pub async fn a_keys_context_dies_with_its_tenant(h: Harness) {
     assert!(r.audit.verify_chain(&kctx).await.is_err_and(gone));
     let page = r
         .audit
-        .query(&kctx, AuditQuery::last_days(1))
+        .query_entries(&kctx, AuditQuery::last_days(1))
         .await
         .unwrap();
     assert!(page.entries.is_empty());

@@ -685,7 +685,7 @@ pub async fn json_numbers_come_back_as_the_database_keeps_them(h: Harness) {
     );
 
     let event = AuditEvent::new("report.exported", "report", None::<String>, sent).unwrap();
-    r.audit.record(&actx, event).await.unwrap();
+    r.audit.record_event(&actx, event).await.unwrap();
     let trail = audit_trail(r, acme.id).await;
     assert_eq!(trail.last().unwrap().diff, kept);
     assert_eq!(
