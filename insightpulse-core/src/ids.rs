@@ -84,4 +84,6 @@ typed_id!(
     AuditEntryId,
     /// One recorded consent or withdrawal.
     ConsentId,
+    /// A job of the queue.
+    JobId,
 );

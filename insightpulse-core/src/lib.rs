@@ -18,6 +18,7 @@
 //! | [`projects`] | projects and their environments |
 //! | [`audit`] | the tamper-evident audit trail every mutation writes to |
 //! | [`privacy`] | data retention policies, consents and user erasure |
+//! | [`jobs`] | the one job queue: leases, retries, fairness between tenants, the worker runtime |
 
 /// `FromStr` for an enum with an `as_str` label, built from the labels
 /// themselves so each label is written once (backends parse stored labels
@@ -42,6 +43,7 @@ pub mod context;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod privacy;
 pub mod projects;
 pub mod repos;

@@ -9,6 +9,7 @@
 //! ```
 
 use crate::audit::AuditRepo;
+use crate::jobs::JobRepo;
 use crate::privacy::PrivacyRepo;
 use crate::projects::ProjectRepo;
 use crate::tenancy::{
@@ -72,6 +73,8 @@ repos! {
     audit: AuditRepo,
     /// Data policies, consents and erasure.
     privacy: PrivacyRepo,
+    /// The job queue.
+    jobs: JobRepo,
 }
 
 impl Repos {

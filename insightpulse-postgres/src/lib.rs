@@ -36,6 +36,7 @@
 mod audit;
 mod error;
 mod idempotency;
+mod jobs;
 pub mod migrate;
 mod privacy;
 mod projects;
@@ -45,6 +46,7 @@ pub mod uow;
 use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::{Clock, Error, Repos, Result, SystemClock};
+pub use jobs::PgJobWaker;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::sync::Arc;
 
@@ -143,7 +145,8 @@ impl PgBackend {
             api_keys: this.clone(),
             projects: this.clone(),
             audit: this.clone(),
-            privacy: this,
+            privacy: this.clone(),
+            jobs: this,
         }
     }
 }

@@ -78,6 +78,7 @@ permission_catalog! {
     WORKFLOW_RUN = "workflow.run", "Start workflow runs";
     DOMAIN_READ = "domain.read", "See domains, DNS records and certificates";
     DOMAIN_MANAGE = "domain.manage", "Manage domains, DNS records and certificates";
+    JOB_READ = "job.read", "See the tenant's background jobs";
 }
 
 /// A built-in role.

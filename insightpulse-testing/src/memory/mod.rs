@@ -15,7 +15,10 @@
 
 mod audit;
 mod idempotency;
+mod jobs;
 mod privacy;
+
+pub use jobs::MemoryJobWaker;
 mod projects;
 mod tenancy;
 
@@ -135,7 +138,8 @@ impl MemoryBackend {
             api_keys: me.clone(),
             projects: me.clone(),
             audit: me.clone(),
-            privacy: me,
+            privacy: me.clone(),
+            jobs: me,
         }
     }
 
@@ -350,6 +354,8 @@ pub(crate) struct State {
     pub consents: HashMap<TenantId, Vec<Consent>>,
     /// Idempotency keys by `(scope, key)` (see `insightpulse_core::idempotency`).
     pub idempotency: HashMap<(String, IdempotencyKey), StoredKey>,
+    /// The job queue.
+    pub jobs: jobs::JobsState,
 }
 
 impl State {
@@ -765,6 +771,7 @@ impl State {
         self.environments.remove_of_tenant(t, |_| true);
         self.data_policies.remove_of_tenant(t, |_| true);
         self.consents.remove(&t);
+        self.jobs.jobs.remove_of_tenant(t, |_| true);
     }
 }
 
