@@ -159,19 +159,19 @@ BEGIN
     -- 2. Up to p_limit tenants with waiting jobs, from a random point of
     --    the ring (each step one probe of idx_jobs_ready).
     WITH RECURSIVE up(t) AS (
-        SELECT (SELECT min(r.tenant_id) FROM jobs r
-                 WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id >= v_start)
+        SELECT (SELECT r.tenant_id FROM jobs r
+                 WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id >= v_start ORDER BY r.tenant_id LIMIT 1)
         UNION ALL
-        SELECT (SELECT min(r.tenant_id) FROM jobs r
-                 WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id > up.t)
+        SELECT (SELECT r.tenant_id FROM jobs r
+                 WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id > up.t ORDER BY r.tenant_id LIMIT 1)
           FROM up WHERE up.t IS NOT NULL
     ), wrap(t) AS (
-        SELECT (SELECT min(r.tenant_id) FROM jobs r
-                 WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id < v_start)
+        SELECT (SELECT r.tenant_id FROM jobs r
+                 WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id < v_start ORDER BY r.tenant_id LIMIT 1)
         UNION ALL
-        SELECT (SELECT min(r.tenant_id) FROM jobs r
+        SELECT (SELECT r.tenant_id FROM jobs r
                  WHERE r.kind = p_kind AND r.state = 'pending' AND r.tenant_id > wrap.t
-                   AND r.tenant_id < v_start)
+                   AND r.tenant_id < v_start ORDER BY r.tenant_id LIMIT 1)
           FROM wrap WHERE wrap.t IS NOT NULL
     )
     SELECT array(SELECT a.t FROM (SELECT up.t FROM up WHERE up.t IS NOT NULL LIMIT p_limit) a
