@@ -11,6 +11,13 @@
 //! `insightpulse.claim_jobs` function, whose plans PL/pgSQL caches per
 //! connection. Idle workers wait on `LISTEN insightpulse_jobs`
 //! ([`PgJobWaker`]).
+//!
+//! Claims, completions, failures and releases commit without waiting for
+//! the WAL flush (`SET LOCAL synchronous_commit = off`): a crash of the
+//! database server may forget the last fraction of a second of them, and
+//! at-least-once delivery already covers that (a forgotten claim or
+//! completion makes the job run again). An enqueue commits with its
+//! caller's transaction, a cancellation and a purge durably.
 
 use crate::error::{db, not_found};
 use crate::tenancy::{parse, require_row, traced};
@@ -147,11 +154,18 @@ impl Drop for Guard {
 impl PgBackend {
     /// Runs `statement` (values inlined as literals) as `ctx` in one
     /// message: `BEGIN`, role and claims, the statement, `COMMIT`.
-    async fn one_trip(&self, ctx: &Context, statement: &str) -> Result<Vec<PgRow>> {
+    /// A worker call (`durable` false) commits asynchronously (see the
+    /// module docs).
+    async fn one_trip(&self, ctx: &Context, durable: bool, statement: &str) -> Result<Vec<PgRow>> {
         let (role, claims) = role_and_claims(ctx);
+        let commit = if durable {
+            ""
+        } else {
+            "SET LOCAL synchronous_commit = off;"
+        };
         let sql = format!(
             "BEGIN; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
-             SET LOCAL search_path TO {SEARCH_PATH}; SET LOCAL TimeZone = 'UTC';
+             SET LOCAL search_path TO {SEARCH_PATH}; SET LOCAL TimeZone = 'UTC'; {commit}
              {statement}; COMMIT",
             quote_literal(&claims)
         );
@@ -176,8 +190,8 @@ impl PgBackend {
     }
 
     /// The count a `WITH u AS (… RETURNING 1) SELECT count(*) FROM u` gives.
-    async fn count_trip(&self, ctx: &Context, statement: &str) -> Result<u64> {
-        let rows = self.one_trip(ctx, statement).await?;
+    async fn count_trip(&self, ctx: &Context, durable: bool, statement: &str) -> Result<u64> {
+        let rows = self.one_trip(ctx, durable, statement).await?;
         let n: i64 = rows
             .first()
             .ok_or_else(|| crate::error::corrupt("no count"))?
@@ -284,7 +298,7 @@ impl JobRepo for PgBackend {
                 ts(now),
                 ts(now + req.lease),
             );
-            let rows = self.one_trip(ctx, &statement).await?;
+            let rows = self.one_trip(ctx, false, &statement).await?;
             rows.iter().map(job_of).collect()
         })
     }
@@ -298,6 +312,7 @@ impl JobRepo for PgBackend {
             let now = ts(self.clock.now());
             self.count_trip(
                 ctx,
+                false,
                 &format!(
                     "WITH u AS (
                        UPDATE jobs j SET state = 'completed', finished_at = {now}, updated_at = {now},
@@ -332,6 +347,7 @@ impl JobRepo for PgBackend {
             let now = ts(now);
             self.count_trip(
                 ctx,
+                false,
                 &format!(
                     "WITH u AS (
                        UPDATE jobs j
@@ -366,6 +382,7 @@ impl JobRepo for PgBackend {
             let now = ts(self.clock.now());
             self.count_trip(
                 ctx,
+                false,
                 &format!(
                     "WITH u AS (
                        UPDATE jobs j SET state = 'pending', attempts = j.attempts - 1,
@@ -400,6 +417,7 @@ impl JobRepo for PgBackend {
             let now = ts(self.clock.now());
             self.count_trip(
                 ctx,
+                true,
                 &format!(
                     "WITH u AS (
                        UPDATE jobs SET state = 'cancelled', finished_at = {now}, updated_at = {now}
@@ -421,6 +439,7 @@ impl JobRepo for PgBackend {
             }
             self.count_trip(
                 ctx,
+                true,
                 &format!(
                     "WITH u AS (
                        DELETE FROM jobs j
