@@ -199,7 +199,7 @@ mod tests {
             assert_eq!(PermissionCode::parse(code.as_str()).unwrap(), *code);
             assert_eq!(code.description(), *description);
         }
-        assert_eq!(PERMISSIONS.len(), 49);
+        assert_eq!(PERMISSIONS.len(), 50);
         assert_eq!(PermissionCode::ALL.len(), PERMISSIONS.len());
     }
 
