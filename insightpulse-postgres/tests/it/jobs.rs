@@ -278,3 +278,53 @@ async fn authenticated_reads_with_job_read_and_never_writes_directly(pool: PgPoo
         .unwrap_err()
         .is_validation());
 }
+
+/// A per-tenant limit holds under concurrent claimers: however they race,
+/// no tenant ever has more running jobs than its limit.
+#[sqlx::test(migrations = false)]
+async fn per_tenant_limits_hold_under_concurrent_claimers(pool: PgPool) {
+    let (backend, _clock) = backend(pool.clone()).await;
+    let repos = backend.repos();
+    let mut tenants = Vec::new();
+    for slug in ["t-one", "t-two", "t-three", "t-four"] {
+        let owner = user(&repos, &format!("owner@{slug}.io")).await;
+        tenants.push(tenant(&repos, owner.id, slug).await.0.id);
+    }
+    for t in &tenants {
+        let ctx = Context::system("test").in_tenant(*t);
+        for i in 0..15 {
+            let job = NewJob::new(kind(), json!({ "i": i }));
+            repos.jobs.enqueue_job(&ctx, job).await.unwrap();
+        }
+    }
+    let req = ClaimRequest::new(kind(), "racer", 3, Duration::seconds(60)).with_per_tenant_limit(2);
+    let racers: Vec<_> = (0..6)
+        .map(|_| {
+            let (jobs, req) = (repos.jobs.clone(), req.clone());
+            tokio::spawn(async move {
+                let mut got = 0;
+                for _ in 0..10 {
+                    got += jobs
+                        .claim_jobs(&Context::system("test"), &req)
+                        .await
+                        .unwrap()
+                        .len();
+                }
+                got
+            })
+        })
+        .collect();
+    let mut claimed = 0;
+    for r in racers {
+        claimed += r.await.unwrap();
+    }
+    let running: Vec<(uuid::Uuid, i64)> = sqlx::query_as(
+        "SELECT tenant_id, count(*) FROM insightpulse.jobs WHERE state = 'running' GROUP BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(claimed, 8, "{running:?}");
+    assert_eq!(running.len(), 4);
+    assert!(running.iter().all(|(_, n)| *n == 2), "{running:?}");
+}
