@@ -14,11 +14,11 @@ use insightpulse::postgres::PgBackend;
 use insightpulse::projects::NewProject;
 use insightpulse::tenancy::tokens::TokenHasher;
 use insightpulse::tenancy::{ApiKeyScope, NewApiKey, NewTenant, NewUser};
-use insightpulse::testing::memory::MemoryBackend;
 use insightpulse::{
     chrono, Context, Email, ExposeSecret, Name, PermissionCode, ProjectId, Repos, RequestMeta,
     Slug, TenantId, TimeZone, UserId,
 };
+use insightpulse_testing::memory::MemoryBackend;
 use sqlx::PgPool;
 use sqlx::Row;
 use std::time::Instant;
@@ -299,9 +299,11 @@ async fn postgres(url: &str) {
     .unwrap();
     let (role, claims) = insightpulse::postgres::uow::role_and_claims(&ctx);
     let claims = insightpulse::postgres::uow::quote_literal(&claims);
+    let tenant_setting = insightpulse::postgres::uow::TENANT_SETTING;
     let execute = format!("EXECUTE bench_get('{}', '{}')", tenant.0, project.0);
     let with_rls = format!(
-        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT"
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL {tenant_setting} = '{}'; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT",
+        tenant.0
     );
     let without_rls = format!("BEGIN READ ONLY; SET LOCAL TimeZone = 'UTC'; {execute}; COMMIT");
     let (s, b) = compare_on(&mut conn, Msg::Simple(&with_rls), Msg::Simple(&without_rls)).await;
@@ -319,8 +321,8 @@ async fn postgres(url: &str) {
     // The SDK call against the very same message sent through the pool: what
     // the SDK itself adds (spans, claims, decoding into domain types).
     let message = format!(
-        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL search_path TO insightpulse, pg_temp; SET LOCAL TimeZone = 'UTC'; EXECUTE insightpulse_get_project('{}', '{}'); COMMIT",
-        tenant.0, project.0
+        "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {claims}; SET LOCAL {tenant_setting} = '{}'; SET LOCAL search_path TO insightpulse, pg_temp; SET LOCAL TimeZone = 'UTC'; EXECUTE insightpulse_get_project('{}', '{}'); COMMIT",
+        tenant.0, tenant.0, project.0
     );
     let (s, b) = compare(
         || async {

@@ -178,7 +178,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             backend.migrate().await?;
             backend.repos()
         }
-        _ => insightpulse::testing::memory::MemoryBackend::new().repos(),
+        _ => insightpulse_testing::memory::MemoryBackend::new().repos(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -196,8 +196,8 @@ mod tests {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use insightpulse::tenancy::{ApiKeyScope, NewApiKey, NewTenant, SignUp};
-    use insightpulse::testing::memory::MemoryBackend;
     use insightpulse::{Email, ExposeSecret, PermissionCode, TimeZone};
+    use insightpulse_testing::memory::MemoryBackend;
     use tower::ServiceExt;
 
     /// A signed-up tenant and the plaintext of an API key of it holding

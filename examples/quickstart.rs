@@ -27,7 +27,7 @@ use insightpulse::{
 async fn main() -> Result<(), insightpulse::Error> {
     let repos = backend().await?;
     // Names are unique per run, so the tour can run again on the same database.
-    let run = &insightpulse::uuid::Uuid::new_v4().simple().to_string()[..8];
+    let run = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let request = |id: &str| RequestMeta::default().with_request_id(id);
 
     // 1. Ada signs up: her account, password, first tenant, owner
@@ -386,7 +386,7 @@ async fn backend() -> Result<Repos, insightpulse::Error> {
         }
         _ => {
             println!("backend: in-memory");
-            Ok(insightpulse::testing::memory::MemoryBackend::new().repos())
+            Ok(insightpulse_testing::memory::MemoryBackend::new().repos())
         }
     }
 }

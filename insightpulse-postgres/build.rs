@@ -1,4 +1,4 @@
-// `sqlx::migrate!` embeds the migrations at compile time; rebuild when they change.
+//! Rebuilds the crate when a migration changes (they are embedded at compile time).
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
 }

@@ -167,6 +167,47 @@ labelled_enum! {
     }
 }
 
+labelled_enum! {
+    /// Why a sealed value (`crate::sealed`) was refused. The text never
+    /// holds key material, plaintext or ciphertext.
+    SealRejection {
+        /// The bytes are not a sealed value: truncated, garbage, a field of
+        /// the wrong size, or a plaintext that is not the text asked for.
+        Malformed => "malformed", "is malformed";
+        /// It was written in a format version this build does not read.
+        UnsupportedVersion => "unsupported_version", "has a format version this build does not read";
+        /// Its data key was wrapped under a key id the key ring does not hold
+        /// (a retired key, or a ring configured without it). Key ids are not
+        /// secret: the id is written in the clear in every sealed value.
+        UnknownKey => "unknown_key", "was wrapped under a key the key ring does not hold";
+        /// Authentication failed: other key material under that id, altered
+        /// bytes, or a value bound to another tenant, table, row or version —
+        /// deliberately indistinguishable.
+        Unopenable => "unopenable", "cannot be opened (wrong key, altered, or bound to another row)";
+    }
+}
+
+labelled_enum! {
+    /// What is wrong with a key ring's configuration (`crate::sealed`). The
+    /// text never holds a key.
+    KeyRingFault {
+        /// The variable holding the keys is not set (or empty).
+        Missing => "missing", "is not set";
+        /// An entry is not `id:base64key`.
+        MalformedEntry => "malformed_entry", "has an entry that is not id:base64key";
+        /// A key id is not 1 to 64 of `A-Z a-z 0-9 . _ -`.
+        InvalidKeyId => "invalid_key_id", "has a key id that is not 1 to 64 of A-Z a-z 0-9 . _ -";
+        /// A key is not standard padded base64.
+        InvalidBase64 => "invalid_base64", "has a key that is not standard padded base64";
+        /// A key does not decode to 32 bytes (AES-256).
+        WrongKeyLength => "wrong_key_length", "has a key that is not 32 bytes";
+        /// Two entries share a key id.
+        DuplicateKeyId => "duplicate_key_id", "names a key id twice";
+        /// The key named current is not among the keys.
+        UnknownCurrent => "unknown_current", "names a current key it does not hold";
+    }
+}
+
 /// What a refused caller would have needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -275,6 +316,18 @@ pub enum Error {
         /// Why it was rejected.
         reason: Rejection,
     },
+    /// A sealed value could not be read or opened (see `crate::sealed`).
+    #[error("sealed value {reason}")]
+    Sealed {
+        /// Why.
+        reason: SealRejection,
+    },
+    /// The key ring of sealed values is misconfigured (see `crate::sealed`).
+    #[error("key ring configuration {fault}")]
+    KeyRing {
+        /// What is wrong with it.
+        fault: KeyRingFault,
+    },
     /// The backend failed in a way the caller cannot fix (connection lost,
     /// unexpected database error). The source is kept for logging.
     #[error("backend error: {0}")]
@@ -311,6 +364,14 @@ impl Error {
     pub fn unauthenticated(credential: Credential, reason: Rejection) -> Self {
         Self::Unauthenticated { credential, reason }
     }
+    /// A refused sealed value.
+    pub fn sealed(reason: SealRejection) -> Self {
+        Self::Sealed { reason }
+    }
+    /// A misconfigured key ring.
+    pub fn key_ring(fault: KeyRingFault) -> Self {
+        Self::KeyRing { fault }
+    }
     /// Wraps an unexpected backend failure.
     pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Backend(Box::new(e))
@@ -326,6 +387,8 @@ impl Error {
     /// | `PermissionDenied` | `permission_denied` |
     /// | `InvalidState` | `invalid_state` |
     /// | `Unauthenticated` | `unauthenticated` |
+    /// | `Sealed` | `sealed_value_rejected` |
+    /// | `KeyRing` | `key_ring_misconfigured` |
     /// | `Backend` | `backend_error` |
     ///
     /// The variant's parts refine it, each with a stable label of its own
@@ -338,6 +401,8 @@ impl Error {
             Self::PermissionDenied { .. } => "permission_denied",
             Self::InvalidState { .. } => "invalid_state",
             Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Sealed { .. } => "sealed_value_rejected",
+            Self::KeyRing { .. } => "key_ring_misconfigured",
             Self::Backend(_) => "backend_error",
         }
     }

@@ -84,6 +84,8 @@ typed_id!(
     AuditEntryId,
     /// One recorded consent or withdrawal.
     ConsentId,
+    /// A domain event of the outbox.
+    EventId,
     /// A job of the queue.
     JobId,
 );

@@ -18,6 +18,7 @@
 //! | [`projects`] | projects and their environments |
 //! | [`audit`] | the tamper-evident audit trail every mutation writes to |
 //! | [`privacy`] | data retention policies, consents and user erasure |
+//! | [`outbox`] | domain events written with the change, read in commit order by consumers |
 //! | [`jobs`] | the one job queue: leases, retries, fairness between tenants, the worker runtime |
 
 /// `FromStr` for an enum with an `as_str` label, built from the labels
@@ -44,9 +45,11 @@ pub mod error;
 pub mod idempotency;
 pub mod ids;
 pub mod jobs;
+pub mod outbox;
 pub mod privacy;
 pub mod projects;
 pub mod repos;
+pub mod sealed;
 pub mod tenancy;
 pub mod values;
 
@@ -56,8 +59,8 @@ pub use error::{Credential, Entity, Error, Rejection, Requirement, Result, State
 pub use ids::*;
 pub use repos::{Repos, ReposBuilder};
 pub use values::{
-    AuditAction, ConsentPurpose, ConsentSource, Email, IdempotencyKey, Name, PermissionCode,
-    PolicyVersion, Slug, TargetType, TimeZone,
+    AuditAction, ConsentPurpose, ConsentSource, ConsumerName, Email, EventType, IdempotencyKey,
+    Name, PermissionCode, PolicyVersion, Slug, TargetType, TimeZone,
 };
 
 /// Re-exported so host apps use the same secret types the SDK returns.

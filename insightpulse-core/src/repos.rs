@@ -10,6 +10,7 @@
 
 use crate::audit::AuditRepo;
 use crate::jobs::JobRepo;
+use crate::outbox::OutboxRepo;
 use crate::privacy::PrivacyRepo;
 use crate::projects::ProjectRepo;
 use crate::tenancy::{
@@ -73,6 +74,8 @@ repos! {
     audit: AuditRepo,
     /// Data policies, consents and erasure.
     privacy: PrivacyRepo,
+    /// Domain events: publish, consume by cursor, follow as a stream.
+    outbox: OutboxRepo,
     /// The job queue.
     jobs: JobRepo,
 }

@@ -387,6 +387,26 @@ label_value!(
     "source",
     64
 );
+label_value!(
+    /// The type of a domain event of the outbox, as `noun.verb` (e.g.
+    /// `project.created`).
+    ///
+    /// ```
+    /// use insightpulse_core::EventType;
+    /// assert!(EventType::parse("invoice.paid").is_ok());
+    /// assert!(EventType::parse("Invoice Paid").is_err());
+    /// ```
+    EventType,
+    "event_type",
+    100
+);
+label_value!(
+    /// The name of an outbox consumer, which owns one cursor per scope
+    /// (e.g. `webhooks`, `alerts.evaluator`).
+    ConsumerName,
+    "consumer",
+    64
+);
 
 /// The version of the policy text a consent refers to (e.g. `2026-05`,
 /// `v3.1`): 1–64 characters, no whitespace or control characters.

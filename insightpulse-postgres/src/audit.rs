@@ -106,7 +106,7 @@ fn entry_statement(
     at: DateTime<Utc>,
 ) -> String {
     let text = |v: Option<&str>| v.map_or_else(|| "NULL".to_owned(), quote_literal);
-    let uuid = |v: Option<uuid::Uuid>| v.map_or_else(|| "NULL".to_owned(), uuid_literal);
+    let uuid = |v: Option<Uuid>| v.map_or_else(|| "NULL".to_owned(), uuid_literal);
     let bytes = |v: Option<&[u8]>| {
         v.map_or_else(
             || "NULL".to_owned(),
@@ -282,8 +282,9 @@ impl AuditRepo for PgBackend {
             };
             // The seed's "Audit Report", one page; the acting users' emails
             // come from audit_actor_emails, which also names members who
-            // have left (the users policies no longer show them); acting
-            // keys are named while they exist.
+            // have left (the users policies no longer show them), and the
+            // acting keys' names from audit_actor_keys (api_keys is shown only
+            // to holders of api_key.manage), while the keys exist.
             let rows = sqlx::query(
                 "WITH page AS (
                     SELECT al.id, al.tenant_id, al.seq, al.created_at,
@@ -307,7 +308,8 @@ impl AuditRepo for PgBackend {
                    FROM page
                    LEFT JOIN audit_actor_emails($1, ARRAY(SELECT DISTINCT user_id FROM page)) e
                           ON e.id = page.user_id
-                   LEFT JOIN api_keys k ON k.tenant_id = page.tenant_id AND k.id = page.api_key_id
+                   LEFT JOIN audit_actor_keys($1, ARRAY(SELECT DISTINCT api_key_id FROM page)) k
+                          ON k.id = page.api_key_id
                   ORDER BY page.created_at DESC, page.seq DESC",
             )
             .bind(t.0)

@@ -38,6 +38,7 @@ mod error;
 mod idempotency;
 mod jobs;
 pub mod migrate;
+mod outbox;
 mod privacy;
 mod projects;
 mod tenancy;
@@ -58,6 +59,8 @@ pub struct PgBackend {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: TokenHasher,
     pub(crate) password_cost: PasswordCost,
+    /// The outbox's shared `LISTEN` connection (started on demand).
+    pub(crate) wakeups: outbox::Wakeups,
     #[cfg(feature = "bench-unaudited")]
     pub(crate) unaudited: bool,
 }
@@ -77,6 +80,7 @@ impl PgBackend {
             clock: Arc::new(SystemClock),
             hasher,
             password_cost: PasswordCost::Standard,
+            wakeups: outbox::Wakeups::default(),
             #[cfg(feature = "bench-unaudited")]
             unaudited: false,
         }
@@ -146,6 +150,7 @@ impl PgBackend {
             projects: this.clone(),
             audit: this.clone(),
             privacy: this.clone(),
+            outbox: this.clone(),
             jobs: this,
         }
     }

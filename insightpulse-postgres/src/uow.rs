@@ -25,6 +25,10 @@
 //! transaction-locally like the role: the SDK's statements name its tables
 //! unqualified, and a host sharing the pool keeps its own search path.
 //!
+//! Each also names the tenant the call acts in ([`TENANT_SETTING`]); the
+//! database derives the caller's memberships and grants itself, once per
+//! unit of work (migration 0008), and never takes them from the SDK.
+//!
 //! | principal | role | claims |
 //! |---|---|---|
 //! | user | `authenticated` | `{"sub": user}` |
@@ -130,6 +134,17 @@ impl Drop for Tx {
 /// come first from `pg_catalog` as always.
 pub const SEARCH_PATH: &str = "insightpulse, pg_temp";
 
+/// The transaction-local setting that names the tenant a unit of work acts
+/// in (empty for none). The tenant tables' policies show rows of that
+/// tenant only, and only when the claims' principal acts in it (see
+/// migration 0008): the SDK says where, the database decides whether.
+pub const TENANT_SETTING: &str = "insightpulse.tenant_id";
+
+/// The value of [`TENANT_SETTING`] for `ctx`: a uuid, or empty.
+fn acting_tenant(ctx: &Context) -> String {
+    ctx.tenant_id().map(|t| t.0.to_string()).unwrap_or_default()
+}
+
 /// The database role and the claims JSON for a context.
 pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
     match ctx.principal() {
@@ -162,8 +177,9 @@ fn open_statement(begin: &str, ctx: &Context, settings: &[(&str, &str)]) -> Stri
     let (role, claims) = role_and_claims(ctx);
     let mut sql = format!(
         "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true), \
-         set_config('search_path', '{SEARCH_PATH}', true)",
-        quote_literal(&claims)
+         set_config('{TENANT_SETTING}', '{}', true), set_config('search_path', '{SEARCH_PATH}', true)",
+        quote_literal(&claims),
+        acting_tenant(ctx)
     );
     for (name, value) in settings {
         sql.push_str(&format!(
@@ -257,9 +273,10 @@ impl PgBackend {
         let (role, claims) = role_and_claims(ctx);
         let sql = format!(
             "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
-             SET LOCAL search_path TO {SEARCH_PATH}; SET LOCAL TimeZone = 'UTC';
-             EXECUTE {}({}); COMMIT",
+             SET LOCAL {TENANT_SETTING} = '{}'; SET LOCAL search_path TO {SEARCH_PATH};
+             SET LOCAL TimeZone = 'UTC'; EXECUTE {}({}); COMMIT",
             quote_literal(&claims),
+            acting_tenant(ctx),
             stmt.name,
             args.join(", ")
         );

@@ -47,6 +47,7 @@ permission_catalog! {
     WEBHOOK_READ = "webhook.read", "See webhooks and deliveries";
     WEBHOOK_MANAGE = "webhook.manage", "Configure webhooks";
     AUDIT_READ = "audit.read", "Read the audit trail";
+    EVENT_READ = "event.read", "Read and follow domain events";
     DATA_POLICY_MANAGE = "data_policy.manage", "Configure retention and anonymization";
     CONSENT_MANAGE = "consent.manage", "Record and withdraw consents";
     SECRET_READ = "secret.read", "Read secret values";
@@ -199,7 +200,7 @@ mod tests {
             assert_eq!(PermissionCode::parse(code.as_str()).unwrap(), *code);
             assert_eq!(code.description(), *description);
         }
-        assert_eq!(PERMISSIONS.len(), 50);
+        assert_eq!(PERMISSIONS.len(), 51);
         assert_eq!(PermissionCode::ALL.len(), PERMISSIONS.len());
     }
 

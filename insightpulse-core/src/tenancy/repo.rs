@@ -213,7 +213,7 @@ pub trait RbacRepo: Send + Sync {
 pub trait SsoRepo: Send + Sync {
     /// Registers a provider (validated). Needs `sso.manage`.
     async fn create_provider(&self, ctx: &Context, new: NewSsoProvider) -> Result<SsoProvider>;
-    /// Every provider, ordered by name.
+    /// Every provider, ordered by name. Needs `sso.manage`.
     async fn list_providers(&self, ctx: &Context) -> Result<Vec<SsoProvider>>;
     /// Changes the configuration and/or enabled flag. Needs `sso.manage`.
     async fn update_provider(
@@ -243,7 +243,8 @@ pub trait SsoRepo: Send + Sync {
         provider: SsoProviderId,
         subject: &str,
     ) -> Result<Option<User>>;
-    /// Identities of a user in the tenant.
+    /// Identities of a user in the tenant. Needs `sso.manage`, except for
+    /// a user's own.
     async fn list_identities(&self, ctx: &Context, user: UserId) -> Result<Vec<Identity>>;
     /// Removes a link. Needs `sso.manage`.
     async fn unlink_identity(&self, ctx: &Context, id: IdentityId) -> Result<()>;

@@ -242,7 +242,30 @@ impl ApiKeyRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, None, None).await?;
-            let found = key(&mut tx, tenant, id).await?;
+            let found = match key(&mut tx, tenant, id).await {
+                Err(Error::NotFound { .. }) => {
+                    // RLS shows a key only to holders of api_key.manage at
+                    // its level; a member without it is refused as such.
+                    let level: Option<Option<Uuid>> =
+                        sqlx::query_scalar("SELECT project_id FROM insightpulse.api_key_level($1)")
+                            .bind(id.0)
+                            .fetch_optional(&mut *tx)
+                            .await
+                            .map_err(db)?;
+                    if let Some(level) = level {
+                        require(
+                            &mut tx,
+                            ctx,
+                            tenant,
+                            Some(PermissionCode::API_KEY_MANAGE),
+                            level.map(ProjectId),
+                        )
+                        .await?;
+                    }
+                    return Err(Error::not_found(Entity::ApiKey));
+                }
+                found => found?,
+            };
             require(
                 &mut tx,
                 ctx,

@@ -1,7 +1,7 @@
 //! `SsoRepo` on PostgreSQL: providers (configuration as JSONB, validated
 //! by core before every write) and federated identities.
 
-use super::{delete_one, parse, require, require_row, tenant_rows, traced};
+use super::{delete_one, may_list, parse, require, require_row, tenant_rows, traced};
 use crate::error::{corrupt, db, not_found};
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -127,6 +127,9 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.list_providers", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
+            if !may_list(&mut tx, ctx, tenant, PermissionCode::SSO_MANAGE).await? {
+                return Ok(vec![]);
+            }
             let rows: Vec<ProviderRow> = tenant_rows(
                 &mut tx,
                 &format!("SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 ORDER BY name COLLATE \"C\""),
@@ -268,6 +271,11 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.list_identities", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
+            if ctx.user_id() != Some(user)
+                && !may_list(&mut tx, ctx, tenant, PermissionCode::SSO_MANAGE).await?
+            {
+                return Ok(vec![]);
+            }
             let rows: Vec<IdentityRow> = sqlx::query_as(&format!(
                 "SELECT {IDENTITY_COLS} FROM user_identities WHERE tenant_id = $1 AND user_id = $2
                   ORDER BY created_at, id"

@@ -9,21 +9,22 @@
 
 use crate::{acting_as, tenant, user};
 use chrono::Duration;
+use insightpulse_core::outbox::EventCursor;
 use insightpulse_core::privacy::{
     ConsentChange, DataCategory, NewDataPolicy, RetentionAction, RetentionDays,
 };
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
 use insightpulse_core::tenancy::*;
 use insightpulse_core::{
-    ConsentPurpose, ConsentSource, Context, Email, IdempotencyKey, Name, PermissionCode,
-    PolicyVersion, Repos, Slug, TenantId, UserId,
+    ConsentPurpose, ConsentSource, ConsumerName, Context, Email, EventType, IdempotencyKey, Name,
+    PermissionCode, PolicyVersion, Repos, Slug, TenantId, UserId,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Puts at least one row in every tenant table for the tenant `slug`, and
 /// returns the tenant and its owner.
-async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
+pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     let owner = user(repos, &format!("owner@{slug}.io")).await;
     let member = user(repos, &format!("member@{slug}.io")).await;
     let (t, ctx) = tenant(repos, owner.id, slug).await;
@@ -162,6 +163,25 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
+    // An event, and a consumer's cursor in the tenant.
+    repos
+        .outbox
+        .publish_event(
+            &ctx,
+            &EventType::parse("fixture.created").unwrap(),
+            &serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+    repos
+        .outbox
+        .commit_cursor(
+            &ctx,
+            &ConsumerName::parse("fixture").unwrap(),
+            EventCursor::new(1, 1),
+        )
+        .await
+        .unwrap();
     let job = insightpulse_core::jobs::NewJob::new("sync".parse().unwrap(), serde_json::json!({}));
     repos
         .jobs
@@ -171,7 +191,7 @@ async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     (t.id, owner.id)
 }
 
-async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
+pub(crate) async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
     sqlx::query_as(
         "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
                 (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid)
@@ -189,7 +209,7 @@ async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
 
 /// Runs one attack statement in its own transaction as `attacker`; returns
 /// the rows it touched, or the SQLSTATE that refused it.
-async fn attack(
+pub(crate) async fn attack(
     pool: &PgPool,
     attacker: &Context,
     sql: &str,

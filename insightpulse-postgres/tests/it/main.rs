@@ -8,8 +8,10 @@ mod differential;
 mod embed;
 mod isolation;
 mod jobs;
+mod outbox;
 mod permissions;
 mod pool;
+mod within_tenant;
 
 mod conformance {
     insightpulse_testing::conformance_tests!(

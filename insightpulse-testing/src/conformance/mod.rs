@@ -26,6 +26,7 @@ pub mod audit;
 pub mod error;
 pub mod idempotency;
 pub mod jobs;
+pub mod outbox;
 pub mod privacy;
 pub mod projects;
 pub mod tenancy;
@@ -66,8 +67,8 @@ pub(crate) use assert_err;
 /// Syntax: `conformance_tests!(#[test_attribute] (test fn args) => harness_expression);`
 /// The harness expression is evaluated inside each (async) test function, so
 /// it may use the test's arguments and `.await`. The generated tests live in
-/// modules `tenancy`, `projects`, `audit`, `privacy`, `error` and
-/// `idempotency` of the invoking module.
+/// modules `tenancy`, `projects`, `audit`, `privacy`, `error`,
+/// `idempotency` and `outbox` of the invoking module.
 ///
 /// ```ignore
 /// insightpulse_testing::conformance_tests!(#[tokio::test] () => insightpulse_testing::memory::harness());
@@ -184,6 +185,7 @@ macro_rules! __conformance_cases {
             audit_log_anonymization_erases_old_personal_fields,
             invitation_retention_deletes_settled_old_invitations,
             invitation_retention_hashes_settled_old_emails,
+            invitation_retention_honours_its_boundaries,
             retention_reports_every_policy_and_touches_nothing_else,
             consents_keep_their_full_history,
             consent_rights_and_subjects_are_checked,
@@ -206,6 +208,17 @@ macro_rules! __conformance_cases {
             keys_are_forgotten_after_24_hours,
             replays_return_the_row_as_it_is_now,
             concurrent_creates_with_one_key_make_one_row,
+        ]);
+        $crate::__conformance_module!($backend outbox [
+            published_events_are_read_in_order,
+            cursors_resume_reads_and_only_move_forward,
+            uncommitted_reads_are_delivered_again,
+            bad_input_is_refused_and_writes_nothing,
+            tenants_never_see_each_others_events,
+            reading_needs_event_read_and_publishing_needs_the_tenant,
+            system_consumers_read_across_tenants,
+            subscriptions_replay_then_follow_new_events,
+            purge_removes_old_events_and_is_system_only,
         ]);
         $crate::__conformance_module!($backend jobs [
             jobs_are_enqueued_by_the_system_and_read_with_job_read,

@@ -16,6 +16,7 @@
 mod audit;
 mod idempotency;
 mod jobs;
+mod outbox;
 mod privacy;
 
 pub use jobs::MemoryJobWaker;
@@ -139,6 +140,7 @@ impl MemoryBackend {
             projects: me.clone(),
             audit: me.clone(),
             privacy: me.clone(),
+            outbox: me.clone(),
             jobs: me,
         }
     }
@@ -155,14 +157,56 @@ impl MemoryBackend {
     /// Runs one repository call inside its tracing span. Only the operation,
     /// the tenant and the principal's kind are recorded — never a secret.
     fn run<T>(&self, ctx: &Context, op: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let span = tracing::debug_span!(
-            "insightpulse",
-            op,
-            tenant = ?ctx.tenant_id(),
-            principal = ctx.principal_kind().as_str()
-        );
-        span.in_scope(f)
+        span(ctx, op).in_scope(f)
     }
+
+    /// [`Self::run`] for a call that awaits: one that hashes or verifies a
+    /// password on the blocking pool.
+    async fn run_async<T>(
+        &self,
+        ctx: &Context,
+        op: &'static str,
+        f: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        tracing::Instrument::instrument(f, span(ctx, op)).await
+    }
+}
+
+fn span(ctx: &Context, op: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "insightpulse",
+        op,
+        tenant = ?ctx.tenant_id(),
+        principal = ctx.principal_kind().as_str()
+    )
+}
+
+/// Runs argon2 — deliberately slow — on the blocking pool, as the Postgres
+/// backend does, so a host's tests on the fake never stall the executor.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(Error::backend)
+}
+
+/// [`passwords::hash`](insightpulse_core::tenancy::passwords::hash) off the executor.
+async fn hash_password(
+    password: &insightpulse_core::SecretString,
+    cost: PasswordCost,
+) -> Result<String> {
+    let password = password.clone();
+    blocking(move || insightpulse_core::tenancy::passwords::hash(&password, cost)).await?
+}
+
+/// [`passwords::verify`](insightpulse_core::tenancy::passwords::verify) off the executor.
+async fn verify_password(
+    password: &insightpulse_core::SecretString,
+    stored: Option<String>,
+    cost: PasswordCost,
+) -> Result<bool> {
+    let password = password.clone();
+    blocking(move || {
+        insightpulse_core::tenancy::passwords::verify(&password, stored.as_deref(), cost)
+    })
+    .await
 }
 
 /// A conformance [`Harness`] over a fresh memory backend on a fresh
@@ -354,6 +398,8 @@ pub(crate) struct State {
     pub consents: HashMap<TenantId, Vec<Consent>>,
     /// Idempotency keys by `(scope, key)` (see `insightpulse_core::idempotency`).
     pub idempotency: HashMap<(String, IdempotencyKey), StoredKey>,
+    /// The outbox's events and consumer cursors (outlive their tenant).
+    pub outbox: outbox::OutboxState,
     /// The job queue.
     pub jobs: jobs::JobsState,
 }

@@ -190,11 +190,14 @@ pub async fn query_pages_by_cursor_without_gaps_or_duplicates(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
     let paged = |i: i64| AuditEvent::new("page.entry", "doc", Some(i), json!({"i": i})).unwrap();
+    let other = |i: i64| AuditEvent::new("page.other", "doc", Some(i), json!({"i": i})).unwrap();
     for i in 0..7 {
         if i == 3 || i == 5 {
             h.clock.advance(Duration::minutes(1));
         }
         record(r, &actx, paged(i)).await;
+        // Entries the filter skips sit between the matching ones.
+        record(r, &actx, other(i)).await;
     }
     let q = AuditQuery::last_days(30).action(action("page.entry"));
     let all = page(r, &actx, q.clone().limit(1000)).await;

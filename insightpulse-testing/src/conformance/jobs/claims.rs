@@ -15,7 +15,7 @@ use std::collections::HashSet;
 pub async fn claims_take_due_jobs_by_priority_then_run_at(h: Harness) {
     let r = &h.repos;
     // Leases outlast the minute this case moves the clock.
-    let long = |req: insightpulse_core::jobs::ClaimRequest| insightpulse_core::jobs::ClaimRequest {
+    let long = |req: ClaimRequest| ClaimRequest {
         lease: Duration::minutes(10),
         ..req
     };
@@ -282,8 +282,7 @@ pub async fn per_tenant_limits_cap_running_jobs(h: Harness) {
     for _ in 0..3 {
         running.extend(claim(r, &limited).await);
     }
-    let of =
-        |t, jobs: &[insightpulse_core::jobs::Job]| jobs.iter().filter(|j| j.tenant_id == t).count();
+    let of = |t, jobs: &[Job]| jobs.iter().filter(|j| j.tenant_id == t).count();
     assert_eq!((of(a.id, &running), of(b.id, &running)), (2, 2));
     // Another kind has its own count.
     assert_eq!(

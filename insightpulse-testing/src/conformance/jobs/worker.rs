@@ -67,11 +67,7 @@ pub fn quick_config(kind_: &str, worker_id: &str) -> WorkerConfig {
 }
 
 /// Waits (up to 10 s) until every job of `ids` is finished.
-async fn until_finished(
-    r: &insightpulse_core::Repos,
-    t: insightpulse_core::TenantId,
-    ids: &[JobId],
-) {
+async fn until_finished(r: &Repos, t: TenantId, ids: &[JobId]) {
     for _ in 0..1000 {
         let mut all = true;
         for id in ids {

@@ -178,10 +178,12 @@ fn consent(user: UserId, purpose_label: &str, version: &str, source: &str) -> Co
 
 mod consents;
 mod erasure;
+mod invitations;
 mod policies;
 mod retention;
 
 pub use consents::*;
 pub use erasure::*;
+pub use invitations::*;
 pub use policies::*;
 pub use retention::*;

@@ -6,7 +6,7 @@ use crate::fixtures::*;
 use chrono::Duration;
 use insightpulse_core::projects::EnvironmentKind;
 use insightpulse_core::tenancy::catalog::{self, BUILTIN_ROLES};
-use insightpulse_core::tenancy::{ApiKeyScope, NewRole, RoleScope};
+use insightpulse_core::tenancy::{ApiKeyScope, NewInvitation, NewRole, RoleScope};
 use insightpulse_core::{
     Clock, Context, Entity, Error, PermissionCode, ProjectId, Requirement, RoleGrantId, RoleId,
     UserId,
@@ -188,7 +188,37 @@ pub async fn custom_roles_lifecycle(h: Harness) {
         r.rbac.delete_role(&bctx, support.id).await,
         Error::PermissionDenied { .. }
     );
+    let invited = r
+        .members
+        .invite(
+            &actx,
+            NewInvitation {
+                email: email("carol@acme.io"),
+                role_id: Some(support.id),
+                valid_for: Duration::days(1),
+            },
+        )
+        .await
+        .unwrap();
     r.rbac.delete_role(&actx, support.id).await.unwrap();
+    // A pending invitation keeps no deleted role: it now grants none.
+    let pending = r.members.list_invitations(&actx).await.unwrap();
+    let kept = pending
+        .iter()
+        .find(|i| i.id == invited.invitation.id)
+        .unwrap();
+    assert_eq!(kept.role_id, None);
+    let carol = signup(r, "carol@acme.io").await;
+    r.members
+        .accept_invitation(&Context::user(carol.id), &invited.token)
+        .await
+        .unwrap();
+    assert!(r
+        .rbac
+        .list_grants(&actx, Some(carol.id))
+        .await
+        .unwrap()
+        .is_empty());
     assert!(!r
         .rbac
         .has_permission(&bctx, code("ticket.assign"), None)

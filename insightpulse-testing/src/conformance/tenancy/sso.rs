@@ -5,7 +5,7 @@ use crate::conformance::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
 use insightpulse_core::tenancy::{NewSsoProvider, SsoConfig};
-use insightpulse_core::{Clock, Entity, Error, SsoProviderId};
+use insightpulse_core::{Clock, Entity, Error, PermissionCode, Requirement, SsoProviderId};
 
 /// SSO providers: configuration validated before anything is written, names
 /// unique per tenant, managed with `sso.manage`.
@@ -44,6 +44,13 @@ pub async fn sso_providers_are_validated_and_unique(h: Harness) {
     assert_eq!(
         r.sso.list_providers(&actx).await.unwrap(),
         vec![azure.clone(), okta.clone()]
+    );
+    // The configuration is for those who manage it.
+    assert_err!(
+        r.sso.list_providers(&vctx).await,
+        Error::PermissionDenied {
+            required: Requirement::Permission(PermissionCode::SSO_MANAGE)
+        }
     );
 
     let saml = |entity: &str, sso: &str, pem: &str| SsoConfig::Saml {
@@ -289,6 +296,19 @@ pub async fn identities_link_subjects_to_members(h: Harness) {
         r.sso.list_identities(&actx, bob.id).await.unwrap(),
         vec![first.clone()]
     );
+    // Another member's identities need sso.manage; one's own do not.
+    assert_err!(
+        r.sso.list_identities(&vctx, bob.id).await,
+        Error::PermissionDenied {
+            required: Requirement::Permission(PermissionCode::SSO_MANAGE)
+        }
+    );
+    assert!(r
+        .sso
+        .list_identities(&vctx, carol.id)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(r
         .sso
         .list_identities(&actx, carol.id)

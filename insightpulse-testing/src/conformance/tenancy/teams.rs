@@ -11,9 +11,16 @@ pub async fn teams_are_unique_by_slug_and_ordered(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
     let (_, vctx) = member_with_role(r, &actx, "viewer@acme.io", Some("Viewer")).await;
+    // Names sort the other way round from slugs, and creation order is a
+    // third order: the list must follow the slugs.
     let new = |s: &str| NewTeam {
         slug: slug(s),
-        name: name(s),
+        name: name(match s {
+            "web" => "Alpha",
+            "a-c" => "Mike",
+            "ab" => "Zulu",
+            other => other,
+        }),
     };
     let web = r.teams.create_team(&actx, new("web")).await.unwrap();
     assert_eq!((web.tenant_id, web.created_at), (acme.id, h.clock.now()));

@@ -1,12 +1,12 @@
 //! Sign-up, sign-in and API-key authentication in memory: the calls a host
 //! makes before it has a context. Argon2 runs without the state's lock.
 
-use super::super::{MemoryBackend, State, UserRow};
+use super::super::{hash_password, verify_password, MemoryBackend, State, UserRow};
 use async_trait::async_trait;
 use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::tokens::{last_use_due, prefix_of, usable, TokenKind};
-use insightpulse_core::tenancy::{passwords, AuthRepo, SignUp, SignedIn, SignedUp, User};
+use insightpulse_core::tenancy::{AuthRepo, SignUp, SignedIn, SignedUp, User};
 use insightpulse_core::{
     ApiKeyPrincipal, Context, Credential, Email, Entity, Error, ExposeSecret, Rejection,
     RequestMeta, Result, SecretString, TenantId, UserId,
@@ -19,14 +19,14 @@ type Earlier = (TenantId, Option<UserId>, Option<String>);
 impl MemoryBackend {
     /// Replays an earlier sign-up for whoever knows its password; anyone
     /// else finds the email taken.
-    fn replay_sign_up(
+    async fn replay_sign_up(
         &self,
         (tenant, user, stored): Earlier,
         password: &SecretString,
         request: &RequestMeta,
     ) -> Result<SignedUp> {
         match user {
-            Some(user) if passwords::verify(password, stored.as_deref(), self.password_cost) => {
+            Some(user) if verify_password(password, stored, self.password_cost).await? => {
                 self.signed_up(user, tenant, request.clone())
             }
             _ => Err(Error::conflict(Entity::User, "email")),
@@ -61,7 +61,7 @@ impl MemoryBackend {
 impl AuthRepo for MemoryBackend {
     async fn sign_up(&self, request: RequestMeta, new: SignUp) -> Result<SignedUp> {
         let ctx = Context::system("sign-up").with_request(request.clone());
-        self.run(&ctx, "AuthRepo.sign_up", || {
+        self.run_async(&ctx, "AuthRepo.sign_up", async {
             let call = Call::new(
                 Operation::SignUp,
                 None,
@@ -81,46 +81,53 @@ impl AuthRepo for MemoryBackend {
             };
             let replay = earlier(&self.lock())?;
             if let Some(earlier) = replay {
-                return self.replay_sign_up(earlier, &new.password, &request);
+                return self.replay_sign_up(earlier, &new.password, &request).await;
             }
-            let phc = passwords::hash(&new.password, self.password_cost)?;
+            let phc = hash_password(&new.password, self.password_cost).await?;
             let now = self.now();
-            let mut st = self.lock();
             // A racing sign-up with the key may have finished while argon2
             // ran without the lock: replay it rather than conflict with it.
-            if let Some(earlier) = earlier(&st)? {
-                drop(st);
-                return self.replay_sign_up(earlier, &new.password, &request);
+            let made = (|| -> Result<std::result::Result<SignedUp, Earlier>> {
+                let mut st = self.lock();
+                if let Some(raced) = earlier(&st)? {
+                    return Ok(Err(raced));
+                }
+                if st.user_by_email.contains_key(&new.email) {
+                    return Err(Error::conflict(Entity::User, "email"));
+                }
+                if st.tenant_by_slug.contains_key(&new.tenant.slug) {
+                    return Err(Error::conflict(Entity::Tenant, "slug"));
+                }
+                let user = User {
+                    id: UserId::new(),
+                    email: new.email.clone(),
+                    full_name: new.full_name.clone(),
+                    has_password: true,
+                    created_at: now,
+                    updated_at: now,
+                };
+                let user_ctx = Context::user(user.id).with_request(request.clone());
+                st.insert_user(UserRow {
+                    user: user.clone(),
+                    password_hash: Some(phc),
+                });
+                let tenant =
+                    st.create_tenant_owned_by(&user_ctx, user.id, new.tenant.clone(), now)?;
+                st.remember(scope.clone(), &request, call, tenant.id.0, now);
+                let membership = st.memberships[&(tenant.id, user.id)].m.clone();
+                Ok(Ok(SignedUp {
+                    user,
+                    membership,
+                    ctx: user_ctx.in_tenant(tenant.id),
+                    tenant,
+                }))
+            })()?;
+            match made {
+                Ok(signed_up) => Ok(signed_up),
+                Err(raced) => self.replay_sign_up(raced, &new.password, &request).await,
             }
-            if st.user_by_email.contains_key(&new.email) {
-                return Err(Error::conflict(Entity::User, "email"));
-            }
-            if st.tenant_by_slug.contains_key(&new.tenant.slug) {
-                return Err(Error::conflict(Entity::Tenant, "slug"));
-            }
-            let user = User {
-                id: UserId::new(),
-                email: new.email,
-                full_name: new.full_name,
-                has_password: true,
-                created_at: now,
-                updated_at: now,
-            };
-            let user_ctx = Context::user(user.id).with_request(request.clone());
-            st.insert_user(UserRow {
-                user: user.clone(),
-                password_hash: Some(phc),
-            });
-            let tenant = st.create_tenant_owned_by(&user_ctx, user.id, new.tenant, now)?;
-            st.remember(scope, &request, call, tenant.id.0, now);
-            let membership = st.memberships[&(tenant.id, user.id)].m.clone();
-            Ok(SignedUp {
-                user,
-                membership,
-                ctx: user_ctx.in_tenant(tenant.id),
-                tenant,
-            })
         })
+        .await
     }
 
     async fn sign_in(
@@ -130,7 +137,7 @@ impl AuthRepo for MemoryBackend {
         request: RequestMeta,
     ) -> Result<SignedIn> {
         let ctx = Context::system("sign-in").with_request(request.clone());
-        self.run(&ctx, "AuthRepo.sign_in", || {
+        self.run_async(&ctx, "AuthRepo.sign_in", async {
             let found = {
                 let st = self.lock();
                 st.user_by_email
@@ -139,21 +146,21 @@ impl AuthRepo for MemoryBackend {
                     .map(|u| (u.user.clone(), u.password_hash.clone()))
             };
             let (user, stored) = found.map_or((None, None), |(u, h)| (Some(u), h));
+            // Verified (against a dummy hash when there is no account) before
+            // anything is decided, so both answers take as long.
+            let verified = verify_password(password, stored, self.password_cost).await?;
             match user {
-                Some(user)
-                    if passwords::verify(password, stored.as_deref(), self.password_cost) =>
-                {
-                    Ok(SignedIn {
-                        ctx: Context::user(user.id).with_request(request.clone()),
-                        user,
-                    })
-                }
+                Some(user) if verified => Ok(SignedIn {
+                    ctx: Context::user(user.id).with_request(request.clone()),
+                    user,
+                }),
                 _ => Err(Error::unauthenticated(
                     Credential::Password,
                     Rejection::Unknown,
                 )),
             }
         })
+        .await
     }
 
     async fn authenticate(

@@ -61,6 +61,7 @@ impl SsoRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
             let mut out: Vec<SsoProvider> = st.providers.of_tenant(t).cloned().collect();
             out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
             Ok(out)
@@ -211,6 +212,9 @@ impl SsoRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
+            if ctx.user_id() != Some(user) {
+                st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
+            }
             let mut out: Vec<Identity> = st
                 .identities
                 .of_tenant(t)

@@ -1,8 +1,8 @@
 //! Users: accounts, profiles and passwords.
 
-use super::super::{MemoryBackend, UserRow};
+use super::super::{hash_password, MemoryBackend, UserRow};
 use async_trait::async_trait;
-use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
+use insightpulse_core::tenancy::{NewUser, User, UserRepo};
 use insightpulse_core::{
     Context, Email, Entity, Error, Name, Principal, Requirement, Result, SecretString, UserId,
 };
@@ -76,9 +76,9 @@ impl UserRepo for MemoryBackend {
         user: UserId,
         password: &SecretString,
     ) -> Result<()> {
+        // Validates (and hashes) before touching any state.
+        let phc = hash_password(password, self.password_cost).await?;
         self.run(ctx, "UserRepo.set_password", || {
-            // Validates (and hashes) before touching any state.
-            let phc = passwords::hash(password, self.password_cost)?;
             let now = self.now();
             let mut st = self.lock();
             let allowed = match ctx.principal() {
