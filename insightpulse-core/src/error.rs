@@ -99,6 +99,8 @@ labelled_enum! {
         Consent => "consent", "consent";
         /// An idempotency key already used for another request.
         IdempotencyKey => "idempotency_key", "idempotency key";
+        /// A job of the queue.
+        Job => "job", "job";
     }
 }
 

@@ -86,4 +86,6 @@ typed_id!(
     ConsentId,
     /// A domain event of the outbox.
     EventId,
+    /// A job of the queue.
+    JobId,
 );

@@ -19,6 +19,7 @@
 //! | [`audit`] | the tamper-evident audit trail every mutation writes to |
 //! | [`privacy`] | data retention policies, consents and user erasure |
 //! | [`outbox`] | domain events written with the change, read in commit order by consumers |
+//! | [`jobs`] | the one job queue: leases, retries, fairness between tenants, the worker runtime |
 
 /// `FromStr` for an enum with an `as_str` label, built from the labels
 /// themselves so each label is written once (backends parse stored labels
@@ -43,6 +44,7 @@ pub mod context;
 pub mod error;
 pub mod idempotency;
 pub mod ids;
+pub mod jobs;
 pub mod outbox;
 pub mod privacy;
 pub mod projects;

@@ -9,6 +9,7 @@
 //! ```
 
 use crate::audit::AuditRepo;
+use crate::jobs::JobRepo;
 use crate::outbox::OutboxRepo;
 use crate::privacy::PrivacyRepo;
 use crate::projects::ProjectRepo;
@@ -75,6 +76,8 @@ repos! {
     privacy: PrivacyRepo,
     /// Domain events: publish, consume by cursor, follow as a stream.
     outbox: OutboxRepo,
+    /// The job queue.
+    jobs: JobRepo,
 }
 
 impl Repos {

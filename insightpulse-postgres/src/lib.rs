@@ -38,6 +38,7 @@
 mod audit;
 mod error;
 mod idempotency;
+mod jobs;
 pub mod migrate;
 mod outbox;
 mod privacy;
@@ -48,6 +49,7 @@ pub mod uow;
 use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
 use insightpulse_core::{Clock, Error, Repos, Result, SystemClock};
+pub use jobs::PgJobWaker;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::sync::Arc;
 
@@ -261,7 +263,8 @@ impl PgBackend {
             projects: this.clone(),
             audit: this.clone(),
             privacy: this.clone(),
-            outbox: this,
+            outbox: this.clone(),
+            jobs: this,
         }
     }
 }

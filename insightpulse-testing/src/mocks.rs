@@ -21,6 +21,7 @@
 //! ```
 
 pub use insightpulse_core::audit::MockAuditRepo;
+pub use insightpulse_core::jobs::MockJobRepo;
 pub use insightpulse_core::outbox::MockOutboxRepo;
 pub use insightpulse_core::privacy::MockPrivacyRepo;
 pub use insightpulse_core::projects::MockProjectRepo;

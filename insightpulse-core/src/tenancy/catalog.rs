@@ -79,6 +79,7 @@ permission_catalog! {
     WORKFLOW_RUN = "workflow.run", "Start workflow runs";
     DOMAIN_READ = "domain.read", "See domains, DNS records and certificates";
     DOMAIN_MANAGE = "domain.manage", "Manage domains, DNS records and certificates";
+    JOB_READ = "job.read", "See the tenant's background jobs";
 }
 
 /// A built-in role.
@@ -199,7 +200,7 @@ mod tests {
             assert_eq!(PermissionCode::parse(code.as_str()).unwrap(), *code);
             assert_eq!(code.description(), *description);
         }
-        assert_eq!(PERMISSIONS.len(), 50);
+        assert_eq!(PERMISSIONS.len(), 51);
         assert_eq!(PermissionCode::ALL.len(), PERMISSIONS.len());
     }
 

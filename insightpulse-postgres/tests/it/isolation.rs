@@ -182,6 +182,12 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
+    let job = insightpulse_core::jobs::NewJob::new("sync".parse().unwrap(), serde_json::json!({}));
+    repos
+        .jobs
+        .enqueue_job(&Context::system("populate").in_tenant(t.id), job)
+        .await
+        .unwrap();
     (t.id, owner.id)
 }
 

@@ -7,6 +7,7 @@ mod catalog;
 mod differential;
 mod embed;
 mod isolation;
+mod jobs;
 mod outbox;
 mod permissions;
 mod pool;

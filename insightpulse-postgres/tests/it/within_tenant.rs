@@ -54,6 +54,7 @@ const RULES: &[Rule] = &[
     Rule { table: "data_policies", read: Need::Perm("data_policy.manage"), insert: Need::Perm("data_policy.manage"), update: Need::Perm("data_policy.manage"), delete: Need::Perm("data_policy.manage"), set: "action = action", victims: "" },
     Rule { table: "environments", read: Need::Member, insert: Need::Perm("environment.manage"), update: Need::Nobody, delete: Need::Perm("environment.manage"), set: "kind = kind", victims: "" },
     Rule { table: "invitations", read: Need::Perm("member.invite"), insert: Need::Perm("member.invite"), update: Need::Perm("member.invite"), delete: Need::Perm("member.invite"), set: "revoked_at = revoked_at", victims: "" },
+    Rule { table: "jobs", read: Need::Perm("job.read"), insert: Need::Nobody, update: Need::Nobody, delete: Need::Nobody, set: "priority = priority", victims: "" },
     Rule { table: "org_memberships", read: Need::Member, insert: Need::Nobody, update: Need::Perm("member.manage"), delete: Need::Perm("member.manage"), set: "status = status", victims: "AND user_id = {member}" },
     Rule { table: "outbox_cursors", read: Need::Perm("event.read"), insert: Need::Perm("event.read"), update: Need::Perm("event.read"), delete: Need::Nobody, set: "seq = seq", victims: "" },
     // Any member publishes, but only the event's own columns: a whole row

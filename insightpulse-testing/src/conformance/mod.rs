@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod error;
 pub mod idempotency;
+pub mod jobs;
 pub mod outbox;
 pub mod privacy;
 pub mod projects;
@@ -218,6 +219,23 @@ macro_rules! __conformance_cases {
             system_consumers_read_across_tenants,
             subscriptions_replay_then_follow_new_events,
             purge_removes_old_events_and_is_system_only,
+        ]);
+        $crate::__conformance_module!($backend jobs [
+            jobs_are_enqueued_by_the_system_and_read_with_job_read,
+            enqueue_input_is_validated,
+            keys_replace_or_deduplicate_waiting_jobs,
+            keys_never_change_a_running_job,
+            cancel_jobs_by_kind_tenant_or_key,
+            purge_deletes_old_finished_jobs_only,
+            claims_take_due_jobs_by_priority_then_run_at,
+            concurrent_claims_never_share_a_job,
+            an_expired_lease_is_claimed_again,
+            failures_retry_later_then_the_job_dies,
+            released_jobs_come_back_unrun,
+            a_big_backlog_does_not_starve_a_small_tenant,
+            per_tenant_limits_cap_running_jobs,
+            the_worker_runs_retries_and_buries,
+            shutdown_gives_unfinished_jobs_back,
         ]);
     };
 }

@@ -15,8 +15,11 @@
 
 mod audit;
 mod idempotency;
+mod jobs;
 mod outbox;
 mod privacy;
+
+pub use jobs::MemoryJobWaker;
 mod projects;
 mod tenancy;
 
@@ -137,7 +140,8 @@ impl MemoryBackend {
             projects: me.clone(),
             audit: me.clone(),
             privacy: me.clone(),
-            outbox: me,
+            outbox: me.clone(),
+            jobs: me,
         }
     }
 
@@ -396,6 +400,8 @@ pub(crate) struct State {
     pub idempotency: HashMap<(String, IdempotencyKey), StoredKey>,
     /// The outbox's events and consumer cursors (outlive their tenant).
     pub outbox: outbox::OutboxState,
+    /// The job queue.
+    pub jobs: jobs::JobsState,
 }
 
 impl State {
@@ -811,6 +817,7 @@ impl State {
         self.environments.remove_of_tenant(t, |_| true);
         self.data_policies.remove_of_tenant(t, |_| true);
         self.consents.remove(&t);
+        self.jobs.jobs.remove_of_tenant(t, |_| true);
     }
 }
 

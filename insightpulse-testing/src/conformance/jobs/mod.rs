@@ -1,0 +1,90 @@
+//! Conformance cases of the job queue (platform): enqueueing and keys,
+//! visibility, claims under leases, retries and the dead state, fairness
+//! and per-tenant limits, cancellation and retention, and the worker
+//! runtime over each backend.
+//!
+//! Rule guarded here: both backends run the same queue — what one claims,
+//! retries, buries, cancels or purges, the other does too. Cases assert
+//! what the contract promises (e.g. "the small tenant's job is in the
+//! batch"), never an order the contract leaves open.
+
+pub mod claims;
+pub mod queue;
+pub mod worker;
+
+pub use claims::*;
+pub use queue::*;
+pub use worker::*;
+
+use crate::fixtures::system;
+use insightpulse_core::jobs::{
+    ClaimRequest, Enqueued, Job, JobKey, JobKind, JobState, KeyMode, NewJob,
+};
+use insightpulse_core::{Context, JobId, Repos, TenantId};
+use serde_json::{json, Value};
+
+pub(crate) fn kind(s: &str) -> JobKind {
+    JobKind::parse(s).unwrap()
+}
+
+pub(crate) fn key(s: &str) -> JobKey {
+    JobKey::parse(s).unwrap()
+}
+
+/// The system acting in tenant `t`.
+pub(crate) fn sys(t: TenantId) -> Context {
+    system().in_tenant(t)
+}
+
+/// Enqueues `payload` as a job of `kind` in `t`.
+pub(crate) async fn enqueue(repos: &Repos, t: TenantId, kind_: &str, payload: Value) -> JobId {
+    match repos
+        .jobs
+        .enqueue_job(&sys(t), NewJob::new(kind(kind_), payload))
+        .await
+        .unwrap()
+    {
+        Enqueued::Created(id) => id,
+        other => panic!("expected a new job, got {other:?}"),
+    }
+}
+
+/// Enqueues `job` in `t`.
+pub(crate) async fn enqueue_new(repos: &Repos, t: TenantId, job: NewJob) -> Enqueued {
+    repos.jobs.enqueue_job(&sys(t), job).await.unwrap()
+}
+
+/// A claim of up to `limit` jobs of `kind` under a 30-second lease.
+pub(crate) fn claim_of(kind_: &str, limit: u32) -> ClaimRequest {
+    ClaimRequest::new(
+        kind(kind_),
+        "test-worker",
+        limit,
+        chrono::Duration::seconds(30),
+    )
+}
+
+/// Claims as the system.
+pub(crate) async fn claim(repos: &Repos, req: &ClaimRequest) -> Vec<Job> {
+    repos.jobs.claim_jobs(&system(), req).await.unwrap()
+}
+
+/// The job as the system sees it.
+pub(crate) async fn job(repos: &Repos, t: TenantId, id: JobId) -> Job {
+    repos.jobs.get_job(&sys(t), id).await.unwrap()
+}
+
+/// The job's state.
+pub(crate) async fn state(repos: &Repos, t: TenantId, id: JobId) -> JobState {
+    job(repos, t, id).await.state
+}
+
+/// A payload naming a number.
+pub(crate) fn n(i: u32) -> Value {
+    json!({ "n": i })
+}
+
+/// Replaces or deduplicates by key.
+pub(crate) fn keyed(kind_: &str, k: &str, mode: KeyMode, payload: Value) -> NewJob {
+    NewJob::new(kind(kind_), payload).with_key(key(k), mode)
+}
