@@ -300,7 +300,16 @@ async fn run(
     }
     let mut total = Tally::default();
     while let Some(t) = tasks.join_next().await {
-        let t = t.unwrap();
+        // A statement swapped under a shared name can even make sqlx panic
+        // while decoding (a row shorter than the statement it expected):
+        // that task's calls count as errors, never as a pass.
+        let t = match t {
+            Ok(t) => t,
+            Err(e) => {
+                total.errors.push(format!("a load task died: {e}"));
+                continue;
+            }
+        };
         total.calls += t.calls;
         total.wrong.extend(t.wrong);
         total.errors.extend(t.errors);
