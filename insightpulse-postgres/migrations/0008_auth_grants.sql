@@ -12,10 +12,10 @@
 -- whatever the caller may see) and keeps it in a transaction-local setting;
 -- every later question in that transaction reads the setting. Nothing the
 -- caller supplies becomes a grant: the claims only say who acts, and the set
--- is re-derived whenever the claims change or a statement writes one of the
--- tables it comes from (the `*_forget_grants` triggers below), so a unit of
--- work that changes the caller's own memberships sees the change in its next
--- statement, as before.
+-- is re-derived whenever the claims or the acting tenant change, or a
+-- statement writes one of the tables it comes from (the `*_forget_grants`
+-- triggers below), so a unit of work that changes the caller's own
+-- memberships sees the change in its next statement, as before.
 --
 -- Trust: these settings are as trusted as the claims themselves: a session
 -- that can run arbitrary SQL as `authenticated` could forge either. Only
@@ -54,15 +54,23 @@ SET search_path TO insightpulse, pg_temp;
 -- tenants the caller acts in (all a tenant table's read policy needs: one
 -- index probe) and its grants (a join over roles and permissions, only for
 -- statements that check a permission). Each is kept in a transaction-local
--- setting beside a marker naming the claims it was derived for.
+-- setting beside a marker naming who acted where when it was derived.
 
--- Whether the set behind `p_marker` was derived for the current claims (and
+-- Who acts, and where: what a derived set depends on. A set is kept beside
+-- this key, and used only while it is unchanged.
+CREATE FUNCTION insightpulse_auth.acting_key() RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT 'claims:' || coalesce(current_setting('request.jwt.claims', true), '')
+           || ' tenant:' || coalesce(current_setting('insightpulse.tenant_id', true), '')
+$$;
+
+-- Whether the set behind `p_marker` was derived for who acts where now (and
 -- no write to its tables has happened since).
 CREATE FUNCTION insightpulse_auth.fresh(p_marker text) RETURNS boolean
     LANGUAGE sql STABLE
 AS $$
-    SELECT coalesce(current_setting(p_marker, true)
-                    = 'claims:' || coalesce(current_setting('request.jwt.claims', true), ''), false)
+    SELECT coalesce(current_setting(p_marker, true) = insightpulse_auth.acting_key(), false)
 $$;
 
 -- The tenants the caller acts in: an API key its tenant while that exists
@@ -83,21 +91,24 @@ BEGIN
                             WHERE m.user_id = (c ->> 'sub')::uuid AND m.status = 'active');
     END IF;
     PERFORM set_config('insightpulse.tenant_ids', v_tenants::text, true),
-            set_config('insightpulse.tenants_for', 'claims:' || claims_text, true);
+            set_config('insightpulse.tenants_for', insightpulse_auth.acting_key(), true);
     RETURN v_tenants;
 END
 $$;
 
--- The caller's grants (the format above).
+-- The caller's grants (the format above): in the acting tenant when the
+-- unit of work names one (the SDK always does: one membership probe, and for
+-- a member who is not an owner their grants there), else in all its tenants.
 CREATE FUNCTION insightpulse_auth.load_grants() RETURNS text[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
-    claims_text text := coalesce(current_setting('request.jwt.claims', true), '');
-    c           jsonb := coalesce(nullif(claims_text, '')::jsonb, '{}'::jsonb);
-    v_uid       uuid;
-    g           text[];
+    c        jsonb := coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb, '{}'::jsonb);
+    v_tenant uuid := nullif(current_setting('insightpulse.tenant_id', true), '')::uuid;
+    v_uid    uuid;
+    v_owner  boolean;
+    g        text[];
 BEGIN
     IF c ? 'api_key_id' THEN
         SELECT coalesce(array_agg(t.id::text || '/' || coalesce(c ->> 'project_id', '*') || '/' || p), '{}'::text[])
@@ -106,6 +117,22 @@ BEGIN
                jsonb_array_elements_text(CASE WHEN jsonb_typeof(c -> 'permissions') = 'array'
                                               THEN c -> 'permissions' ELSE '[]'::jsonb END) AS p
          WHERE t.id = (c ->> 'tenant_id')::uuid;
+    ELSIF v_tenant IS NOT NULL THEN
+        v_uid := (c ->> 'sub')::uuid;
+        SELECT m.is_owner INTO v_owner
+          FROM org_memberships m
+         WHERE m.tenant_id = v_tenant AND m.user_id = v_uid AND m.status = 'active';
+        IF NOT FOUND THEN
+            g := '{}'::text[];
+        ELSIF v_owner THEN
+            g := ARRAY[v_tenant::text || '/*/*'];
+        ELSE
+            g := ARRAY(SELECT DISTINCT v_tenant::text || '/' || coalesce(ur.project_id::text, '*') || '/' || p.code
+                         FROM user_roles ur
+                         JOIN role_permissions rp ON rp.role_id = ur.role_id
+                         JOIN permissions p ON p.id = rp.permission_id
+                        WHERE ur.tenant_id = v_tenant AND ur.user_id = v_uid);
+        END IF;
     ELSE
         v_uid := (c ->> 'sub')::uuid;
         SELECT coalesce(array_agg(e), '{}'::text[]) INTO g
@@ -121,7 +148,7 @@ BEGIN
                  WHERE m.user_id = v_uid AND m.status = 'active' AND NOT m.is_owner) AS s;
     END IF;
     PERFORM set_config('insightpulse.grants', g::text, true),
-            set_config('insightpulse.grants_for', 'claims:' || claims_text, true);
+            set_config('insightpulse.grants_for', insightpulse_auth.acting_key(), true);
     RETURN g;
 END
 $$;
@@ -179,9 +206,9 @@ AS $$
                 THEN nullif(current_setting('insightpulse.tenant_id', true), '')::uuid END
 $$;
 
-REVOKE ALL ON FUNCTION insightpulse_auth.fresh(text), insightpulse_auth.load_tenants(),
+REVOKE ALL ON FUNCTION insightpulse_auth.acting_key(), insightpulse_auth.fresh(text), insightpulse_auth.load_tenants(),
     insightpulse_auth.load_grants(), insightpulse_auth.grants(), insightpulse_auth.tenant_id() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION insightpulse_auth.fresh(text), insightpulse_auth.load_tenants(),
+GRANT EXECUTE ON FUNCTION insightpulse_auth.acting_key(), insightpulse_auth.fresh(text), insightpulse_auth.load_tenants(),
     insightpulse_auth.load_grants(), insightpulse_auth.grants(), insightpulse_auth.tenant_id()
     TO authenticated, service_role;
 
