@@ -10,8 +10,9 @@
 //! does.
 
 use crate::error::db;
+use crate::guard::{may_list, require};
 use crate::idempotency::claim;
-use crate::tenancy::{may_list, require, traced};
+use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
@@ -171,7 +172,7 @@ fn key_label_of(row: &sqlx::postgres::PgRow) -> Result<Option<KeyLabel>> {
     let prefix: Option<String> = row.try_get("actor_key_prefix").map_err(db)?;
     Ok(match (name, prefix) {
         (Some(name), Some(prefix)) => Some(KeyLabel {
-            name: crate::tenancy::parse(&name, Name::parse)?,
+            name: crate::rows::parse(&name, Name::parse)?,
             prefix,
         }),
         _ => None,
@@ -191,8 +192,8 @@ fn entry_of(row: &sqlx::postgres::PgRow) -> Result<AuditEntry> {
         actor: actor_of(row)?,
         actor_email: row.try_get("actor_email").map_err(db)?,
         actor_key: key_label_of(row)?,
-        action: crate::tenancy::parse(row.try_get("action").map_err(db)?, AuditAction::parse)?,
-        target_type: crate::tenancy::parse(
+        action: crate::rows::parse(row.try_get("action").map_err(db)?, AuditAction::parse)?,
+        target_type: crate::rows::parse(
             row.try_get("target_type").map_err(db)?,
             TargetType::parse,
         )?,

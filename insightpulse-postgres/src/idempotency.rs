@@ -83,7 +83,7 @@ pub(crate) async fn claim_in(
         .await
         .map_err(db)?;
     let stored = StoredKey {
-        operation: crate::tenancy::parse(&operation, str::parse)?,
+        operation: crate::rows::parse(&operation, str::parse)?,
         fingerprint: fingerprint
             .try_into()
             .map_err(|_| crate::error::corrupt("a fingerprint that is not 32 bytes"))?,

@@ -20,7 +20,9 @@
 //! caller's transaction, a cancellation and a purge durably.
 
 use crate::error::{db, not_found};
-use crate::tenancy::{parse, require_row, traced};
+use crate::guard::require_row;
+use crate::rows::parse;
+use crate::uow::traced;
 use crate::uow::{quote_literal, role_and_claims, Tx, SEARCH_PATH};
 use crate::PgBackend;
 use async_trait::async_trait;

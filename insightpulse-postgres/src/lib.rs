@@ -37,12 +37,14 @@
 
 mod audit;
 mod error;
+mod guard;
 mod idempotency;
 mod jobs;
 pub mod migrate;
 mod outbox;
 mod privacy;
 mod projects;
+mod rows;
 mod tenancy;
 pub mod uow;
 

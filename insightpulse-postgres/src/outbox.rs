@@ -54,7 +54,8 @@
 //! transaction ending).
 
 use crate::error::db;
-use crate::tenancy::{require, traced};
+use crate::guard::require;
+use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;

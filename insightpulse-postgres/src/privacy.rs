@@ -11,7 +11,9 @@
 
 use crate::audit::append;
 use crate::error::db;
-use crate::tenancy::{may_list, parse, require, require_row, traced};
+use crate::guard::{may_list, require, require_row};
+use crate::rows::parse;
+use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -5,8 +5,10 @@
 //! transaction (`project.created` … `environment.deleted`).
 
 use crate::error::{db, not_found};
+use crate::guard::require;
 use crate::idempotency::claim;
-use crate::tenancy::{parse, require, traced};
+use crate::rows::parse;
+use crate::uow::traced;
 use crate::uow::{uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -18,7 +18,7 @@
 //!   policies itself when a cached plan was made under another role.
 //!
 //! Behind a pooler (see [`PoolerMode`]): every statement of the crate is
-//! made by [`Tx::query`] and its siblings, which leave it unnamed in
+//! made by `Tx::query` and its siblings, which leave it unnamed in
 //! [`PoolerMode::Transaction`]; there `read_once` inlines its arguments
 //! into the statement text instead of `EXECUTE` (re-planned on each call,
 //! the price of a pooler that does not track prepared statements). In
@@ -253,6 +253,16 @@ pub(crate) fn span(ctx: &Context, op: &'static str) -> Span {
         backend = "postgres",
     )
 }
+
+/// Opens an instrumented block: the future runs inside the operation's span.
+macro_rules! traced {
+    ($ctx:expr, $op:literal, $body:block) => {{
+        use tracing::Instrument as _;
+        let span = $crate::uow::span($ctx, $op);
+        async move $body.instrument(span).await
+    }};
+}
+pub(crate) use traced;
 
 /// Closes the connection instead of returning it to the pool unless the
 /// one-trip transaction is known to be finished: a future dropped half-way

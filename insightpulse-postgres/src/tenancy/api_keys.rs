@@ -2,8 +2,10 @@
 //! are stored; `authenticated` cannot even read the hash column.
 
 use super::rbac::stored_codes;
-use super::{first_missing, may_list, parse, require, tenant_rows, traced};
 use crate::error::{corrupt, db, not_found};
+use crate::guard::{first_missing, may_list, require};
+use crate::rows::{parse, tenant_rows};
+use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -10,11 +10,11 @@
 
 use super::api_keys::{self, Row as KeyRow};
 use super::tenants::{created_event, insert_with_owner};
-use super::traced;
 use super::users::{blocking, copy, Row as UserRow, WithHash, COLS as USER_COLS};
 use crate::audit::append;
 use crate::error::db;
 use crate::idempotency::claim_in;
+use crate::uow::traced;
 use crate::uow::{quote_literal, Prepared};
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -4,8 +4,10 @@
 //! member yet, so no tenant policy could let them in; the token is the
 //! credential, checked here before anything is written.
 
-use super::{first_missing, is_owner, may_list, parse, require, tenant_rows, traced};
 use crate::error::{db, not_found};
+use crate::guard::{first_missing, is_owner, may_list, require};
+use crate::rows::{parse, tenant_rows};
+use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -2,9 +2,11 @@
 //! `insightpulse_auth.user_has_permission`, the same function the write policies use.
 
 use super::members::role_permissions;
-use super::{first_missing, parse, require, traced};
 use crate::error::{db, not_found};
+use crate::guard::{first_missing, require};
 use crate::idempotency::claim;
+use crate::rows::parse;
+use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -1,8 +1,10 @@
 //! `SsoRepo` on PostgreSQL: providers (configuration as JSONB, validated
 //! by core before every write) and federated identities.
 
-use super::{delete_one, may_list, parse, require, require_row, tenant_rows, traced};
 use crate::error::{corrupt, db, not_found};
+use crate::guard::{may_list, require, require_row};
+use crate::rows::{delete_one, parse, tenant_rows};
+use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;

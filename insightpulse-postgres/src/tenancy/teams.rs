@@ -1,8 +1,10 @@
 //! `TeamRepo` on PostgreSQL.
 
-use super::{delete_one, parse, require, tenant_rows, traced};
 use crate::error::{db, not_found};
+use crate::guard::require;
 use crate::idempotency::claim;
+use crate::rows::{delete_one, parse, tenant_rows};
+use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;

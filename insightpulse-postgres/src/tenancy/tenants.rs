@@ -1,8 +1,10 @@
 //! `TenantRepo` on PostgreSQL.
 
-use super::{is_owner, parse, require, traced};
 use crate::error::{db, not_found};
+use crate::guard::{is_owner, require};
 use crate::idempotency::claim;
+use crate::rows::parse;
+use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;

@@ -1,8 +1,9 @@
 //! `UserRepo` on PostgreSQL. `authenticated` cannot read `password_hash`
 //! (column privileges); only the system's sign-in path does.
 
-use super::{parse, traced};
 use crate::error::{db, not_found};
+use crate::rows::parse;
+use crate::uow::traced;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
