@@ -605,3 +605,17 @@ pub async fn text_no_database_can_store_is_refused(h: Harness) {
     // Only the provider that was valid was audited.
     assert_eq!(audit_trail(r, acme.id).await.len(), before + 1);
 }
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_error {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend error [
+            every_conflict_names_its_entity_and_field_only,
+            an_unseen_tenants_rows_are_not_found_as_themselves,
+            text_no_database_can_store_is_refused,
+        ]);
+    };
+}

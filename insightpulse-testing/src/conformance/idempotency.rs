@@ -641,3 +641,22 @@ pub async fn concurrent_creates_with_one_key_make_one_row(h: Harness) {
     assert_eq!(entries.len(), 1, "{entries:#?}");
     assert_eq!(entries[0].action.as_str(), "project.created");
 }
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_idempotency {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend idempotency [
+            repeated_creates_with_one_key_make_one_row,
+            other_input_under_a_key_conflicts_on_the_key,
+            keys_belong_to_their_principal,
+            failed_calls_leave_their_key_unused,
+            calls_without_a_key_are_not_deduplicated,
+            keys_are_forgotten_after_24_hours,
+            replays_return_the_row_as_it_is_now,
+            concurrent_creates_with_one_key_make_one_row,
+        ]);
+    };
+}

@@ -266,3 +266,33 @@ pub use chain::*;
 pub use mutations::*;
 pub use recording::*;
 pub use report::*;
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_audit {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend audit [
+            tenant_changes_are_audited,
+            membership_changes_are_audited,
+            rbac_changes_are_audited,
+            sso_changes_are_audited,
+            api_key_changes_are_audited,
+            unaudited_calls_write_nothing,
+            failed_calls_write_nothing,
+            diffs_never_hold_secrets,
+            host_apps_record_their_own_events,
+            record_refuses_bad_events_and_invisible_tenants,
+            query_needs_audit_read,
+            query_is_newest_first_within_the_window,
+            query_filters_by_action_actor_and_target,
+            query_pages_by_cursor_without_gaps_or_duplicates,
+            query_rejects_bad_bounds_and_cursors,
+            query_shows_the_acting_users_email,
+            query_names_the_acting_key,
+            verify_chain_is_intact_per_tenant,
+            concurrent_writers_keep_one_chain,
+        ]);
+    };
+}

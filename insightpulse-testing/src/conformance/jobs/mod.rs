@@ -88,3 +88,29 @@ pub(crate) fn n(i: u32) -> Value {
 pub(crate) fn keyed(kind_: &str, k: &str, mode: KeyMode, payload: Value) -> NewJob {
     NewJob::new(kind(kind_), payload).with_key(key(k), mode)
 }
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_jobs {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend jobs [
+            jobs_are_enqueued_by_the_system_and_read_with_job_read,
+            enqueue_input_is_validated,
+            keys_replace_or_deduplicate_waiting_jobs,
+            keys_never_change_a_running_job,
+            cancel_jobs_by_kind_tenant_or_key,
+            purge_deletes_old_finished_jobs_only,
+            claims_take_due_jobs_by_priority_then_run_at,
+            concurrent_claims_never_share_a_job,
+            an_expired_lease_is_claimed_again,
+            failures_retry_later_then_the_job_dies,
+            released_jobs_come_back_unrun,
+            a_big_backlog_does_not_starve_a_small_tenant,
+            per_tenant_limits_cap_running_jobs,
+            the_worker_runs_retries_and_buries,
+            shutdown_gives_unfinished_jobs_back,
+        ]);
+    };
+}

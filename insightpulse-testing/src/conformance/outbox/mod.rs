@@ -89,3 +89,23 @@ mod isolation;
 pub use consuming::*;
 pub use following::*;
 pub use isolation::*;
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_outbox {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend outbox [
+            published_events_are_read_in_order,
+            cursors_resume_reads_and_only_move_forward,
+            uncommitted_reads_are_delivered_again,
+            bad_input_is_refused_and_writes_nothing,
+            tenants_never_see_each_others_events,
+            reading_needs_event_read_and_publishing_needs_the_tenant,
+            system_consumers_read_across_tenants,
+            subscriptions_replay_then_follow_new_events,
+            purge_removes_old_events_and_is_system_only,
+        ]);
+    };
+}

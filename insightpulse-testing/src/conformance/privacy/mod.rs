@@ -187,3 +187,32 @@ pub use erasure::*;
 pub use invitations::*;
 pub use policies::*;
 pub use retention::*;
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_privacy {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend privacy [
+            data_policies_are_set_replaced_listed_and_deleted,
+            data_policy_input_is_validated,
+            data_policies_need_data_policy_manage,
+            enforce_retention_is_system_only,
+            audit_log_deletion_purges_the_old_prefix_in_batches,
+            audit_log_purge_stops_at_the_first_recent_entry,
+            audit_log_purge_never_purges_its_own_attestations,
+            audit_log_anonymization_erases_old_personal_fields,
+            invitation_retention_deletes_settled_old_invitations,
+            invitation_retention_hashes_settled_old_emails,
+            invitation_retention_honours_its_boundaries,
+            retention_reports_every_policy_and_touches_nothing_else,
+            consents_keep_their_full_history,
+            consent_rights_and_subjects_are_checked,
+            consent_input_is_validated,
+            erase_user_removes_and_pseudonymizes,
+            erase_user_is_self_or_system,
+            last_active_owner_cannot_be_erased,
+        ]);
+    };
+}

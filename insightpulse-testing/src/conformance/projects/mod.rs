@@ -43,3 +43,24 @@ pub(super) async fn create(
 pub(super) fn slugs(projects: Vec<Project>) -> Vec<String> {
     projects.into_iter().map(|p| p.slug.to_string()).collect()
 }
+
+/// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
+/// a new case is listed here, next to its module.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases_projects {
+    ($backend:tt) => {
+        $crate::__conformance_module!($backend projects [
+            project_lifecycle,
+            project_slugs_are_unique_per_tenant,
+            archived_projects_refuse_renames_and_environments,
+            project_permissions_are_checked,
+            projects_of_other_tenants_are_invisible,
+            environments_are_one_per_kind_in_kind_order,
+            deleting_a_project_cascades,
+            deleting_an_environment_cascades_its_keys,
+            bad_input_is_rejected_before_anything_is_written,
+            project_changes_are_audited,
+        ]);
+    };
+}
