@@ -326,6 +326,42 @@ impl PgBackend {
                     RetentionAction::Anonymize(_) => batch.anonymized = n,
                 }
             }
+            // The outbox's and the queue's hooks: delete-only categories,
+            // oldest first, a batch at a time.
+            (DataCategory::DomainEvents, _) => {
+                batch.deleted = tx
+                    .query(
+                        "DELETE FROM outbox_events e
+                          USING (SELECT xact, seq FROM outbox_events
+                                  WHERE tenant_id = $1 AND published_at < $2
+                                  ORDER BY published_at, xact, seq LIMIT $3) AS d
+                          WHERE e.tenant_id = $1 AND e.xact = d.xact AND e.seq = d.seq",
+                    )
+                    .bind(t.0)
+                    .bind(cutoff)
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+            }
+            (DataCategory::Jobs, _) => {
+                batch.deleted = tx
+                    .query(
+                        "DELETE FROM jobs j
+                          USING (SELECT id FROM jobs
+                                  WHERE tenant_id = $1 AND finished_at < $2
+                                  ORDER BY finished_at, id LIMIT $3) AS d
+                          WHERE j.tenant_id = $1 AND j.id = d.id",
+                    )
+                    .bind(t.0)
+                    .bind(cutoff)
+                    .bind(limit)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .rows_affected();
+            }
             _ => {}
         }
         if batch.affected() > 0 {

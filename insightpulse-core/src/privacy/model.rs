@@ -26,11 +26,16 @@ pub enum DataCategory {
     WebhookDeliveries,
     /// Inbound integration events (integrations module).
     IntegrationEvents,
+    /// Domain events of the outbox (`outbox_events`), by publication time.
+    DomainEvents,
+    /// Finished jobs of the queue (`jobs`: completed, dead or cancelled), by
+    /// the time they finished; pending and running jobs are never touched.
+    Jobs,
 }
 
 impl DataCategory {
     /// Every category, in declaration order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::AuditLogs,
         Self::Invitations,
         Self::MeteredEvents,
@@ -38,6 +43,8 @@ impl DataCategory {
         Self::Tickets,
         Self::WebhookDeliveries,
         Self::IntegrationEvents,
+        Self::DomainEvents,
+        Self::Jobs,
     ];
 
     /// The stored label.
@@ -50,13 +57,18 @@ impl DataCategory {
             Self::Tickets => "tickets",
             Self::WebhookDeliveries => "webhook_deliveries",
             Self::IntegrationEvents => "integration_events",
+            Self::DomainEvents => "domain_events",
+            Self::Jobs => "jobs",
         }
     }
 
     /// Whether a module stores this category yet. Policies of the others are
     /// kept and reported as not applied until their module lands.
     pub fn is_stored(self) -> bool {
-        matches!(self, Self::AuditLogs | Self::Invitations)
+        matches!(
+            self,
+            Self::AuditLogs | Self::Invitations | Self::DomainEvents | Self::Jobs
+        )
     }
 
     /// The personal fields an anonymization rule may name, with the
@@ -78,6 +90,9 @@ impl DataCategory {
             ],
             Self::WebhookDeliveries => &[("payload", &[Null]), ("response_body", &[Null])],
             Self::IntegrationEvents => &[("payload", &[Null])],
+            // Deleted whole or kept whole: an event's payload is the
+            // publisher's, and a job's is its work order.
+            Self::DomainEvents | Self::Jobs => &[],
         }
     }
 }
@@ -93,6 +108,8 @@ parse_by_label!(
         DataCategory::Tickets,
         DataCategory::WebhookDeliveries,
         DataCategory::IntegrationEvents,
+        DataCategory::DomainEvents,
+        DataCategory::Jobs,
     ]
 );
 

@@ -366,3 +366,29 @@ impl JobRepo for MemoryBackend {
         })
     }
 }
+
+impl State {
+    /// The queue's retention hook (`jobs`): the tenant's jobs that finished
+    /// before the cutoff, oldest first; pending and running jobs stay.
+    pub(super) fn retire_jobs(
+        &mut self,
+        run: &super::privacy::RetentionRun<'_>,
+    ) -> Result<super::privacy::Counts> {
+        let tenant = run.tenant;
+        let mut doomed: Vec<(DateTime<Utc>, JobId)> = self
+            .jobs
+            .jobs
+            .of_tenant(tenant)
+            .filter_map(|j| j.finished_at.filter(|f| *f < run.cutoff).map(|f| (f, j.id)))
+            .collect();
+        doomed.sort();
+        self.delete_in_batches(
+            run,
+            insightpulse_core::privacy::DataCategory::Jobs,
+            &doomed,
+            |st, (_, id)| {
+                st.jobs.jobs.remove(&(tenant, *id));
+            },
+        )
+    }
+}

@@ -230,3 +230,29 @@ impl OutboxRepo for MemoryBackend {
         })
     }
 }
+
+impl State {
+    /// The outbox's retention hook (`domain_events`): the tenant's events
+    /// published before the cutoff, oldest first.
+    pub(super) fn retire_events(
+        &mut self,
+        run: &super::privacy::RetentionRun<'_>,
+    ) -> Result<super::privacy::Counts> {
+        let mut doomed: Vec<(DateTime<Utc>, EventCursor)> = self
+            .outbox
+            .events
+            .values()
+            .filter(|e| e.tenant_id == run.tenant && e.published_at < run.cutoff)
+            .map(|e| (e.published_at, e.position))
+            .collect();
+        doomed.sort();
+        self.delete_in_batches(
+            run,
+            insightpulse_core::privacy::DataCategory::DomainEvents,
+            &doomed,
+            |st, (_, position)| {
+                st.outbox.events.remove(position);
+            },
+        )
+    }
+}

@@ -37,7 +37,7 @@ use insightpulse_core::{
 const HASHED_EMAIL_SUFFIX: &str = "@anonymized.invalid";
 
 /// What a retention step did: rows deleted and rows anonymized.
-type Counts = (u64, u64);
+pub(super) type Counts = (u64, u64);
 
 /// The diff of a `retention.applied` event.
 fn retention_event(
@@ -59,17 +59,38 @@ fn retention_event(
 /// One run of `enforce_retention` in one tenant: who runs it, the policy's
 /// cutoff, the batch size and the instant its events are stamped with (the
 /// backend's clock, not the run's `now`).
-struct RetentionRun<'a> {
-    ctx: &'a Context,
-    tenant: TenantId,
-    now: DateTime<Utc>,
-    cutoff: DateTime<Utc>,
-    batch_size: usize,
-    at: DateTime<Utc>,
+pub(super) struct RetentionRun<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) tenant: TenantId,
+    pub(super) now: DateTime<Utc>,
+    pub(super) cutoff: DateTime<Utc>,
+    pub(super) batch_size: usize,
+    pub(super) at: DateTime<Utc>,
 }
 
 impl State {
     // --- retention --------------------------------------------------------
+
+    /// Deletes `doomed` (already in deletion order) in batches of the run,
+    /// each with its `retention.applied` entry: the retention hook of a
+    /// module whose category is only ever deleted (the outbox's events, the
+    /// queue's finished jobs).
+    pub(super) fn delete_in_batches<K>(
+        &mut self,
+        run: &RetentionRun<'_>,
+        category: DataCategory,
+        doomed: &[K],
+        mut remove: impl FnMut(&mut State, &K),
+    ) -> Result<Counts> {
+        for batch in doomed.chunks(run.batch_size) {
+            for key in batch {
+                remove(self, key);
+            }
+            let event = retention_event(category, run.cutoff, (batch.len() as u64, 0))?;
+            self.audit(run.ctx, run.tenant, event, run.at);
+        }
+        Ok((doomed.len() as u64, 0))
+    }
 
     /// AuditLogs + Delete: purges the longest prefix of the chain whose
     /// entries are all older than the cutoff, batch by batch; each batch
@@ -370,6 +391,8 @@ impl PrivacyRepo for MemoryBackend {
                     DataCategory::AuditLogs if delete => Some(st.purge_audit(&run)?),
                     DataCategory::AuditLogs => Some(st.anonymize_audit(&run)?),
                     DataCategory::Invitations => Some(st.retire_invitations(&run, delete)?),
+                    DataCategory::DomainEvents => Some(st.retire_events(&run)?),
+                    DataCategory::Jobs => Some(st.retire_jobs(&run)?),
                     // No module stores these yet: the policy waits for it.
                     _ => None,
                 };

@@ -10,10 +10,12 @@
 
 pub mod claims;
 pub mod queue;
+pub mod retention;
 pub mod worker;
 
 pub use claims::*;
 pub use queue::*;
+pub use retention::*;
 pub use worker::*;
 
 use crate::fixtures::system;
@@ -111,6 +113,7 @@ macro_rules! __conformance_cases_jobs {
             per_tenant_limits_cap_running_jobs,
             the_worker_runs_retries_and_buries,
             shutdown_gives_unfinished_jobs_back,
+            finished_jobs_expire_by_the_tenants_policy,
         ]);
     };
 }

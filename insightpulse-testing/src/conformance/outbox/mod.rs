@@ -85,10 +85,12 @@ fn assert_in_position_order(events: &[Event]) {
 mod consuming;
 mod following;
 mod isolation;
+mod retention;
 
 pub use consuming::*;
 pub use following::*;
 pub use isolation::*;
+pub use retention::*;
 
 /// This module's conformance cases, for [`conformance_tests!`](crate::conformance_tests):
 /// a new case is listed here, next to its module.
@@ -106,6 +108,7 @@ macro_rules! __conformance_cases_outbox {
             system_consumers_read_across_tenants,
             subscriptions_replay_then_follow_new_events,
             purge_removes_old_events_and_is_system_only,
+            domain_events_expire_by_the_tenants_policy,
         ]);
     };
 }
