@@ -7,12 +7,13 @@
 -- read another distributed table).
 --
 -- Now the database still decides who may do what, but once per unit of
--- work: the first time a transaction asks, `insightpulse_auth.grants()`
--- derives the caller's whole grant set from the tables (as the table owner,
--- whatever the caller may see) and keeps it in a transaction-local setting;
--- every later question in that transaction reads the setting. Nothing the
--- caller supplies becomes a grant: the claims only say who acts, and the set
--- is re-derived whenever the claims or the acting tenant change, or a
+-- work: the first statement that needs them derives, from the tables (as
+-- their owner, whatever the caller may see), the caller's tenants
+-- (`load_tenants`) and, when it checks a permission, its grants in the
+-- acting tenant (`load_grants`), and keeps each in a transaction-local
+-- setting; every later question in that transaction reads the settings.
+-- Nothing the caller supplies becomes a grant: the claims only say who acts,
+-- and a set is re-derived whenever the claims or the acting tenant change, or a
 -- statement writes one of the tables it comes from (the `*_forget_grants`
 -- triggers below), so a unit of work that changes the caller's own
 -- memberships sees the change in its next statement, as before.
