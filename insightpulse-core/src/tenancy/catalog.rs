@@ -7,7 +7,7 @@
 //! test proves the two agree, so the in-memory backend and the database can
 //! never drift apart.
 
-use super::model::RoleScope;
+use super::RoleScope;
 use crate::values::PermissionCode;
 
 /// Declares the catalog once: a constant per permission, [`PERMISSIONS`]

@@ -9,7 +9,7 @@
 
 use crate::context::ApiKeyPrincipal;
 use crate::ids::ProjectId;
-use crate::tenancy::model::MembershipStatus;
+use crate::tenancy::MembershipStatus;
 use crate::values::PermissionCode;
 
 /// One grant as the evaluator sees it.
