@@ -14,6 +14,7 @@
 //! each one whatever file holds it.
 
 mod api_keys;
+mod audited;
 mod auth;
 mod invitations;
 mod members;
@@ -24,6 +25,7 @@ mod tenants;
 mod users;
 
 pub use api_keys::*;
+pub use audited::*;
 pub use auth::*;
 pub use invitations::*;
 pub use members::*;
@@ -172,6 +174,11 @@ macro_rules! __conformance_cases_tenancy {
             project_scoped_key_sees_only_its_project,
             environment_scoped_key_sees_only_its_environment,
             api_keys_list_and_get_need_manage,
+            tenant_changes_are_audited,
+            membership_changes_are_audited,
+            rbac_changes_are_audited,
+            sso_changes_are_audited,
+            api_key_changes_are_audited,
         ]);
     };
 }

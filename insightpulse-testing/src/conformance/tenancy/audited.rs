@@ -1,6 +1,22 @@
-//! Cases: every mutation of the SDK itself writes its entry, with its diff.
+//! The audit entries of the tenancy module's mutations: each writes its
+//! entry once, in the change's transaction, with its diff.
 
-use super::*;
+use super::super::audit::{
+    actions, assert_event, assert_no_request, assert_request, event, instant, keys, page, seqs,
+    system_actor, target, Trail,
+};
+use super::super::{assert_err, Harness};
+use super::{oidc_config, saml_config, tampered};
+use crate::fixtures::*;
+use chrono::Duration;
+use insightpulse_core::audit::{Actor, AuditQuery, ChainVerdict};
+use insightpulse_core::projects::EnvironmentKind;
+use insightpulse_core::tenancy::{
+    ApiKeyScope, NewApiKey, NewInvitation, NewRole, NewSsoProvider, NewTenant, RoleScope,
+    TenantUpdate,
+};
+use insightpulse_core::{Clock, Context, Entity, Error, RequestMeta, TimeZone};
+use serde_json::{json, Value};
 
 /// Creating, updating and deleting a tenant write `tenant.created`,
 /// `tenant.updated` (the changed fields only, even when none changed) and
