@@ -60,7 +60,7 @@ pub(crate) fn enqueue_in(
     if !member {
         return Err(Error::denied(insightpulse_core::Requirement::RowSecurity));
     }
-    if !st.tenants.contains_key(&tenant) {
+    if !st.tenancy.tenants.contains_key(&tenant) {
         return Err(Error::not_found(Entity::Tenant));
     }
     let run_at = job.run_at.unwrap_or(now);

@@ -17,7 +17,7 @@
 //! - **Erasure is all or nothing**: refused (nothing changed) when it would
 //!   leave a tenant without an active owner.
 
-use super::{MemoryBackend, State, TenantRows};
+use super::{MemoryBackend, MinId, State, TenantRows, TenantTable};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::chain::{self, Digest, PURGE_ACTION};
@@ -31,10 +31,53 @@ use insightpulse_core::{
     ConsentId, ConsentPurpose, Context, Email, Entity, Error, InvitationId, PermissionCode,
     RequestMeta, Requirement, Result, StateRule, TenantId, UserId,
 };
+use std::collections::HashMap;
 
 /// The domain [`hashed_email`] pseudonyms end with: an invitation whose
 /// email has it was already anonymized.
 const HASHED_EMAIL_SUFFIX: &str = "@anonymized.invalid";
+
+/// The privacy module's tables.
+#[derive(Default)]
+pub(crate) struct PrivacyState {
+    /// Data policies, keyed `(tenant, category)` so a tenant's come out in
+    /// [`DataCategory::ALL`] order.
+    pub data_policies: TenantTable<DataCategory, DataPolicy>,
+    /// Each tenant's consent entries, in the order recorded (append-only).
+    pub consents: HashMap<TenantId, Vec<Consent>>,
+}
+
+impl MinId for DataCategory {
+    fn min_id() -> Self {
+        // Derived `Ord` follows declaration order, which `ALL` lists.
+        DataCategory::ALL[0]
+    }
+}
+
+impl PrivacyState {
+    /// `user`'s consent history in `t`, oldest first: by `recorded_at`, then
+    /// in the order recorded (the sort is stable over insertion order).
+    pub fn history_of(&self, t: TenantId, user: UserId) -> Vec<&Consent> {
+        let mut out: Vec<&Consent> = self
+            .consents
+            .get(&t)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.user_id == user)
+            .collect();
+        out.sort_by_key(|c| c.recorded_at);
+        out
+    }
+
+    /// Whether the latest entry of `user` for `purpose` in `t` is a grant.
+    pub fn consented(&self, t: TenantId, user: UserId, purpose: &ConsentPurpose) -> bool {
+        self.history_of(t, user)
+            .into_iter()
+            .rev()
+            .find(|c| &c.purpose == purpose)
+            .is_some_and(|c| c.granted)
+    }
+}
 
 /// What a retention step did: rows deleted and rows anonymized.
 pub(super) type Counts = (u64, u64);
@@ -97,7 +140,7 @@ impl State {
     /// moves the anchor to its last entry and appends the `audit.purged`
     /// entry that attests it.
     fn purge_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
-        let Some(chain_of_tenant) = self.audit_chains.get(&run.tenant) else {
+        let Some(chain_of_tenant) = self.audit.chains.get(&run.tenant) else {
             return Ok((0, 0));
         };
         // Chosen before the first batch: the entries this run appends are
@@ -123,7 +166,7 @@ impl State {
                     .set("deleted", batch.len())
                     .set("cutoff", run.cutoff),
             )?;
-            if let Some(c) = self.audit_chains.get_mut(&run.tenant) {
+            if let Some(c) = self.audit.chains.get_mut(&run.tenant) {
                 c.entries = c.entries.split_off(&(through_seq + 1));
                 c.head.anchor_seq = through_seq;
                 c.head.anchor_hash = through_hash;
@@ -137,7 +180,7 @@ impl State {
     /// AuditLogs + Anonymize: erases the personal fields of the entries
     /// older than the cutoff that still hold any.
     fn anonymize_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
-        let Some(c) = self.audit_chains.get(&run.tenant) else {
+        let Some(c) = self.audit.chains.get(&run.tenant) else {
             return Ok((0, 0));
         };
         let targets: Vec<i64> = c
@@ -150,7 +193,7 @@ impl State {
         for batch in targets.chunks(run.batch_size) {
             let counts = (0, batch.len() as u64);
             let event = retention_event(DataCategory::AuditLogs, run.cutoff, counts)?;
-            if let Some(c) = self.audit_chains.get_mut(&run.tenant) {
+            if let Some(c) = self.audit.chains.get_mut(&run.tenant) {
                 for seq in batch {
                     if let Some(row) = c.entries.get_mut(seq) {
                         row.erase_personal_data();
@@ -167,6 +210,7 @@ impl State {
     /// at `now` are deleted, or have their email replaced by its pseudonym.
     fn retire_invitations(&mut self, run: &RetentionRun<'_>, delete: bool) -> Result<Counts> {
         let mut targets: Vec<(DateTime<Utc>, InvitationId, Email)> = self
+            .tenancy
             .invitations
             .of_tenant(run.tenant)
             .map(|r| &r.inv)
@@ -195,11 +239,11 @@ impl State {
             };
             if delete {
                 for (_, id, _) in batch {
-                    self.remove_invitation(run.tenant, *id);
+                    self.tenancy.remove_invitation(run.tenant, *id);
                 }
             } else {
                 for ((_, id, _), pseudonym) in batch.iter().zip(pseudonyms) {
-                    if let Some(row) = self.invitations.get_mut(&(run.tenant, *id)) {
+                    if let Some(row) = self.tenancy.invitations.get_mut(&(run.tenant, *id)) {
                         row.inv.email = pseudonym;
                     }
                 }
@@ -219,7 +263,7 @@ impl State {
     /// `consent.manage`.
     fn consent_tenant(&self, ctx: &Context, user: UserId) -> Result<TenantId> {
         let t = self.row_tenant(ctx, Entity::User)?;
-        if !self.memberships.contains_key(&(t, user)) {
+        if !self.tenancy.memberships.contains_key(&(t, user)) {
             return Err(Error::not_found(Entity::User));
         }
         if ctx.user_id() != Some(user)
@@ -228,29 +272,6 @@ impl State {
             return Err(Error::denied(PermissionCode::CONSENT_MANAGE));
         }
         Ok(t)
-    }
-
-    /// `user`'s consent history in `t`, oldest first: by `recorded_at`, then
-    /// in the order recorded (the sort is stable over insertion order).
-    fn consent_history_of(&self, t: TenantId, user: UserId) -> Vec<&Consent> {
-        let mut out: Vec<&Consent> = self
-            .consents
-            .get(&t)
-            .into_iter()
-            .flatten()
-            .filter(|c| c.user_id == user)
-            .collect();
-        out.sort_by_key(|c| c.recorded_at);
-        out
-    }
-
-    /// Whether the latest entry of `user` for `purpose` in `t` is a grant.
-    fn consents(&self, t: TenantId, user: UserId, purpose: &ConsentPurpose) -> bool {
-        self.consent_history_of(t, user)
-            .into_iter()
-            .rev()
-            .find(|c| &c.purpose == purpose)
-            .is_some_and(|c| c.granted)
     }
 
     /// Appends a consent entry and its event.
@@ -287,7 +308,11 @@ impl State {
                 .set("policy_version", &consent.policy_version)
                 .set("source", &consent.source),
         )?;
-        self.consents.entry(t).or_default().push(consent.clone());
+        self.privacy
+            .consents
+            .entry(t)
+            .or_default()
+            .push(consent.clone());
         self.audit(ctx, t, event, now);
         Ok(consent)
     }
@@ -317,7 +342,8 @@ impl PrivacyRepo for MemoryBackend {
                 action: policy.action,
                 updated_at: now,
             };
-            st.data_policies
+            st.privacy
+                .data_policies
                 .insert((t, stored.category), stored.clone());
             st.audit(ctx, t, event, now);
             Ok(stored)
@@ -333,7 +359,7 @@ impl PrivacyRepo for MemoryBackend {
             st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
             // Keyed by (tenant, category), and DataCategory orders as
             // DataCategory::ALL: the range is already in category order.
-            Ok(st.data_policies.of_tenant(t).cloned().collect())
+            Ok(st.privacy.data_policies.of_tenant(t).cloned().collect())
         })
     }
 
@@ -343,7 +369,7 @@ impl PrivacyRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
-            if !st.data_policies.contains_key(&(t, category)) {
+            if !st.privacy.data_policies.contains_key(&(t, category)) {
                 return Err(Error::not_found(Entity::DataPolicy));
             }
             let event = AuditEvent::new(
@@ -352,7 +378,7 @@ impl PrivacyRepo for MemoryBackend {
                 Some(category.as_str()),
                 Diff::new(),
             )?;
-            st.data_policies.remove(&(t, category));
+            st.privacy.data_policies.remove(&(t, category));
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -375,7 +401,7 @@ impl PrivacyRepo for MemoryBackend {
             let at = self.now();
             let mut st = self.lock();
             // Keyed by (tenant, category): already in the report's order.
-            let policies: Vec<DataPolicy> = st.data_policies.values().cloned().collect();
+            let policies: Vec<DataPolicy> = st.privacy.data_policies.values().cloned().collect();
             let mut report = RetentionReport::default();
             for policy in policies {
                 let run = RetentionRun {
@@ -425,7 +451,7 @@ impl PrivacyRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.consent_tenant(ctx, change.user)?;
-            if !st.consents(t, change.user, &change.purpose) {
+            if !st.privacy.consented(t, change.user, &change.purpose) {
                 return Err(Error::invalid_state(
                     Entity::Consent,
                     StateRule::ConsentNotGiven,
@@ -444,7 +470,7 @@ impl PrivacyRepo for MemoryBackend {
         self.run(ctx, "PrivacyRepo.has_consent", || {
             let st = self.lock();
             let t = st.consent_tenant(ctx, user)?;
-            Ok(st.consents(t, user, purpose))
+            Ok(st.privacy.consented(t, user, purpose))
         })
     }
 
@@ -453,7 +479,8 @@ impl PrivacyRepo for MemoryBackend {
             let st = self.lock();
             let t = st.consent_tenant(ctx, user)?;
             Ok(st
-                .consent_history_of(t, user)
+                .privacy
+                .history_of(t, user)
                 .into_iter()
                 .cloned()
                 .collect())
@@ -469,16 +496,16 @@ impl PrivacyRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let old_email = st
+                .tenancy
                 .users
                 .get(&user)
                 .map(|u| u.user.email.clone())
                 .ok_or_else(|| Error::not_found(Entity::User))?;
             // The (user, tenant) index yields the tenants in id order.
-            let tenants: Vec<TenantId> = st.tenants_of_user(user).collect();
-            if tenants
-                .iter()
-                .any(|t| st.is_active_owner(*t, user) && st.active_owner_count(*t) <= 1)
-            {
+            let tenants: Vec<TenantId> = st.tenancy.tenants_of_user(user).collect();
+            if tenants.iter().any(|t| {
+                st.tenancy.is_active_owner(*t, user) && st.tenancy.active_owner_count(*t) <= 1
+            }) {
                 return Err(Error::invalid_state(
                     Entity::Member,
                     StateRule::LastActiveOwner,
@@ -487,27 +514,29 @@ impl PrivacyRepo for MemoryBackend {
             let pseudonym = Email::parse(&erased_email(user))?;
             let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
 
-            let audit_entries_pseudonymized = st.erase_audit_personal_data(user);
+            let audit_entries_pseudonymized = st.audit.erase_personal_data(user);
             let mut identities_removed = 0;
             for t in &tenants {
                 identities_removed += st
+                    .tenancy
                     .identities
                     .of_tenant(*t)
                     .filter(|i| i.user_id == user)
                     .count() as u64;
-                st.delete_membership(*t, user);
+                st.tenancy.delete_membership(*t, user);
             }
             let invitations: Vec<(TenantId, InvitationId)> = st
+                .tenancy
                 .invitations
                 .iter()
                 .filter(|(_, r)| r.inv.email == old_email)
                 .map(|(key, _)| *key)
                 .collect();
             for (t, id) in &invitations {
-                st.remove_invitation(*t, *id);
+                st.tenancy.remove_invitation(*t, *id);
             }
-            st.set_user_email(user, pseudonym);
-            if let Some(row) = st.users.get_mut(&user) {
+            st.tenancy.set_user_email(user, pseudonym);
+            if let Some(row) = st.tenancy.users.get_mut(&user) {
                 row.user.full_name = None;
                 row.user.has_password = false;
                 row.user.updated_at = now;
@@ -525,7 +554,8 @@ impl PrivacyRepo for MemoryBackend {
                 ctx.request().clone()
             };
             for t in tenants.iter().copied().chain([PLATFORM_TENANT]) {
-                st.append_audit(t, Actor::of(ctx), &request, event.clone(), now);
+                st.audit
+                    .append(t, Actor::of(ctx), &request, event.clone(), now);
             }
             Ok(ErasureReport {
                 user_id: user,

@@ -1,6 +1,7 @@
 //! Memberships and invitations.
 
-use super::super::{InvitationRow, MemoryBackend, TenantRows};
+use super::super::{MemoryBackend, TenantRows};
+use super::InvitationRow;
 use async_trait::async_trait;
 use chrono::Duration;
 use insightpulse_core::audit::{AuditEvent, Diff};
@@ -29,6 +30,7 @@ impl MemoryBackend {
         let t = st.visible_tenant(ctx)?;
         st.require(ctx, t, PermissionCode::MEMBER_MANAGE, None)?;
         let target = st
+            .tenancy
             .memberships
             .get(&(t, user))
             .ok_or_else(|| Error::not_found(Entity::Member))?;
@@ -40,7 +42,7 @@ impl MemoryBackend {
         }
         if status == MembershipStatus::Suspended
             && target.m.is_owner
-            && st.active_owner_count(t) <= 1
+            && st.tenancy.active_owner_count(t) <= 1
         {
             return Err(Error::invalid_state(
                 Entity::Member,
@@ -53,6 +55,7 @@ impl MemoryBackend {
         };
         let event = AuditEvent::new(action, "user", Some(user), Diff::new())?;
         let row = st
+            .tenancy
             .memberships
             .get_mut(&(t, user))
             .ok_or_else(|| Error::not_found(Entity::Member))?;
@@ -71,8 +74,12 @@ impl MemberRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            let mut out: Vec<Membership> =
-                st.memberships.of_tenant(t).map(|m| m.m.clone()).collect();
+            let mut out: Vec<Membership> = st
+                .tenancy
+                .memberships
+                .of_tenant(t)
+                .map(|m| m.m.clone())
+                .collect();
             out.sort_by_key(|m| (m.created_at, m.user_id));
             Ok(out)
         })
@@ -82,7 +89,8 @@ impl MemberRepo for MemoryBackend {
         self.run(ctx, "MemberRepo.get_member", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::Member)?;
-            st.memberships
+            st.tenancy
+                .memberships
                 .get(&(t, user))
                 .map(|m| m.m.clone())
                 .ok_or_else(|| Error::not_found(Entity::Member))
@@ -102,14 +110,15 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::MEMBER_INVITE, None)?;
             let already_member = st
+                .tenancy
                 .user_by_email
                 .get(&new.email)
-                .is_some_and(|u| st.memberships.contains_key(&(t, *u)));
+                .is_some_and(|u| st.tenancy.memberships.contains_key(&(t, *u)));
             if already_member {
                 return Err(Error::conflict(Entity::Member, "email"));
             }
             if let Some(role_id) = new.role_id {
-                let role = st.role(t, role_id)?;
+                let role = st.tenancy.role(t, role_id)?;
                 if !role.scope.allows_grant(None) {
                     return Err(Error::validation(
                         "role",
@@ -148,7 +157,7 @@ impl MemberRepo for MemoryBackend {
                     .set("expires_at", invitation.expires_at),
             )?;
             st.audit(ctx, t, event, now);
-            st.insert_invitation(InvitationRow {
+            st.tenancy.insert_invitation(InvitationRow {
                 inv: invitation.clone(),
                 prefix: issued.prefix,
                 hash: issued.hash,
@@ -167,8 +176,12 @@ impl MemberRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             st.require(ctx, t, PermissionCode::MEMBER_INVITE, None)?;
-            let mut out: Vec<Invitation> =
-                st.invitations.of_tenant(t).map(|i| i.inv.clone()).collect();
+            let mut out: Vec<Invitation> = st
+                .tenancy
+                .invitations
+                .of_tenant(t)
+                .map(|i| i.inv.clone())
+                .collect();
             out.sort_by_key(|i| (i.created_at, i.id));
             Ok(out)
         })
@@ -181,6 +194,7 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::MEMBER_INVITE, None)?;
             let row = st
+                .tenancy
                 .invitations
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Invitation))?;
@@ -209,8 +223,9 @@ impl MemberRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let inv = st
+                .tenancy
                 .invitations_with_prefix(prefix)
-                .filter_map(|key| st.invitations.get(&key))
+                .filter_map(|key| st.tenancy.invitations.get(&key))
                 .find(|r| self.hasher.matches(presented, &r.hash))
                 .map(|r| r.inv.clone())
                 .ok_or_else(|| reject(Rejection::Unknown))?;
@@ -224,6 +239,7 @@ impl MemberRepo for MemoryBackend {
                 return Err(reject(Rejection::Expired));
             }
             let user = st
+                .tenancy
                 .users
                 .get(&me)
                 .ok_or_else(|| Error::not_found(Entity::User))?;
@@ -231,7 +247,7 @@ impl MemberRepo for MemoryBackend {
                 return Err(Error::denied(Requirement::InvitedUser));
             }
             let t = inv.tenant_id;
-            if st.memberships.contains_key(&(t, me)) {
+            if st.tenancy.memberships.contains_key(&(t, me)) {
                 return Err(Error::conflict(Entity::Member, "user"));
             }
             let membership = Membership {
@@ -241,7 +257,7 @@ impl MemberRepo for MemoryBackend {
                 status: MembershipStatus::Active,
                 created_at: now,
             };
-            let role_id = inv.role_id.filter(|r| st.role(t, *r).is_ok());
+            let role_id = inv.role_id.filter(|r| st.tenancy.role(t, *r).is_ok());
             // The actor is the joining user: the context's principal.
             let event = AuditEvent::new(
                 "member.joined",
@@ -251,7 +267,7 @@ impl MemberRepo for MemoryBackend {
                     .set("invitation_id", inv.id)
                     .set("role_id", role_id),
             )?;
-            st.insert_membership(membership.clone());
+            st.tenancy.insert_membership(membership.clone());
             st.audit(ctx, t, event, now);
             if let Some(role_id) = role_id {
                 let grant = RoleGrant {
@@ -263,9 +279,9 @@ impl MemberRepo for MemoryBackend {
                     granted_by: inv.invited_by,
                     created_at: now,
                 };
-                st.grants.insert((t, grant.id), grant);
+                st.tenancy.grants.insert((t, grant.id), grant);
             }
-            if let Some(row) = st.invitations.get_mut(&(t, inv.id)) {
+            if let Some(row) = st.tenancy.invitations.get_mut(&(t, inv.id)) {
                 row.inv.accepted_at = Some(now);
             }
             Ok(membership)
@@ -291,20 +307,21 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::MEMBER_MANAGE, None)?;
             let target = st
+                .tenancy
                 .memberships
                 .get(&(t, user))
                 .ok_or_else(|| Error::not_found(Entity::Member))?;
             if target.m.is_owner && !st.actor_is_owner(ctx, t) {
                 return Err(Error::denied(Requirement::TenantOwner));
             }
-            if st.is_active_owner(t, user) && st.active_owner_count(t) <= 1 {
+            if st.tenancy.is_active_owner(t, user) && st.tenancy.active_owner_count(t) <= 1 {
                 return Err(Error::invalid_state(
                     Entity::Member,
                     StateRule::LastActiveOwner,
                 ));
             }
             let event = AuditEvent::new("member.removed", "user", Some(user), Diff::new())?;
-            st.delete_membership(t, user);
+            st.tenancy.delete_membership(t, user);
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -319,13 +336,17 @@ impl MemberRepo for MemoryBackend {
                 return Err(Error::denied(Requirement::TenantOwner));
             }
             let current = st
+                .tenancy
                 .memberships
                 .get(&(t, user))
                 .ok_or_else(|| Error::not_found(Entity::Member))?;
             if current.m.is_owner == is_owner {
                 return Ok(current.m.clone());
             }
-            if !is_owner && st.is_active_owner(t, user) && st.active_owner_count(t) <= 1 {
+            if !is_owner
+                && st.tenancy.is_active_owner(t, user)
+                && st.tenancy.active_owner_count(t) <= 1
+            {
                 return Err(Error::invalid_state(
                     Entity::Member,
                     StateRule::LastActiveOwner,
@@ -338,6 +359,7 @@ impl MemberRepo for MemoryBackend {
                 Diff::new().change("is_owner", !is_owner, is_owner),
             )?;
             let row = st
+                .tenancy
                 .memberships
                 .get_mut(&(t, user))
                 .ok_or_else(|| Error::not_found(Entity::Member))?;

@@ -1,6 +1,7 @@
 //! Users: accounts, profiles and passwords.
 
-use super::super::{hash_password, MemoryBackend, UserRow};
+use super::super::{hash_password, MemoryBackend};
+use super::UserRow;
 use async_trait::async_trait;
 use insightpulse_core::tenancy::{NewUser, User, UserRepo};
 use insightpulse_core::{
@@ -14,7 +15,7 @@ impl UserRepo for MemoryBackend {
             ctx.require_system()?;
             let now = self.now();
             let mut st = self.lock();
-            if st.user_by_email.contains_key(&new.email) {
+            if st.tenancy.user_by_email.contains_key(&new.email) {
                 return Err(Error::conflict(Entity::User, "email"));
             }
             let user = User {
@@ -25,7 +26,7 @@ impl UserRepo for MemoryBackend {
                 created_at: now,
                 updated_at: now,
             };
-            st.insert_user(UserRow {
+            st.tenancy.insert_user(UserRow {
                 user: user.clone(),
                 password_hash: None,
             });
@@ -37,7 +38,7 @@ impl UserRepo for MemoryBackend {
         self.run(ctx, "UserRepo.get_user", || {
             let st = self.lock();
             if st.user_visible(ctx, id) {
-                Ok(st.users[&id].user.clone())
+                Ok(st.tenancy.users[&id].user.clone())
             } else {
                 Err(Error::not_found(Entity::User))
             }
@@ -48,10 +49,11 @@ impl UserRepo for MemoryBackend {
         self.run(ctx, "UserRepo.find_user_by_email", || {
             let st = self.lock();
             Ok(st
+                .tenancy
                 .user_by_email
                 .get(email)
                 .filter(|u| st.user_visible(ctx, **u))
-                .map(|u| st.users[u].user.clone()))
+                .map(|u| st.tenancy.users[u].user.clone()))
         })
     }
 
@@ -61,6 +63,7 @@ impl UserRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let row = st
+                .tenancy
                 .users
                 .get_mut(&me)
                 .ok_or_else(|| Error::not_found(Entity::User))?;
@@ -93,6 +96,7 @@ impl UserRepo for MemoryBackend {
                 return Err(Error::denied(Requirement::SameUserOrSystem));
             }
             let row = st
+                .tenancy
                 .users
                 .get_mut(&user)
                 .ok_or_else(|| Error::not_found(Entity::User))?;
