@@ -36,6 +36,13 @@ impl super::MinId for JobId {
     }
 }
 
+impl JobsState {
+    /// A deleted tenant takes its jobs (`ON DELETE CASCADE`).
+    pub fn on_tenant_deleted(&mut self, t: TenantId) {
+        self.jobs.remove_of_tenant(t, |_| true);
+    }
+}
+
 fn same_key(j: &Job, kind: &JobKind, key: &insightpulse_core::jobs::JobKey) -> bool {
     j.kind == *kind
         && j.key.as_ref() == Some(key)

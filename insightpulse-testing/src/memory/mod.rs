@@ -239,53 +239,33 @@ impl State {
         }
     }
 
-    // --- cascades (what ON DELETE CASCADE / SET NULL do in Postgres) -----
+    // --- cascades across modules (ON DELETE CASCADE / SET NULL) ----------
+    //
+    // A deletion removes the owning module's rows, then every module whose
+    // tables hold a foreign key to them reacts through its `on_*_deleted`
+    // hook — the memory side of the referencing table's `ON DELETE` clause.
+    // A module that adds such a reference adds one line here.
 
-    /// Removes an environment with the API keys scoped to it.
+    /// Removes an environment; the API keys scoped to it go with it.
     pub fn delete_environment(&mut self, t: TenantId, id: EnvironmentId) {
-        self.projects.environments.remove(&(t, id));
-        self.tenancy
-            .remove_api_keys(t, |k| k.environment_id() == Some(id));
+        self.projects.remove_environment(t, id);
+        self.tenancy.on_environment_deleted(t, id);
     }
 
-    /// Removes a project with its environments, project grants and scoped keys.
+    /// Removes a project with its environments; its project-level grants
+    /// and the API keys scoped to it go with it.
     pub fn delete_project(&mut self, t: TenantId, id: ProjectId) {
-        self.projects.projects.remove(&(t, id));
-        self.projects
-            .environments
-            .remove_of_tenant(t, |e| e.project_id == id);
-        self.tenancy
-            .grants
-            .remove_of_tenant(t, |g| g.project_id == Some(id));
-        self.tenancy
-            .remove_api_keys(t, |k| k.key.project_id == Some(id));
+        self.projects.remove_project(t, id);
+        self.tenancy.on_project_deleted(t, id);
     }
 
-    /// Removes a tenant and every row that belongs to it — except its audit
-    /// chain, which outlives the tenant (only the system can read it then).
+    /// Removes a tenant and every row that belongs to it. Outliving it: its
+    /// audit chain (only the system can read it then), its outbox events
+    /// and cursors, and the idempotency keys made in it (they expire).
     pub fn delete_tenant(&mut self, t: TenantId) {
-        let ten = &mut self.tenancy;
-        if let Some(tenant) = ten.tenants.remove(&t) {
-            ten.tenant_by_slug.remove(&tenant.slug);
-        }
-        for row in ten.memberships.remove_of_tenant(t, |_| true) {
-            ten.memberships_by_user.remove(&(row.m.user_id, t));
-        }
-        for row in ten.invitations.remove_of_tenant(t, |_| true) {
-            ten.invitations_by_prefix
-                .remove(&(row.prefix, t, row.inv.id));
-        }
-        ten.teams.remove_of_tenant(t, |_| true);
-        ten.remove_team_members(t, |_, _| true);
-        ten.roles.remove_of_tenant(t, |_| true);
-        ten.grants.remove_of_tenant(t, |_| true);
-        ten.providers.remove_of_tenant(t, |_| true);
-        ten.identities.remove_of_tenant(t, |_| true);
-        ten.remove_api_keys(t, |_| true);
-        self.projects.projects.remove_of_tenant(t, |_| true);
-        self.projects.environments.remove_of_tenant(t, |_| true);
-        self.privacy.data_policies.remove_of_tenant(t, |_| true);
-        self.privacy.consents.remove(&t);
-        self.jobs.jobs.remove_of_tenant(t, |_| true);
+        self.tenancy.remove_tenant(t);
+        self.projects.on_tenant_deleted(t);
+        self.privacy.on_tenant_deleted(t);
+        self.jobs.on_tenant_deleted(t);
     }
 }

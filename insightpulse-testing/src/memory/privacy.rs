@@ -55,6 +55,12 @@ impl MinId for DataCategory {
 }
 
 impl PrivacyState {
+    /// A deleted tenant takes its data policies and consents.
+    pub fn on_tenant_deleted(&mut self, t: TenantId) {
+        self.data_policies.remove_of_tenant(t, |_| true);
+        self.consents.remove(&t);
+    }
+
     /// `user`'s consent history in `t`, oldest first: by `recorded_at`, then
     /// in the order recorded (the sort is stable over insertion order).
     pub fn history_of(&self, t: TenantId, user: UserId) -> Vec<&Consent> {

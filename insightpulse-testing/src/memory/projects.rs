@@ -5,7 +5,8 @@
 //! environments, project-level permissions are checked at the target
 //! project's level, and an API key scoped to a project (or environment) sees
 //! only that project (or environment). Deleting cascades like Postgres'
-//! foreign keys: environments, project grants and scoped keys.
+//! foreign keys: a project takes its environments here, and the tenancy
+//! drops the grants and keys that name it (`State::delete_project`).
 //!
 //! Every change that changes something is audited in the same locked
 //! mutation (`project.created`, `project.renamed`, `project.archived`,
@@ -72,6 +73,24 @@ impl ProjectsState {
             .get(&(t, id))
             .filter(|e| Self::environment_visible(ctx, e))
             .ok_or_else(|| Error::not_found(Entity::Environment))
+    }
+
+    /// Removes a project with its environments.
+    pub fn remove_project(&mut self, t: TenantId, id: ProjectId) {
+        self.projects.remove(&(t, id));
+        self.environments
+            .remove_of_tenant(t, |e| e.project_id == id);
+    }
+
+    /// Removes an environment.
+    pub fn remove_environment(&mut self, t: TenantId, id: EnvironmentId) {
+        self.environments.remove(&(t, id));
+    }
+
+    /// A deleted tenant takes its projects and environments.
+    pub fn on_tenant_deleted(&mut self, t: TenantId) {
+        self.projects.remove_of_tenant(t, |_| true);
+        self.environments.remove_of_tenant(t, |_| true);
     }
 }
 

@@ -13,8 +13,8 @@ use insightpulse_core::tenancy::{
     SsoProvider, Team, Tenant, User,
 };
 use insightpulse_core::{
-    ApiKeyId, Email, EnvironmentId, IdentityId, InvitationId, Name, RoleGrantId, RoleId, Slug,
-    SsoProviderId, TeamId, TenantId, UserId,
+    ApiKeyId, Email, EnvironmentId, IdentityId, InvitationId, Name, ProjectId, RoleGrantId, RoleId,
+    Slug, SsoProviderId, TeamId, TenantId, UserId,
 };
 use std::collections::{BTreeSet, HashMap};
 
@@ -156,7 +156,7 @@ impl TenancyState {
     }
 
     /// Removes the API keys of tenant `t` that match `pred`.
-    pub fn remove_api_keys(&mut self, t: TenantId, pred: impl FnMut(&KeyRow) -> bool) {
+    fn remove_api_keys(&mut self, t: TenantId, pred: impl FnMut(&KeyRow) -> bool) {
         for row in self.api_keys.remove_of_tenant(t, pred) {
             self.api_keys_by_prefix
                 .remove(&(row.key.prefix, t, row.key.id));
@@ -164,11 +164,7 @@ impl TenancyState {
     }
 
     /// Removes the team memberships of tenant `t` that match `pred`.
-    pub fn remove_team_members(
-        &mut self,
-        t: TenantId,
-        mut pred: impl FnMut(TeamId, UserId) -> bool,
-    ) {
+    fn remove_team_members(&mut self, t: TenantId, mut pred: impl FnMut(TeamId, UserId) -> bool) {
         let doomed: Vec<(TenantId, TeamId, UserId)> = self
             .team_members_of_tenant(t)
             .filter(|(team, u)| pred(*team, *u))
@@ -275,5 +271,41 @@ impl TenancyState {
     pub fn delete_provider(&mut self, t: TenantId, id: SsoProviderId) {
         self.providers.remove(&(t, id));
         self.identities.remove_of_tenant(t, |i| i.provider_id == id);
+    }
+
+    // --- the tenant, and reactions to other modules' deletions -------------
+
+    /// Removes tenant `t` with every tenancy row of it.
+    pub fn remove_tenant(&mut self, t: TenantId) {
+        if let Some(tenant) = self.tenants.remove(&t) {
+            self.tenant_by_slug.remove(&tenant.slug);
+        }
+        for row in self.memberships.remove_of_tenant(t, |_| true) {
+            self.memberships_by_user.remove(&(row.m.user_id, t));
+        }
+        for row in self.invitations.remove_of_tenant(t, |_| true) {
+            self.invitations_by_prefix
+                .remove(&(row.prefix, t, row.inv.id));
+        }
+        self.teams.remove_of_tenant(t, |_| true);
+        self.remove_team_members(t, |_, _| true);
+        self.roles.remove_of_tenant(t, |_| true);
+        self.grants.remove_of_tenant(t, |_| true);
+        self.providers.remove_of_tenant(t, |_| true);
+        self.identities.remove_of_tenant(t, |_| true);
+        self.remove_api_keys(t, |_| true);
+    }
+
+    /// A deleted project takes the grants made at its level and the API
+    /// keys scoped to it (or to one of its environments).
+    pub fn on_project_deleted(&mut self, t: TenantId, id: ProjectId) {
+        self.grants
+            .remove_of_tenant(t, |g| g.project_id == Some(id));
+        self.remove_api_keys(t, |k| k.key.project_id == Some(id));
+    }
+
+    /// A deleted environment takes the API keys scoped to it.
+    pub fn on_environment_deleted(&mut self, t: TenantId, id: EnvironmentId) {
+        self.remove_api_keys(t, |k| k.environment_id() == Some(id));
     }
 }
