@@ -12,21 +12,27 @@
 //!   written here verifies exactly like one written by PostgreSQL.
 //! - **Entries only ever lose personal data.** After the append, the only
 //!   changes an entry sees are the erasure of its ip, user agent and salt
-//!   ([`AuditState::erase_personal_data`]) and a retention purge of the
-//!   chain's oldest prefix (in `privacy.rs`), which moves the head's anchor.
+//!   ([`AuditState::erase_personal_data`], for an erased user or by an
+//!   anonymizing retention policy) and a retention purge of the chain's
+//!   oldest prefix, which moves the head's anchor and is attested by the
+//!   `audit.purged` entry it appends — so the chain still verifies.
 //! - **The trail outlives its tenant.** Deleting a tenant keeps its chain;
 //!   from then on only the system can read it.
 
+use super::privacy::{retention_event, Counts, RetentionRun};
 use super::{MemoryBackend, State};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use insightpulse_core::audit::chain::{self, ChainHead, StoredEntry, GENESIS};
+use insightpulse_core::audit::chain::{
+    self, ChainHead, Digest, StoredEntry, GENESIS, PURGE_ACTION,
+};
 use insightpulse_core::audit::{
     Actor, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery, AuditRepo, ChainVerdict,
-    KeyLabel, PLATFORM_TENANT,
+    Diff, KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::clock::truncate_to_micros;
 use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::privacy::DataCategory;
 use insightpulse_core::{
     AuditAction, AuditEntryId, Context, Entity, Error, PermissionCode, RequestMeta, Result,
     TargetType, TenantId, UserId,
@@ -224,6 +230,89 @@ impl State {
     }
 }
 
+impl State {
+    /// The trail's retention hook (`audit_logs`): purges the chain's old
+    /// prefix, or anonymizes the old entries, as the policy says.
+    pub(super) fn retire_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        if run.deletes() {
+            self.purge_audit(run)
+        } else {
+            self.anonymize_audit(run)
+        }
+    }
+
+    /// AuditLogs + Delete: purges the longest prefix of the chain whose
+    /// entries are all older than the cutoff, batch by batch; each batch
+    /// moves the anchor to its last entry and appends the `audit.purged`
+    /// entry that attests it.
+    fn purge_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        let Some(chain_of_tenant) = self.audit.chains.get(&run.tenant) else {
+            return Ok((0, 0));
+        };
+        // Chosen before the first batch: the entries this run appends are
+        // never part of the prefix it purges.
+        let doomed: Vec<(i64, Digest)> = chain_of_tenant
+            .entries
+            .values()
+            .take_while(|r| r.stored.created_at < run.cutoff)
+            .map(|r| (r.stored.seq, r.stored.hash))
+            .collect();
+        let mut deleted = 0;
+        for batch in doomed.chunks(run.batch_size) {
+            let Some(&(through_seq, through_hash)) = batch.last() else {
+                continue;
+            };
+            let event = AuditEvent::new(
+                PURGE_ACTION,
+                "audit_log",
+                None::<String>,
+                Diff::new()
+                    .set("through_seq", through_seq)
+                    .set("through_hash", chain::hex(&through_hash))
+                    .set("deleted", batch.len())
+                    .set("cutoff", run.cutoff),
+            )?;
+            if let Some(c) = self.audit.chains.get_mut(&run.tenant) {
+                c.entries = c.entries.split_off(&(through_seq + 1));
+                c.head.anchor_seq = through_seq;
+                c.head.anchor_hash = through_hash;
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            deleted += batch.len() as u64;
+        }
+        Ok((deleted, 0))
+    }
+
+    /// AuditLogs + Anonymize: erases the personal fields of the entries
+    /// older than the cutoff that still hold any.
+    fn anonymize_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        let Some(c) = self.audit.chains.get(&run.tenant) else {
+            return Ok((0, 0));
+        };
+        let targets: Vec<i64> = c
+            .entries
+            .values()
+            .filter(|r| r.stored.created_at < run.cutoff && r.has_personal_data())
+            .map(|r| r.stored.seq)
+            .collect();
+        let mut anonymized = 0;
+        for batch in targets.chunks(run.batch_size) {
+            let counts = (0, batch.len() as u64);
+            let event = retention_event(DataCategory::AuditLogs, run.cutoff, counts)?;
+            if let Some(c) = self.audit.chains.get_mut(&run.tenant) {
+                for seq in batch {
+                    if let Some(row) = c.entries.get_mut(seq) {
+                        row.erase_personal_data();
+                    }
+                }
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            anonymized += counts.1;
+        }
+        Ok((0, anonymized))
+    }
+}
+
 #[async_trait]
 impl AuditRepo for MemoryBackend {
     async fn record_event(&self, ctx: &Context, event: AuditEvent) -> Result<AuditEntryId> {
@@ -329,7 +418,6 @@ impl AuditRepo for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use insightpulse_core::audit::Diff;
 
     fn event(n: i64) -> AuditEvent {
         AuditEvent::new("thing.done", "thing", Some(n), Diff::new().set("n", n)).unwrap()

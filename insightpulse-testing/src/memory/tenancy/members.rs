@@ -1,19 +1,81 @@
-//! Memberships and invitations.
+//! Memberships and invitations, and the invitations' retention hook.
 
-use super::super::{MemoryBackend, TenantRows};
+use super::super::privacy::{retention_event, Counts, RetentionRun};
+use super::super::{MemoryBackend, State, TenantRows};
 use super::InvitationRow;
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::privacy::{hashed_email, DataCategory};
 use insightpulse_core::tenancy::tokens::{issue, prefix_of, TokenKind};
 use insightpulse_core::tenancy::{
     Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation,
     RoleGrant,
 };
 use insightpulse_core::{
-    Context, Credential, Entity, Error, ExposeSecret, InvitationId, PermissionCode, Rejection,
-    Requirement, Result, RoleGrantId, SecretString, StateRule, UserId,
+    Context, Credential, Email, Entity, Error, ExposeSecret, InvitationId, PermissionCode,
+    Rejection, Requirement, Result, RoleGrantId, SecretString, StateRule, UserId,
 };
+
+/// The domain [`hashed_email`] pseudonyms end with: an invitation whose
+/// email has it was already anonymized.
+const HASHED_EMAIL_SUFFIX: &str = "@anonymized.invalid";
+
+impl State {
+    /// The invitations' retention hook (`invitations`): those older than
+    /// the cutoff that are no longer pending at `now` are deleted, or have
+    /// their email replaced by its pseudonym.
+    pub(in crate::memory) fn retire_invitations(
+        &mut self,
+        run: &RetentionRun<'_>,
+    ) -> Result<Counts> {
+        let delete = run.deletes();
+        let mut targets: Vec<(DateTime<Utc>, InvitationId, Email)> = self
+            .tenancy
+            .invitations
+            .of_tenant(run.tenant)
+            .map(|r| &r.inv)
+            .filter(|i| i.created_at < run.cutoff)
+            .filter(|i| {
+                i.accepted_at.is_some() || i.revoked_at.is_some() || i.expires_at <= run.now
+            })
+            .filter(|i| delete || !i.email.as_str().ends_with(HASHED_EMAIL_SUFFIX))
+            .map(|i| (i.created_at, i.id, i.email.clone()))
+            .collect();
+        targets.sort_by_key(|(at, id, _)| (*at, *id));
+        let (mut deleted, mut anonymized) = (0, 0);
+        for batch in targets.chunks(run.batch_size) {
+            let n = batch.len() as u64;
+            let counts = if delete { (n, 0) } else { (0, n) };
+            let event = retention_event(DataCategory::Invitations, run.cutoff, counts)?;
+            // The only rule an invitations policy can hold is `email: hash`
+            // (NewDataPolicy::validate), so anonymizing means exactly that.
+            let pseudonyms = if delete {
+                Vec::new()
+            } else {
+                batch
+                    .iter()
+                    .map(|(_, _, email)| Email::parse(&hashed_email(email.as_str())))
+                    .collect::<Result<Vec<Email>>>()?
+            };
+            if delete {
+                for (_, id, _) in batch {
+                    self.tenancy.remove_invitation(run.tenant, *id);
+                }
+            } else {
+                for ((_, id, _), pseudonym) in batch.iter().zip(pseudonyms) {
+                    if let Some(row) = self.tenancy.invitations.get_mut(&(run.tenant, *id)) {
+                        row.inv.email = pseudonym;
+                    }
+                }
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            deleted += counts.0;
+            anonymized += counts.1;
+        }
+        Ok((deleted, anonymized))
+    }
+}
 
 impl MemoryBackend {
     /// Suspends or reactivates a member: only owners act on owners, the
