@@ -3,7 +3,7 @@
 //!
 //! Rules guarded here:
 //! - **One writer path.** Every entry — an SDK mutation's, a host app's, a
-//!   retention run's — is appended by [`State::append_audit`], inside the
+//!   retention run's — is appended by [`AuditState::append`], inside the
 //!   same locked mutation as the change it records, so an audited change
 //!   never lands without its entry and a failed call leaves none.
 //! - **The hashing is core's.** Hashes, personal-data commitments and salts
@@ -12,27 +12,33 @@
 //!   written here verifies exactly like one written by PostgreSQL.
 //! - **Entries only ever lose personal data.** After the append, the only
 //!   changes an entry sees are the erasure of its ip, user agent and salt
-//!   ([`State::erase_audit_personal_data`]) and a retention purge of the
-//!   chain's oldest prefix (in `privacy.rs`), which moves the head's anchor.
+//!   ([`AuditState::erase_personal_data`], for an erased user or by an
+//!   anonymizing retention policy) and a retention purge of the chain's
+//!   oldest prefix, which moves the head's anchor and is attested by the
+//!   `audit.purged` entry it appends — so the chain still verifies.
 //! - **The trail outlives its tenant.** Deleting a tenant keeps its chain;
 //!   from then on only the system can read it.
 
+use super::privacy::{retention_event, Counts, RetentionRun};
 use super::{MemoryBackend, State};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use insightpulse_core::audit::chain::{self, ChainHead, StoredEntry, GENESIS};
+use insightpulse_core::audit::chain::{
+    self, ChainHead, Digest, StoredEntry, GENESIS, PURGE_ACTION,
+};
 use insightpulse_core::audit::{
     Actor, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery, AuditRepo, ChainVerdict,
-    KeyLabel, PLATFORM_TENANT,
+    Diff, KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::clock::truncate_to_micros;
 use insightpulse_core::idempotency::{self, Call, Operation};
+use insightpulse_core::privacy::DataCategory;
 use insightpulse_core::{
     AuditAction, AuditEntryId, Context, Entity, Error, PermissionCode, RequestMeta, Result,
     TargetType, TenantId, UserId,
 };
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// One stored entry: exactly what the hash covers (`stored`), plus the
 /// typed labels and parsed diff the report hands back, so reading never
@@ -84,11 +90,19 @@ impl AuditChain {
     }
 }
 
-impl State {
+/// The audit module's tables: each tenant's chain (head and entries), the
+/// platform's included. A chain is not removed with its tenant: the trail
+/// outlives it.
+#[derive(Debug, Default)]
+pub(crate) struct AuditState {
+    pub chains: HashMap<TenantId, AuditChain>,
+}
+
+impl AuditState {
     /// Appends `event` to `tenant`'s chain as `actor`, with `request`'s
     /// metadata, at `now`. Infallible: callers validate (build the
     /// [`AuditEvent`]) before they mutate anything.
-    pub(crate) fn append_audit(
+    pub(crate) fn append(
         &mut self,
         tenant: TenantId,
         actor: Actor,
@@ -96,10 +110,7 @@ impl State {
         event: AuditEvent,
         now: DateTime<Utc>,
     ) -> AuditEntryId {
-        let chain = self
-            .audit_chains
-            .entry(tenant)
-            .or_insert_with(AuditChain::empty);
+        let chain = self.chains.entry(tenant).or_insert_with(AuditChain::empty);
         let (ip, user_agent) = (request.ip, request.user_agent.clone());
         let (pii_salt, pii_digest) = chain::commit_personal(ip, user_agent.as_deref()).unzip();
         let id = AuditEntryId::new();
@@ -139,6 +150,24 @@ impl State {
         id
     }
 
+    /// Erases the personal fields of every entry (any tenant, the platform
+    /// included) whose actor is `user` and that still holds any; returns
+    /// how many entries changed.
+    pub(crate) fn erase_personal_data(&mut self, user: UserId) -> u64 {
+        let mut erased = 0;
+        for chain in self.chains.values_mut() {
+            for row in chain.entries.values_mut() {
+                if row.stored.actor.user_id() == Some(user) && row.has_personal_data() {
+                    row.erase_personal_data();
+                    erased += 1;
+                }
+            }
+        }
+        erased
+    }
+}
+
+impl State {
     /// Appends `event` to `tenant`'s chain as the context's principal, with
     /// its request metadata — what every audited SDK mutation does.
     pub(crate) fn audit(
@@ -148,7 +177,8 @@ impl State {
         event: AuditEvent,
         now: DateTime<Utc>,
     ) -> AuditEntryId {
-        self.append_audit(tenant, Actor::of(ctx), ctx.request(), event, now)
+        self.audit
+            .append(tenant, Actor::of(ctx), ctx.request(), event, now)
     }
 
     /// Whether the principal may append to tenant `t`'s trail: a tenant it
@@ -165,22 +195,6 @@ impl State {
         ctx.is_system() || self.tenant_visible(ctx, t)
     }
 
-    /// Erases the personal fields of every entry (any tenant, the platform
-    /// included) whose actor is `user` and that still holds any; returns
-    /// how many entries changed.
-    pub(crate) fn erase_audit_personal_data(&mut self, user: UserId) -> u64 {
-        let mut erased = 0;
-        for chain in self.audit_chains.values_mut() {
-            for row in chain.entries.values_mut() {
-                if row.stored.actor.user_id() == Some(user) && row.has_personal_data() {
-                    row.erase_personal_data();
-                    erased += 1;
-                }
-            }
-        }
-        erased
-    }
-
     /// An entry as the report returns it, with the acting user's current
     /// email (the pseudonym once erased) or the acting key's name.
     fn report_entry(&self, row: &AuditRow) -> AuditEntry {
@@ -194,12 +208,12 @@ impl State {
             actor_email: s
                 .actor
                 .user_id()
-                .and_then(|u| self.users.get(&u))
+                .and_then(|u| self.tenancy.users.get(&u))
                 .map(|u| u.user.email.to_string()),
             actor_key: s
                 .actor
                 .api_key_id()
-                .and_then(|k| self.api_keys.get(&(s.tenant_id, k)))
+                .and_then(|k| self.tenancy.api_keys.get(&(s.tenant_id, k)))
                 .map(|k| KeyLabel {
                     name: k.key.name.clone(),
                     prefix: k.key.prefix.clone(),
@@ -213,6 +227,89 @@ impl State {
             request_id: s.request_id.clone(),
             hash: s.hash,
         }
+    }
+}
+
+impl State {
+    /// The trail's retention hook (`audit_logs`): purges the chain's old
+    /// prefix, or anonymizes the old entries, as the policy says.
+    pub(super) fn retire_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        if run.deletes() {
+            self.purge_audit(run)
+        } else {
+            self.anonymize_audit(run)
+        }
+    }
+
+    /// AuditLogs + Delete: purges the longest prefix of the chain whose
+    /// entries are all older than the cutoff, batch by batch; each batch
+    /// moves the anchor to its last entry and appends the `audit.purged`
+    /// entry that attests it.
+    fn purge_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        let Some(chain_of_tenant) = self.audit.chains.get(&run.tenant) else {
+            return Ok((0, 0));
+        };
+        // Chosen before the first batch: the entries this run appends are
+        // never part of the prefix it purges.
+        let doomed: Vec<(i64, Digest)> = chain_of_tenant
+            .entries
+            .values()
+            .take_while(|r| r.stored.created_at < run.cutoff)
+            .map(|r| (r.stored.seq, r.stored.hash))
+            .collect();
+        let mut deleted = 0;
+        for batch in doomed.chunks(run.batch_size) {
+            let Some(&(through_seq, through_hash)) = batch.last() else {
+                continue;
+            };
+            let event = AuditEvent::new(
+                PURGE_ACTION,
+                "audit_log",
+                None::<String>,
+                Diff::new()
+                    .set("through_seq", through_seq)
+                    .set("through_hash", chain::hex(&through_hash))
+                    .set("deleted", batch.len())
+                    .set("cutoff", run.cutoff),
+            )?;
+            if let Some(c) = self.audit.chains.get_mut(&run.tenant) {
+                c.entries = c.entries.split_off(&(through_seq + 1));
+                c.head.anchor_seq = through_seq;
+                c.head.anchor_hash = through_hash;
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            deleted += batch.len() as u64;
+        }
+        Ok((deleted, 0))
+    }
+
+    /// AuditLogs + Anonymize: erases the personal fields of the entries
+    /// older than the cutoff that still hold any.
+    fn anonymize_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
+        let Some(c) = self.audit.chains.get(&run.tenant) else {
+            return Ok((0, 0));
+        };
+        let targets: Vec<i64> = c
+            .entries
+            .values()
+            .filter(|r| r.stored.created_at < run.cutoff && r.has_personal_data())
+            .map(|r| r.stored.seq)
+            .collect();
+        let mut anonymized = 0;
+        for batch in targets.chunks(run.batch_size) {
+            let counts = (0, batch.len() as u64);
+            let event = retention_event(DataCategory::AuditLogs, run.cutoff, counts)?;
+            if let Some(c) = self.audit.chains.get_mut(&run.tenant) {
+                for seq in batch {
+                    if let Some(row) = c.entries.get_mut(seq) {
+                        row.erase_personal_data();
+                    }
+                }
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            anonymized += counts.1;
+        }
+        Ok((0, anonymized))
     }
 }
 
@@ -238,11 +335,12 @@ impl AuditRepo for MemoryBackend {
                 return Err(Error::not_found(Entity::Tenant));
             }
             // Entries are immutable: the first call's id is still its entry's.
-            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
+            if let Some(id) = st.idempotency.replayed(&scope, ctx.request(), &call, now)? {
                 return Ok(AuditEntryId(id));
             }
             let id = st.audit(ctx, t, event, now);
-            st.remember(scope, ctx.request(), call, id.0, now);
+            st.idempotency
+                .remember(scope, ctx.request(), call, id.0, now);
             Ok(id)
         })
     }
@@ -263,7 +361,7 @@ impl AuditRepo for MemoryBackend {
                 return Ok(empty);
             }
             st.require(ctx, t, PermissionCode::AUDIT_READ, None)?;
-            let Some(chain) = st.audit_chains.get(&t) else {
+            let Some(chain) = st.audit.chains.get(&t) else {
                 return Ok(empty);
             };
             let since = now - Duration::days(i64::from(q.last_days));
@@ -306,7 +404,7 @@ impl AuditRepo for MemoryBackend {
             }
             st.require(ctx, t, PermissionCode::AUDIT_READ, None)?;
             // A tenant that never wrote an entry has no head: an empty chain.
-            let verdict = match st.audit_chains.get(&t) {
+            let verdict = match st.audit.chains.get(&t) {
                 Some(c) => {
                     chain::verify(Some(&c.head), c.entries.values().map(|r| r.stored.clone()))
                 }
@@ -320,7 +418,6 @@ impl AuditRepo for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use insightpulse_core::audit::Diff;
 
     fn event(n: i64) -> AuditEvent {
         AuditEvent::new("thing.done", "thing", Some(n), Diff::new().set("n", n)).unwrap()
@@ -330,7 +427,7 @@ mod tests {
     /// including after the personal-data erasure it performs in place.
     #[test]
     fn appended_chain_verifies_and_survives_erasure() {
-        let mut st = State::default();
+        let mut st = AuditState::default();
         let t = TenantId::new();
         let u = UserId::new();
         let request = RequestMeta::default()
@@ -339,10 +436,10 @@ mod tests {
             .with_user_agent("curl/8");
         let now = Utc::now();
         for n in 0..3 {
-            st.append_audit(t, Actor::User(u), &request, event(n), now);
+            st.append(t, Actor::User(u), &request, event(n), now);
         }
-        let verify = |st: &State| {
-            let c = &st.audit_chains[&t];
+        let verify = |st: &AuditState| {
+            let c = &st.chains[&t];
             chain::verify(Some(&c.head), c.entries.values().map(|r| r.stored.clone()))
         };
         assert_eq!(
@@ -352,13 +449,13 @@ mod tests {
                 head_seq: 3
             }
         );
-        assert_eq!(st.erase_audit_personal_data(u), 3);
-        assert_eq!(st.erase_audit_personal_data(u), 0);
+        assert_eq!(st.erase_personal_data(u), 3);
+        assert_eq!(st.erase_personal_data(u), 0);
         assert!(matches!(
             verify(&st),
             ChainVerdict::Intact { entries: 3, .. }
         ));
-        let row = &st.audit_chains[&t].entries[&1];
+        let row = &st.chains[&t].entries[&1];
         assert!(row.stored.pii_digest.is_some() && row.stored.pii_salt.is_none());
         assert_eq!(row.stored.request_id.as_deref(), Some("req-1"));
     }
@@ -367,10 +464,10 @@ mod tests {
     /// not (a `ManualClock` advanced by nanoseconds).
     #[test]
     fn created_at_is_truncated_to_microseconds() {
-        let mut st = State::default();
+        let mut st = AuditState::default();
         let t = TenantId::new();
         let at = DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap();
-        st.append_audit(
+        st.append(
             t,
             Actor::System {
                 reason: "test".into(),
@@ -379,7 +476,7 @@ mod tests {
             event(1),
             at,
         );
-        let row = &st.audit_chains[&t].entries[&1];
+        let row = &st.chains[&t].entries[&1];
         assert_eq!(row.stored.created_at.timestamp_subsec_nanos(), 123_456_000);
         assert!(row.stored.pii_salt.is_none() && row.stored.pii_digest.is_none());
     }

@@ -2,13 +2,20 @@
 //! create checks for a replay and remembers its row in the same locked
 //! mutation as the create itself, so one key never makes two rows.
 
-use super::State;
 use chrono::{DateTime, Utc};
 use insightpulse_core::idempotency::{Call, StoredKey};
 use insightpulse_core::uuid::Uuid;
-use insightpulse_core::{RequestMeta, Result};
+use insightpulse_core::{IdempotencyKey, RequestMeta, Result};
+use std::collections::HashMap;
 
-impl State {
+/// The idempotency keys by `(scope, key)`. Not removed with a tenant: a key
+/// only expires (see `StoredKey::is_live`).
+#[derive(Default)]
+pub(crate) struct IdempotencyState {
+    keys: HashMap<(String, IdempotencyKey), StoredKey>,
+}
+
+impl IdempotencyState {
     /// The row an earlier call made, when this call (`operation` with
     /// `input`, in `scope`) repeats it under the request's idempotency key;
     /// `None` to go ahead (no key, or none live); a `Conflict` on the key
@@ -23,7 +30,7 @@ impl State {
         let Some(key) = &request.idempotency_key else {
             return Ok(None);
         };
-        match self.idempotency.get(&(scope.to_owned(), key.clone())) {
+        match self.keys.get(&(scope.to_owned(), key.clone())) {
             Some(stored) if stored.is_live(now) => {
                 stored.replay(call.operation, &call.fingerprint).map(Some)
             }
@@ -41,7 +48,7 @@ impl State {
         now: DateTime<Utc>,
     ) {
         if let Some(key) = &request.idempotency_key {
-            self.idempotency.insert(
+            self.keys.insert(
                 (scope, key.clone()),
                 StoredKey {
                     operation: call.operation,

@@ -36,6 +36,13 @@ impl super::MinId for JobId {
     }
 }
 
+impl JobsState {
+    /// A deleted tenant takes its jobs (`ON DELETE CASCADE`).
+    pub fn on_tenant_deleted(&mut self, t: TenantId) {
+        self.jobs.remove_of_tenant(t, |_| true);
+    }
+}
+
 fn same_key(j: &Job, kind: &JobKind, key: &insightpulse_core::jobs::JobKey) -> bool {
     j.kind == *kind
         && j.key.as_ref() == Some(key)
@@ -60,7 +67,7 @@ pub(crate) fn enqueue_in(
     if !member {
         return Err(Error::denied(insightpulse_core::Requirement::RowSecurity));
     }
-    if !st.tenants.contains_key(&tenant) {
+    if !st.tenancy.tenants.contains_key(&tenant) {
         return Err(Error::not_found(Entity::Tenant));
     }
     let run_at = job.run_at.unwrap_or(now);

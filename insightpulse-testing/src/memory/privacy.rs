@@ -1,5 +1,11 @@
-//! In-memory data governance: data policies and their enforcement, consent
-//! records, and the erasure of a user.
+//! In-memory data governance: data policies, consent records, and the two
+//! paths that reach every module's data, which this module only dispatches:
+//! retention, one hook per category beside the module storing it
+//! (`retire_audit` in `audit.rs`, `retire_invitations` in
+//! `tenancy/members.rs`, `retire_events` in `outbox.rs`, `retire_jobs` in
+//! `jobs.rs`), and the erasure of a user, one call per module holding
+//! personal data (`TenancyState::erase_user`,
+//! `AuditState::erase_personal_data`).
 //!
 //! Rules guarded here:
 //! - **Every change is audited in the change.** Setting or deleting a
@@ -9,38 +15,79 @@
 //!   `batch_size` rows is one unit (one transaction in PostgreSQL) with its
 //!   own event; the rows a run touches are chosen before it starts, so a
 //!   second run at the same `now` finds nothing left to do.
-//! - **The audit trail is never rewritten.** A purge only removes the
-//!   chain's oldest prefix and moves its anchor, attested by the
-//!   `audit.purged` entry it appends; anonymization and erasure only drop
-//!   an entry's ip, user agent and salt — so the chain still verifies.
 //! - **Consents are append-only**; the current state is the latest entry.
 //! - **Erasure is all or nothing**: refused (nothing changed) when it would
-//!   leave a tenant without an active owner.
+//!   leave a tenant without an active owner — the tenancy's part, the only
+//!   one that can refuse, runs first.
 
-use super::{MemoryBackend, State, TenantRows};
+use super::{MemoryBackend, MinId, State, TenantRows, TenantTable};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use insightpulse_core::audit::chain::{self, Digest, PURGE_ACTION};
 use insightpulse_core::audit::{Actor, AuditEvent, Diff, PLATFORM_TENANT};
 use insightpulse_core::clock::truncate_to_micros;
 use insightpulse_core::privacy::{
-    erased_email, hashed_email, Consent, ConsentChange, DataCategory, DataPolicy, ErasureReport,
-    NewDataPolicy, PrivacyRepo, RetentionAction, RetentionOutcome, RetentionReport,
+    Consent, ConsentChange, DataCategory, DataPolicy, ErasureReport, NewDataPolicy, PrivacyRepo,
+    RetentionAction, RetentionOutcome, RetentionReport,
 };
 use insightpulse_core::{
-    ConsentId, ConsentPurpose, Context, Email, Entity, Error, InvitationId, PermissionCode,
-    RequestMeta, Requirement, Result, StateRule, TenantId, UserId,
+    ConsentId, ConsentPurpose, Context, Entity, Error, PermissionCode, RequestMeta, Requirement,
+    Result, StateRule, TenantId, UserId,
 };
+use std::collections::HashMap;
 
-/// The domain [`hashed_email`] pseudonyms end with: an invitation whose
-/// email has it was already anonymized.
-const HASHED_EMAIL_SUFFIX: &str = "@anonymized.invalid";
+/// The privacy module's tables.
+#[derive(Default)]
+pub(crate) struct PrivacyState {
+    /// Data policies, keyed `(tenant, category)` so a tenant's come out in
+    /// [`DataCategory::ALL`] order.
+    pub data_policies: TenantTable<DataCategory, DataPolicy>,
+    /// Each tenant's consent entries, in the order recorded (append-only).
+    pub consents: HashMap<TenantId, Vec<Consent>>,
+}
+
+impl MinId for DataCategory {
+    fn min_id() -> Self {
+        // Derived `Ord` follows declaration order, which `ALL` lists.
+        DataCategory::ALL[0]
+    }
+}
+
+impl PrivacyState {
+    /// A deleted tenant takes its data policies and consents.
+    pub fn on_tenant_deleted(&mut self, t: TenantId) {
+        self.data_policies.remove_of_tenant(t, |_| true);
+        self.consents.remove(&t);
+    }
+
+    /// `user`'s consent history in `t`, oldest first: by `recorded_at`, then
+    /// in the order recorded (the sort is stable over insertion order).
+    pub fn history_of(&self, t: TenantId, user: UserId) -> Vec<&Consent> {
+        let mut out: Vec<&Consent> = self
+            .consents
+            .get(&t)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.user_id == user)
+            .collect();
+        out.sort_by_key(|c| c.recorded_at);
+        out
+    }
+
+    /// Whether the latest entry of `user` for `purpose` in `t` is a grant.
+    pub fn consented(&self, t: TenantId, user: UserId, purpose: &ConsentPurpose) -> bool {
+        self.history_of(t, user)
+            .into_iter()
+            .rev()
+            .find(|c| &c.purpose == purpose)
+            .is_some_and(|c| c.granted)
+    }
+}
 
 /// What a retention step did: rows deleted and rows anonymized.
 pub(super) type Counts = (u64, u64);
 
 /// The diff of a `retention.applied` event.
-fn retention_event(
+pub(super) fn retention_event(
     category: DataCategory,
     cutoff: DateTime<Utc>,
     (deleted, anonymized): Counts,
@@ -57,15 +104,24 @@ fn retention_event(
 }
 
 /// One run of `enforce_retention` in one tenant: who runs it, the policy's
-/// cutoff, the batch size and the instant its events are stamped with (the
-/// backend's clock, not the run's `now`).
+/// action and cutoff, the batch size and the instant its events are stamped
+/// with (the backend's clock, not the run's `now`). A module's retention
+/// hook takes it and returns its [`Counts`].
 pub(super) struct RetentionRun<'a> {
     pub(super) ctx: &'a Context,
     pub(super) tenant: TenantId,
+    pub(super) action: &'a RetentionAction,
     pub(super) now: DateTime<Utc>,
     pub(super) cutoff: DateTime<Utc>,
     pub(super) batch_size: usize,
     pub(super) at: DateTime<Utc>,
+}
+
+impl RetentionRun<'_> {
+    /// Whether the policy deletes its rows (else it anonymizes them).
+    pub(super) fn deletes(&self) -> bool {
+        *self.action == RetentionAction::Delete
+    }
 }
 
 impl State {
@@ -92,125 +148,6 @@ impl State {
         Ok((doomed.len() as u64, 0))
     }
 
-    /// AuditLogs + Delete: purges the longest prefix of the chain whose
-    /// entries are all older than the cutoff, batch by batch; each batch
-    /// moves the anchor to its last entry and appends the `audit.purged`
-    /// entry that attests it.
-    fn purge_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
-        let Some(chain_of_tenant) = self.audit_chains.get(&run.tenant) else {
-            return Ok((0, 0));
-        };
-        // Chosen before the first batch: the entries this run appends are
-        // never part of the prefix it purges.
-        let doomed: Vec<(i64, Digest)> = chain_of_tenant
-            .entries
-            .values()
-            .take_while(|r| r.stored.created_at < run.cutoff)
-            .map(|r| (r.stored.seq, r.stored.hash))
-            .collect();
-        let mut deleted = 0;
-        for batch in doomed.chunks(run.batch_size) {
-            let Some(&(through_seq, through_hash)) = batch.last() else {
-                continue;
-            };
-            let event = AuditEvent::new(
-                PURGE_ACTION,
-                "audit_log",
-                None::<String>,
-                Diff::new()
-                    .set("through_seq", through_seq)
-                    .set("through_hash", chain::hex(&through_hash))
-                    .set("deleted", batch.len())
-                    .set("cutoff", run.cutoff),
-            )?;
-            if let Some(c) = self.audit_chains.get_mut(&run.tenant) {
-                c.entries = c.entries.split_off(&(through_seq + 1));
-                c.head.anchor_seq = through_seq;
-                c.head.anchor_hash = through_hash;
-            }
-            self.audit(run.ctx, run.tenant, event, run.at);
-            deleted += batch.len() as u64;
-        }
-        Ok((deleted, 0))
-    }
-
-    /// AuditLogs + Anonymize: erases the personal fields of the entries
-    /// older than the cutoff that still hold any.
-    fn anonymize_audit(&mut self, run: &RetentionRun<'_>) -> Result<Counts> {
-        let Some(c) = self.audit_chains.get(&run.tenant) else {
-            return Ok((0, 0));
-        };
-        let targets: Vec<i64> = c
-            .entries
-            .values()
-            .filter(|r| r.stored.created_at < run.cutoff && r.has_personal_data())
-            .map(|r| r.stored.seq)
-            .collect();
-        let mut anonymized = 0;
-        for batch in targets.chunks(run.batch_size) {
-            let counts = (0, batch.len() as u64);
-            let event = retention_event(DataCategory::AuditLogs, run.cutoff, counts)?;
-            if let Some(c) = self.audit_chains.get_mut(&run.tenant) {
-                for seq in batch {
-                    if let Some(row) = c.entries.get_mut(seq) {
-                        row.erase_personal_data();
-                    }
-                }
-            }
-            self.audit(run.ctx, run.tenant, event, run.at);
-            anonymized += counts.1;
-        }
-        Ok((0, anonymized))
-    }
-
-    /// Invitations: those older than the cutoff that are no longer pending
-    /// at `now` are deleted, or have their email replaced by its pseudonym.
-    fn retire_invitations(&mut self, run: &RetentionRun<'_>, delete: bool) -> Result<Counts> {
-        let mut targets: Vec<(DateTime<Utc>, InvitationId, Email)> = self
-            .invitations
-            .of_tenant(run.tenant)
-            .map(|r| &r.inv)
-            .filter(|i| i.created_at < run.cutoff)
-            .filter(|i| {
-                i.accepted_at.is_some() || i.revoked_at.is_some() || i.expires_at <= run.now
-            })
-            .filter(|i| delete || !i.email.as_str().ends_with(HASHED_EMAIL_SUFFIX))
-            .map(|i| (i.created_at, i.id, i.email.clone()))
-            .collect();
-        targets.sort_by_key(|(at, id, _)| (*at, *id));
-        let (mut deleted, mut anonymized) = (0, 0);
-        for batch in targets.chunks(run.batch_size) {
-            let n = batch.len() as u64;
-            let counts = if delete { (n, 0) } else { (0, n) };
-            let event = retention_event(DataCategory::Invitations, run.cutoff, counts)?;
-            // The only rule an invitations policy can hold is `email: hash`
-            // (NewDataPolicy::validate), so anonymizing means exactly that.
-            let pseudonyms = if delete {
-                Vec::new()
-            } else {
-                batch
-                    .iter()
-                    .map(|(_, _, email)| Email::parse(&hashed_email(email.as_str())))
-                    .collect::<Result<Vec<Email>>>()?
-            };
-            if delete {
-                for (_, id, _) in batch {
-                    self.remove_invitation(run.tenant, *id);
-                }
-            } else {
-                for ((_, id, _), pseudonym) in batch.iter().zip(pseudonyms) {
-                    if let Some(row) = self.invitations.get_mut(&(run.tenant, *id)) {
-                        row.inv.email = pseudonym;
-                    }
-                }
-            }
-            self.audit(run.ctx, run.tenant, event, run.at);
-            deleted += counts.0;
-            anonymized += counts.1;
-        }
-        Ok((deleted, anonymized))
-    }
-
     // --- consents ---------------------------------------------------------
 
     /// The tenant of a consent call about `user`, after the checks every
@@ -219,7 +156,7 @@ impl State {
     /// `consent.manage`.
     fn consent_tenant(&self, ctx: &Context, user: UserId) -> Result<TenantId> {
         let t = self.row_tenant(ctx, Entity::User)?;
-        if !self.memberships.contains_key(&(t, user)) {
+        if !self.tenancy.memberships.contains_key(&(t, user)) {
             return Err(Error::not_found(Entity::User));
         }
         if ctx.user_id() != Some(user)
@@ -228,29 +165,6 @@ impl State {
             return Err(Error::denied(PermissionCode::CONSENT_MANAGE));
         }
         Ok(t)
-    }
-
-    /// `user`'s consent history in `t`, oldest first: by `recorded_at`, then
-    /// in the order recorded (the sort is stable over insertion order).
-    fn consent_history_of(&self, t: TenantId, user: UserId) -> Vec<&Consent> {
-        let mut out: Vec<&Consent> = self
-            .consents
-            .get(&t)
-            .into_iter()
-            .flatten()
-            .filter(|c| c.user_id == user)
-            .collect();
-        out.sort_by_key(|c| c.recorded_at);
-        out
-    }
-
-    /// Whether the latest entry of `user` for `purpose` in `t` is a grant.
-    fn consents(&self, t: TenantId, user: UserId, purpose: &ConsentPurpose) -> bool {
-        self.consent_history_of(t, user)
-            .into_iter()
-            .rev()
-            .find(|c| &c.purpose == purpose)
-            .is_some_and(|c| c.granted)
     }
 
     /// Appends a consent entry and its event.
@@ -287,7 +201,11 @@ impl State {
                 .set("policy_version", &consent.policy_version)
                 .set("source", &consent.source),
         )?;
-        self.consents.entry(t).or_default().push(consent.clone());
+        self.privacy
+            .consents
+            .entry(t)
+            .or_default()
+            .push(consent.clone());
         self.audit(ctx, t, event, now);
         Ok(consent)
     }
@@ -317,7 +235,8 @@ impl PrivacyRepo for MemoryBackend {
                 action: policy.action,
                 updated_at: now,
             };
-            st.data_policies
+            st.privacy
+                .data_policies
                 .insert((t, stored.category), stored.clone());
             st.audit(ctx, t, event, now);
             Ok(stored)
@@ -333,7 +252,7 @@ impl PrivacyRepo for MemoryBackend {
             st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
             // Keyed by (tenant, category), and DataCategory orders as
             // DataCategory::ALL: the range is already in category order.
-            Ok(st.data_policies.of_tenant(t).cloned().collect())
+            Ok(st.privacy.data_policies.of_tenant(t).cloned().collect())
         })
     }
 
@@ -343,7 +262,7 @@ impl PrivacyRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::DATA_POLICY_MANAGE, None)?;
-            if !st.data_policies.contains_key(&(t, category)) {
+            if !st.privacy.data_policies.contains_key(&(t, category)) {
                 return Err(Error::not_found(Entity::DataPolicy));
             }
             let event = AuditEvent::new(
@@ -352,7 +271,7 @@ impl PrivacyRepo for MemoryBackend {
                 Some(category.as_str()),
                 Diff::new(),
             )?;
-            st.data_policies.remove(&(t, category));
+            st.privacy.data_policies.remove(&(t, category));
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -375,22 +294,22 @@ impl PrivacyRepo for MemoryBackend {
             let at = self.now();
             let mut st = self.lock();
             // Keyed by (tenant, category): already in the report's order.
-            let policies: Vec<DataPolicy> = st.data_policies.values().cloned().collect();
+            let policies: Vec<DataPolicy> = st.privacy.data_policies.values().cloned().collect();
             let mut report = RetentionReport::default();
             for policy in policies {
                 let run = RetentionRun {
                     ctx,
                     tenant: policy.tenant_id,
+                    action: &policy.action,
                     now,
                     cutoff: policy.retention.cutoff(now),
                     batch_size,
                     at,
                 };
-                let delete = policy.action == RetentionAction::Delete;
+                // One arm per category: the hook of the module storing it.
                 let counts = match policy.category {
-                    DataCategory::AuditLogs if delete => Some(st.purge_audit(&run)?),
-                    DataCategory::AuditLogs => Some(st.anonymize_audit(&run)?),
-                    DataCategory::Invitations => Some(st.retire_invitations(&run, delete)?),
+                    DataCategory::AuditLogs => Some(st.retire_audit(&run)?),
+                    DataCategory::Invitations => Some(st.retire_invitations(&run)?),
                     DataCategory::DomainEvents => Some(st.retire_events(&run)?),
                     DataCategory::Jobs => Some(st.retire_jobs(&run)?),
                     // No module stores these yet: the policy waits for it.
@@ -425,7 +344,7 @@ impl PrivacyRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.consent_tenant(ctx, change.user)?;
-            if !st.consents(t, change.user, &change.purpose) {
+            if !st.privacy.consented(t, change.user, &change.purpose) {
                 return Err(Error::invalid_state(
                     Entity::Consent,
                     StateRule::ConsentNotGiven,
@@ -444,7 +363,7 @@ impl PrivacyRepo for MemoryBackend {
         self.run(ctx, "PrivacyRepo.has_consent", || {
             let st = self.lock();
             let t = st.consent_tenant(ctx, user)?;
-            Ok(st.consents(t, user, purpose))
+            Ok(st.privacy.consented(t, user, purpose))
         })
     }
 
@@ -453,7 +372,8 @@ impl PrivacyRepo for MemoryBackend {
             let st = self.lock();
             let t = st.consent_tenant(ctx, user)?;
             Ok(st
-                .consent_history_of(t, user)
+                .privacy
+                .history_of(t, user)
                 .into_iter()
                 .cloned()
                 .collect())
@@ -466,53 +386,13 @@ impl PrivacyRepo for MemoryBackend {
             if !ctx.is_system() && !by_self {
                 return Err(Error::denied(Requirement::SameUserOrSystem));
             }
+            let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
             let now = self.now();
             let mut st = self.lock();
-            let old_email = st
-                .users
-                .get(&user)
-                .map(|u| u.user.email.clone())
-                .ok_or_else(|| Error::not_found(Entity::User))?;
-            // The (user, tenant) index yields the tenants in id order.
-            let tenants: Vec<TenantId> = st.tenants_of_user(user).collect();
-            if tenants
-                .iter()
-                .any(|t| st.is_active_owner(*t, user) && st.active_owner_count(*t) <= 1)
-            {
-                return Err(Error::invalid_state(
-                    Entity::Member,
-                    StateRule::LastActiveOwner,
-                ));
-            }
-            let pseudonym = Email::parse(&erased_email(user))?;
-            let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
-
-            let audit_entries_pseudonymized = st.erase_audit_personal_data(user);
-            let mut identities_removed = 0;
-            for t in &tenants {
-                identities_removed += st
-                    .identities
-                    .of_tenant(*t)
-                    .filter(|i| i.user_id == user)
-                    .count() as u64;
-                st.delete_membership(*t, user);
-            }
-            let invitations: Vec<(TenantId, InvitationId)> = st
-                .invitations
-                .iter()
-                .filter(|(_, r)| r.inv.email == old_email)
-                .map(|(key, _)| *key)
-                .collect();
-            for (t, id) in &invitations {
-                st.remove_invitation(*t, *id);
-            }
-            st.set_user_email(user, pseudonym);
-            if let Some(row) = st.users.get_mut(&user) {
-                row.user.full_name = None;
-                row.user.has_password = false;
-                row.user.updated_at = now;
-                row.password_hash = None;
-            }
+            // One call per module holding the user's personal data. The
+            // tenancy's may refuse, so it goes first: before anything changed.
+            let mut report = st.tenancy.erase_user(user, now)?;
+            report.audit_entries_pseudonymized = st.audit.erase_personal_data(user);
 
             // The erased user's own request would put their address and
             // user agent straight back into the trail.
@@ -524,17 +404,11 @@ impl PrivacyRepo for MemoryBackend {
             } else {
                 ctx.request().clone()
             };
-            for t in tenants.iter().copied().chain([PLATFORM_TENANT]) {
-                st.append_audit(t, Actor::of(ctx), &request, event.clone(), now);
+            for t in report.tenants.iter().copied().chain([PLATFORM_TENANT]) {
+                st.audit
+                    .append(t, Actor::of(ctx), &request, event.clone(), now);
             }
-            Ok(ErasureReport {
-                user_id: user,
-                memberships_removed: tenants.len() as u64,
-                tenants,
-                identities_removed,
-                invitations_removed: invitations.len() as u64,
-                audit_entries_pseudonymized,
-            })
+            Ok(report)
         })
     }
 }

@@ -5,7 +5,8 @@
 //! environments, project-level permissions are checked at the target
 //! project's level, and an API key scoped to a project (or environment) sees
 //! only that project (or environment). Deleting cascades like Postgres'
-//! foreign keys: environments, project grants and scoped keys.
+//! foreign keys: a project takes its environments here, and the tenancy
+//! drops the grants and keys that name it (`State::delete_project`).
 //!
 //! Every change that changes something is audited in the same locked
 //! mutation (`project.created`, `project.renamed`, `project.archived`,
@@ -14,7 +15,7 @@
 //! project) and a failed call write no entry. Both creates honour the
 //! request's idempotency key.
 
-use super::{MemoryBackend, TenantRows};
+use super::{MemoryBackend, TenantRows, TenantTable};
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{self, Call, Operation};
@@ -23,7 +24,75 @@ use insightpulse_core::projects::{
 };
 use insightpulse_core::{
     Context, Entity, EnvironmentId, Error, Name, PermissionCode, ProjectId, Result, StateRule,
+    TenantId,
 };
+
+/// The projects module's tables.
+#[derive(Default)]
+pub(crate) struct ProjectsState {
+    pub projects: TenantTable<ProjectId, Project>,
+    pub environments: TenantTable<EnvironmentId, Environment>,
+}
+
+impl ProjectsState {
+    /// Whether a project is visible to the principal (API-key scope).
+    pub fn project_visible(ctx: &Context, p: &Project) -> bool {
+        match ctx.api_key_principal() {
+            Some(k) => k.project_id.is_none() || k.project_id == Some(p.id),
+            None => true,
+        }
+    }
+
+    /// Whether an environment is visible to the principal (API-key scope).
+    pub fn environment_visible(ctx: &Context, e: &Environment) -> bool {
+        match ctx.api_key_principal() {
+            Some(k) => {
+                (k.project_id.is_none() || k.project_id == Some(e.project_id))
+                    && (k.environment_id.is_none() || k.environment_id == Some(e.id))
+            }
+            None => true,
+        }
+    }
+
+    /// A visible project of tenant `t`, or `NotFound{project}`.
+    pub fn project(&self, ctx: &Context, t: TenantId, id: ProjectId) -> Result<&Project> {
+        self.projects
+            .get(&(t, id))
+            .filter(|p| Self::project_visible(ctx, p))
+            .ok_or_else(|| Error::not_found(Entity::Project))
+    }
+
+    /// A visible environment of tenant `t`, or `NotFound{environment}`.
+    pub fn environment(
+        &self,
+        ctx: &Context,
+        t: TenantId,
+        id: EnvironmentId,
+    ) -> Result<&Environment> {
+        self.environments
+            .get(&(t, id))
+            .filter(|e| Self::environment_visible(ctx, e))
+            .ok_or_else(|| Error::not_found(Entity::Environment))
+    }
+
+    /// Removes a project with its environments.
+    pub fn remove_project(&mut self, t: TenantId, id: ProjectId) {
+        self.projects.remove(&(t, id));
+        self.environments
+            .remove_of_tenant(t, |e| e.project_id == id);
+    }
+
+    /// Removes an environment.
+    pub fn remove_environment(&mut self, t: TenantId, id: EnvironmentId) {
+        self.environments.remove(&(t, id));
+    }
+
+    /// A deleted tenant takes its projects and environments.
+    pub fn on_tenant_deleted(&mut self, t: TenantId) {
+        self.projects.remove_of_tenant(t, |_| true);
+        self.environments.remove_of_tenant(t, |_| true);
+    }
+}
 
 /// The diff of `environment.created` and `environment.deleted`.
 fn environment_diff(env: &Environment) -> Diff {
@@ -43,10 +112,15 @@ impl ProjectRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::PROJECT_CREATE, None)?;
-            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
-                return st.project(ctx, t, ProjectId(id)).cloned();
+            if let Some(id) = st.idempotency.replayed(&scope, ctx.request(), &call, now)? {
+                return st.projects.project(ctx, t, ProjectId(id)).cloned();
             }
-            if st.projects.of_tenant(t).any(|p| p.slug == new.slug) {
+            if st
+                .projects
+                .projects
+                .of_tenant(t)
+                .any(|p| p.slug == new.slug)
+            {
                 return Err(Error::conflict(Entity::Project, "slug"));
             }
             let project = Project {
@@ -67,9 +141,12 @@ impl ProjectRepo for MemoryBackend {
                     .set("slug", &project.slug)
                     .set("name", &project.name),
             )?;
-            st.projects.insert((t, project.id), project.clone());
+            st.projects
+                .projects
+                .insert((t, project.id), project.clone());
             st.audit(ctx, t, event, now);
-            st.remember(scope, ctx.request(), call, project.id.0, now);
+            st.idempotency
+                .remember(scope, ctx.request(), call, project.id.0, now);
             Ok(project)
         })
     }
@@ -78,7 +155,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.get_project", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::Project)?;
-            st.project(ctx, t, id).cloned()
+            st.projects.project(ctx, t, id).cloned()
         })
     }
 
@@ -90,8 +167,9 @@ impl ProjectRepo for MemoryBackend {
             };
             let mut out: Vec<Project> = st
                 .projects
+                .projects
                 .of_tenant(t)
-                .filter(|p| super::State::project_visible(ctx, p))
+                .filter(|p| ProjectsState::project_visible(ctx, p))
                 .filter(|p| include_archived || p.archived_at.is_none())
                 .cloned()
                 .collect();
@@ -105,7 +183,7 @@ impl ProjectRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::Project)?;
-            let archived = st.project(ctx, t, id)?.archived_at.is_some();
+            let archived = st.projects.project(ctx, t, id)?.archived_at.is_some();
             st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             if archived {
                 return Err(Error::invalid_state(
@@ -114,6 +192,7 @@ impl ProjectRepo for MemoryBackend {
                 ));
             }
             let p = st
+                .projects
                 .projects
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Project))?;
@@ -143,9 +222,10 @@ impl ProjectRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::Project)?;
-            st.project(ctx, t, id)?;
+            st.projects.project(ctx, t, id)?;
             st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             let p = st
+                .projects
                 .projects
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Project))?;
@@ -167,9 +247,10 @@ impl ProjectRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::Project)?;
-            st.project(ctx, t, id)?;
+            st.projects.project(ctx, t, id)?;
             st.require(ctx, t, PermissionCode::PROJECT_UPDATE, Some(id))?;
             let p = st
+                .projects
                 .projects
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Project))?;
@@ -191,7 +272,7 @@ impl ProjectRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::Project)?;
-            let slug = st.project(ctx, t, id)?.slug.clone();
+            let slug = st.projects.project(ctx, t, id)?.slug.clone();
             st.require(ctx, t, PermissionCode::PROJECT_DELETE, Some(id))?;
             let event = AuditEvent::new(
                 "project.deleted",
@@ -221,11 +302,11 @@ impl ProjectRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::Project)?;
-            let archived = st.project(ctx, t, project)?.archived_at.is_some();
+            let archived = st.projects.project(ctx, t, project)?.archived_at.is_some();
             st.require(ctx, t, PermissionCode::ENVIRONMENT_MANAGE, Some(project))?;
             require_environment_creator(ctx)?;
-            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
-                return st.environment(ctx, t, EnvironmentId(id)).cloned();
+            if let Some(id) = st.idempotency.replayed(&scope, ctx.request(), &call, now)? {
+                return st.projects.environment(ctx, t, EnvironmentId(id)).cloned();
             }
             if archived {
                 return Err(Error::invalid_state(
@@ -234,6 +315,7 @@ impl ProjectRepo for MemoryBackend {
                 ));
             }
             if st
+                .projects
                 .environments
                 .of_tenant(t)
                 .any(|e| e.project_id == project && e.kind == kind)
@@ -253,9 +335,10 @@ impl ProjectRepo for MemoryBackend {
                 Some(env.id),
                 environment_diff(&env),
             )?;
-            st.environments.insert((t, env.id), env.clone());
+            st.projects.environments.insert((t, env.id), env.clone());
             st.audit(ctx, t, event, now);
-            st.remember(scope, ctx.request(), call, env.id.0, now);
+            st.idempotency
+                .remember(scope, ctx.request(), call, env.id.0, now);
             Ok(env)
         })
     }
@@ -264,7 +347,7 @@ impl ProjectRepo for MemoryBackend {
         self.run(ctx, "ProjectRepo.get_environment", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::Environment)?;
-            st.environment(ctx, t, id).cloned()
+            st.projects.environment(ctx, t, id).cloned()
         })
     }
 
@@ -279,12 +362,13 @@ impl ProjectRepo for MemoryBackend {
             if !st.tenant_visible(ctx, t) {
                 return Err(Error::not_found(Entity::Project));
             }
-            st.project(ctx, t, project)?;
+            st.projects.project(ctx, t, project)?;
             let mut out: Vec<Environment> = st
+                .projects
                 .environments
                 .of_tenant(t)
                 .filter(|e| e.project_id == project)
-                .filter(|e| super::State::environment_visible(ctx, e))
+                .filter(|e| ProjectsState::environment_visible(ctx, e))
                 .cloned()
                 .collect();
             out.sort_by_key(|e| e.kind);
@@ -297,7 +381,7 @@ impl ProjectRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::Environment)?;
-            let env = st.environment(ctx, t, id)?;
+            let env = st.projects.environment(ctx, t, id)?;
             let event = AuditEvent::new(
                 "environment.deleted",
                 "environment",

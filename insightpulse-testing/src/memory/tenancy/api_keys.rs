@@ -1,13 +1,14 @@
 //! API keys.
 
-use super::super::{normalized, KeyRow, MemoryBackend, TenantRows};
+use super::super::{MemoryBackend, TenantRows};
+use super::{normalized, KeyRow, TenancyState};
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::tokens::{issue, TokenKind};
 use insightpulse_core::tenancy::{ApiKey, ApiKeyRepo, ApiKeyScope, IssuedApiKey, NewApiKey};
 use insightpulse_core::{ApiKeyId, Context, Entity, Error, PermissionCode, Result, TenantId};
 
-impl super::super::State {
+impl TenancyState {
     fn api_key(&self, t: TenantId, id: ApiKeyId) -> Result<&KeyRow> {
         self.api_keys
             .get(&(t, id))
@@ -34,8 +35,8 @@ impl ApiKeyRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             let project_id = match new.scope {
                 ApiKeyScope::Tenant => None,
-                ApiKeyScope::Project(p) => Some(st.project(ctx, t, p)?.id),
-                ApiKeyScope::Environment(e) => Some(st.environment(ctx, t, e)?.project_id),
+                ApiKeyScope::Project(p) => Some(st.projects.project(ctx, t, p)?.id),
+                ApiKeyScope::Environment(e) => Some(st.projects.environment(ctx, t, e)?.project_id),
             };
             st.require(ctx, t, PermissionCode::API_KEY_MANAGE, project_id)?;
             if let Some(missing) = new
@@ -76,7 +77,7 @@ impl ApiKeyRepo for MemoryBackend {
                     .set("environment_id", environment_id),
             )?;
             st.audit(ctx, t, event, now);
-            st.insert_api_key(KeyRow {
+            st.tenancy.insert_api_key(KeyRow {
                 key: key.clone(),
                 hash: issued.hash,
             });
@@ -94,7 +95,12 @@ impl ApiKeyRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             st.require(ctx, t, PermissionCode::API_KEY_MANAGE, None)?;
-            let mut out: Vec<ApiKey> = st.api_keys.of_tenant(t).map(|k| k.key.clone()).collect();
+            let mut out: Vec<ApiKey> = st
+                .tenancy
+                .api_keys
+                .of_tenant(t)
+                .map(|k| k.key.clone())
+                .collect();
             out.sort_by_key(|k| (k.created_at, k.id));
             Ok(out)
         })
@@ -105,7 +111,7 @@ impl ApiKeyRepo for MemoryBackend {
             let st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::API_KEY_MANAGE, None)?;
-            Ok(st.api_key(t, id)?.key.clone())
+            Ok(st.tenancy.api_key(t, id)?.key.clone())
         })
     }
 
@@ -114,9 +120,10 @@ impl ApiKeyRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
-            let level = st.api_key(t, id)?.key.project_id;
+            let level = st.tenancy.api_key(t, id)?.key.project_id;
             st.require(ctx, t, PermissionCode::API_KEY_MANAGE, level)?;
             let row = st
+                .tenancy
                 .api_keys
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::ApiKey))?;

@@ -1,7 +1,8 @@
 //! Sign-up, sign-in and API-key authentication in memory: the calls a host
 //! makes before it has a context. Argon2 runs without the state's lock.
 
-use super::super::{hash_password, verify_password, MemoryBackend, State, UserRow};
+use super::super::{hash_password, verify_password, MemoryBackend, State};
+use super::UserRow;
 use async_trait::async_trait;
 use insightpulse_core::audit::{Actor, AuditEvent, Diff};
 use insightpulse_core::idempotency::{self, Call, Operation};
@@ -37,14 +38,17 @@ impl MemoryBackend {
     fn signed_up(&self, user: UserId, tenant: TenantId, request: RequestMeta) -> Result<SignedUp> {
         let st = self.lock();
         let user_row = st
+            .tenancy
             .users
             .get(&user)
             .ok_or_else(|| Error::not_found(Entity::User))?;
         let tenant_row = st
+            .tenancy
             .tenants
             .get(&tenant)
             .ok_or_else(|| Error::not_found(Entity::Tenant))?;
         let membership = st
+            .tenancy
             .memberships
             .get(&(tenant, user))
             .ok_or_else(|| Error::not_found(Entity::Member))?;
@@ -72,10 +76,11 @@ impl AuthRepo for MemoryBackend {
             // password hash to check this caller against.
             let earlier = |st: &State| -> Result<Option<Earlier>> {
                 Ok(st
+                    .idempotency
                     .replayed(&scope, &request, &call, self.now())?
                     .map(|tenant| {
-                        let user = st.user_by_email.get(&new.email).copied();
-                        let stored = user.and_then(|u| st.users[&u].password_hash.clone());
+                        let user = st.tenancy.user_by_email.get(&new.email).copied();
+                        let stored = user.and_then(|u| st.tenancy.users[&u].password_hash.clone());
                         (TenantId(tenant), user, stored)
                     }))
             };
@@ -92,10 +97,10 @@ impl AuthRepo for MemoryBackend {
                 if let Some(raced) = earlier(&st)? {
                     return Ok(Err(raced));
                 }
-                if st.user_by_email.contains_key(&new.email) {
+                if st.tenancy.user_by_email.contains_key(&new.email) {
                     return Err(Error::conflict(Entity::User, "email"));
                 }
-                if st.tenant_by_slug.contains_key(&new.tenant.slug) {
+                if st.tenancy.tenant_by_slug.contains_key(&new.tenant.slug) {
                     return Err(Error::conflict(Entity::Tenant, "slug"));
                 }
                 let user = User {
@@ -107,14 +112,15 @@ impl AuthRepo for MemoryBackend {
                     updated_at: now,
                 };
                 let user_ctx = Context::user(user.id).with_request(request.clone());
-                st.insert_user(UserRow {
+                st.tenancy.insert_user(UserRow {
                     user: user.clone(),
                     password_hash: Some(phc),
                 });
                 let tenant =
                     st.create_tenant_owned_by(&user_ctx, user.id, new.tenant.clone(), now)?;
-                st.remember(scope.clone(), &request, call, tenant.id.0, now);
-                let membership = st.memberships[&(tenant.id, user.id)].m.clone();
+                st.idempotency
+                    .remember(scope.clone(), &request, call, tenant.id.0, now);
+                let membership = st.tenancy.memberships[&(tenant.id, user.id)].m.clone();
                 Ok(Ok(SignedUp {
                     user,
                     membership,
@@ -140,9 +146,10 @@ impl AuthRepo for MemoryBackend {
         self.run_async(&ctx, "AuthRepo.sign_in", async {
             let found = {
                 let st = self.lock();
-                st.user_by_email
+                st.tenancy
+                    .user_by_email
                     .get(email)
-                    .and_then(|u| st.users.get(u))
+                    .and_then(|u| st.tenancy.users.get(u))
                     .map(|u| (u.user.clone(), u.password_hash.clone()))
             };
             let (user, stored) = found.map_or((None, None), |(u, h)| (Some(u), h));
@@ -176,14 +183,17 @@ impl AuthRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let key = st
+                .tenancy
                 .api_keys_with_prefix(prefix)
                 .find(|key| {
-                    st.api_keys
+                    st.tenancy
+                        .api_keys
                         .get(key)
                         .is_some_and(|k| self.hasher.matches(presented, &k.hash))
                 })
                 .ok_or_else(|| reject(Rejection::Unknown))?;
             let row = st
+                .tenancy
                 .api_keys
                 .get_mut(&key)
                 .ok_or_else(|| reject(Rejection::Unknown))?;
@@ -207,7 +217,7 @@ impl AuthRepo for MemoryBackend {
             };
             if first_use {
                 let (t, actor) = (principal.tenant_id, Actor::ApiKey(principal.key_id));
-                st.append_audit(t, actor, &request, event, now);
+                st.audit.append(t, actor, &request, event, now);
             }
             Ok(Context::api_key(principal).with_request(request.clone()))
         })

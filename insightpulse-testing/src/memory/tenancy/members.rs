@@ -1,18 +1,81 @@
-//! Memberships and invitations.
+//! Memberships and invitations, and the invitations' retention hook.
 
-use super::super::{InvitationRow, MemoryBackend, TenantRows};
+use super::super::privacy::{retention_event, Counts, RetentionRun};
+use super::super::{MemoryBackend, State, TenantRows};
+use super::InvitationRow;
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::privacy::{hashed_email, DataCategory};
 use insightpulse_core::tenancy::tokens::{issue, prefix_of, TokenKind};
 use insightpulse_core::tenancy::{
     Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation,
     RoleGrant,
 };
 use insightpulse_core::{
-    Context, Credential, Entity, Error, ExposeSecret, InvitationId, PermissionCode, Rejection,
-    Requirement, Result, RoleGrantId, SecretString, StateRule, UserId,
+    Context, Credential, Email, Entity, Error, ExposeSecret, InvitationId, PermissionCode,
+    Rejection, Requirement, Result, RoleGrantId, SecretString, StateRule, UserId,
 };
+
+/// The domain [`hashed_email`] pseudonyms end with: an invitation whose
+/// email has it was already anonymized.
+const HASHED_EMAIL_SUFFIX: &str = "@anonymized.invalid";
+
+impl State {
+    /// The invitations' retention hook (`invitations`): those older than
+    /// the cutoff that are no longer pending at `now` are deleted, or have
+    /// their email replaced by its pseudonym.
+    pub(in crate::memory) fn retire_invitations(
+        &mut self,
+        run: &RetentionRun<'_>,
+    ) -> Result<Counts> {
+        let delete = run.deletes();
+        let mut targets: Vec<(DateTime<Utc>, InvitationId, Email)> = self
+            .tenancy
+            .invitations
+            .of_tenant(run.tenant)
+            .map(|r| &r.inv)
+            .filter(|i| i.created_at < run.cutoff)
+            .filter(|i| {
+                i.accepted_at.is_some() || i.revoked_at.is_some() || i.expires_at <= run.now
+            })
+            .filter(|i| delete || !i.email.as_str().ends_with(HASHED_EMAIL_SUFFIX))
+            .map(|i| (i.created_at, i.id, i.email.clone()))
+            .collect();
+        targets.sort_by_key(|(at, id, _)| (*at, *id));
+        let (mut deleted, mut anonymized) = (0, 0);
+        for batch in targets.chunks(run.batch_size) {
+            let n = batch.len() as u64;
+            let counts = if delete { (n, 0) } else { (0, n) };
+            let event = retention_event(DataCategory::Invitations, run.cutoff, counts)?;
+            // The only rule an invitations policy can hold is `email: hash`
+            // (NewDataPolicy::validate), so anonymizing means exactly that.
+            let pseudonyms = if delete {
+                Vec::new()
+            } else {
+                batch
+                    .iter()
+                    .map(|(_, _, email)| Email::parse(&hashed_email(email.as_str())))
+                    .collect::<Result<Vec<Email>>>()?
+            };
+            if delete {
+                for (_, id, _) in batch {
+                    self.tenancy.remove_invitation(run.tenant, *id);
+                }
+            } else {
+                for ((_, id, _), pseudonym) in batch.iter().zip(pseudonyms) {
+                    if let Some(row) = self.tenancy.invitations.get_mut(&(run.tenant, *id)) {
+                        row.inv.email = pseudonym;
+                    }
+                }
+            }
+            self.audit(run.ctx, run.tenant, event, run.at);
+            deleted += counts.0;
+            anonymized += counts.1;
+        }
+        Ok((deleted, anonymized))
+    }
+}
 
 impl MemoryBackend {
     /// Suspends or reactivates a member: only owners act on owners, the
@@ -29,6 +92,7 @@ impl MemoryBackend {
         let t = st.visible_tenant(ctx)?;
         st.require(ctx, t, PermissionCode::MEMBER_MANAGE, None)?;
         let target = st
+            .tenancy
             .memberships
             .get(&(t, user))
             .ok_or_else(|| Error::not_found(Entity::Member))?;
@@ -40,7 +104,7 @@ impl MemoryBackend {
         }
         if status == MembershipStatus::Suspended
             && target.m.is_owner
-            && st.active_owner_count(t) <= 1
+            && st.tenancy.active_owner_count(t) <= 1
         {
             return Err(Error::invalid_state(
                 Entity::Member,
@@ -53,6 +117,7 @@ impl MemoryBackend {
         };
         let event = AuditEvent::new(action, "user", Some(user), Diff::new())?;
         let row = st
+            .tenancy
             .memberships
             .get_mut(&(t, user))
             .ok_or_else(|| Error::not_found(Entity::Member))?;
@@ -71,8 +136,12 @@ impl MemberRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            let mut out: Vec<Membership> =
-                st.memberships.of_tenant(t).map(|m| m.m.clone()).collect();
+            let mut out: Vec<Membership> = st
+                .tenancy
+                .memberships
+                .of_tenant(t)
+                .map(|m| m.m.clone())
+                .collect();
             out.sort_by_key(|m| (m.created_at, m.user_id));
             Ok(out)
         })
@@ -82,7 +151,8 @@ impl MemberRepo for MemoryBackend {
         self.run(ctx, "MemberRepo.get_member", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::Member)?;
-            st.memberships
+            st.tenancy
+                .memberships
                 .get(&(t, user))
                 .map(|m| m.m.clone())
                 .ok_or_else(|| Error::not_found(Entity::Member))
@@ -102,14 +172,15 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::MEMBER_INVITE, None)?;
             let already_member = st
+                .tenancy
                 .user_by_email
                 .get(&new.email)
-                .is_some_and(|u| st.memberships.contains_key(&(t, *u)));
+                .is_some_and(|u| st.tenancy.memberships.contains_key(&(t, *u)));
             if already_member {
                 return Err(Error::conflict(Entity::Member, "email"));
             }
             if let Some(role_id) = new.role_id {
-                let role = st.role(t, role_id)?;
+                let role = st.tenancy.role(t, role_id)?;
                 if !role.scope.allows_grant(None) {
                     return Err(Error::validation(
                         "role",
@@ -148,7 +219,7 @@ impl MemberRepo for MemoryBackend {
                     .set("expires_at", invitation.expires_at),
             )?;
             st.audit(ctx, t, event, now);
-            st.insert_invitation(InvitationRow {
+            st.tenancy.insert_invitation(InvitationRow {
                 inv: invitation.clone(),
                 prefix: issued.prefix,
                 hash: issued.hash,
@@ -167,8 +238,12 @@ impl MemberRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             st.require(ctx, t, PermissionCode::MEMBER_INVITE, None)?;
-            let mut out: Vec<Invitation> =
-                st.invitations.of_tenant(t).map(|i| i.inv.clone()).collect();
+            let mut out: Vec<Invitation> = st
+                .tenancy
+                .invitations
+                .of_tenant(t)
+                .map(|i| i.inv.clone())
+                .collect();
             out.sort_by_key(|i| (i.created_at, i.id));
             Ok(out)
         })
@@ -181,6 +256,7 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::MEMBER_INVITE, None)?;
             let row = st
+                .tenancy
                 .invitations
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Invitation))?;
@@ -209,8 +285,9 @@ impl MemberRepo for MemoryBackend {
             let now = self.now();
             let mut st = self.lock();
             let inv = st
+                .tenancy
                 .invitations_with_prefix(prefix)
-                .filter_map(|key| st.invitations.get(&key))
+                .filter_map(|key| st.tenancy.invitations.get(&key))
                 .find(|r| self.hasher.matches(presented, &r.hash))
                 .map(|r| r.inv.clone())
                 .ok_or_else(|| reject(Rejection::Unknown))?;
@@ -224,6 +301,7 @@ impl MemberRepo for MemoryBackend {
                 return Err(reject(Rejection::Expired));
             }
             let user = st
+                .tenancy
                 .users
                 .get(&me)
                 .ok_or_else(|| Error::not_found(Entity::User))?;
@@ -231,7 +309,7 @@ impl MemberRepo for MemoryBackend {
                 return Err(Error::denied(Requirement::InvitedUser));
             }
             let t = inv.tenant_id;
-            if st.memberships.contains_key(&(t, me)) {
+            if st.tenancy.memberships.contains_key(&(t, me)) {
                 return Err(Error::conflict(Entity::Member, "user"));
             }
             let membership = Membership {
@@ -241,7 +319,7 @@ impl MemberRepo for MemoryBackend {
                 status: MembershipStatus::Active,
                 created_at: now,
             };
-            let role_id = inv.role_id.filter(|r| st.role(t, *r).is_ok());
+            let role_id = inv.role_id.filter(|r| st.tenancy.role(t, *r).is_ok());
             // The actor is the joining user: the context's principal.
             let event = AuditEvent::new(
                 "member.joined",
@@ -251,7 +329,7 @@ impl MemberRepo for MemoryBackend {
                     .set("invitation_id", inv.id)
                     .set("role_id", role_id),
             )?;
-            st.insert_membership(membership.clone());
+            st.tenancy.insert_membership(membership.clone());
             st.audit(ctx, t, event, now);
             if let Some(role_id) = role_id {
                 let grant = RoleGrant {
@@ -263,9 +341,9 @@ impl MemberRepo for MemoryBackend {
                     granted_by: inv.invited_by,
                     created_at: now,
                 };
-                st.grants.insert((t, grant.id), grant);
+                st.tenancy.grants.insert((t, grant.id), grant);
             }
-            if let Some(row) = st.invitations.get_mut(&(t, inv.id)) {
+            if let Some(row) = st.tenancy.invitations.get_mut(&(t, inv.id)) {
                 row.inv.accepted_at = Some(now);
             }
             Ok(membership)
@@ -291,20 +369,21 @@ impl MemberRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::MEMBER_MANAGE, None)?;
             let target = st
+                .tenancy
                 .memberships
                 .get(&(t, user))
                 .ok_or_else(|| Error::not_found(Entity::Member))?;
             if target.m.is_owner && !st.actor_is_owner(ctx, t) {
                 return Err(Error::denied(Requirement::TenantOwner));
             }
-            if st.is_active_owner(t, user) && st.active_owner_count(t) <= 1 {
+            if st.tenancy.is_active_owner(t, user) && st.tenancy.active_owner_count(t) <= 1 {
                 return Err(Error::invalid_state(
                     Entity::Member,
                     StateRule::LastActiveOwner,
                 ));
             }
             let event = AuditEvent::new("member.removed", "user", Some(user), Diff::new())?;
-            st.delete_membership(t, user);
+            st.tenancy.delete_membership(t, user);
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -319,13 +398,17 @@ impl MemberRepo for MemoryBackend {
                 return Err(Error::denied(Requirement::TenantOwner));
             }
             let current = st
+                .tenancy
                 .memberships
                 .get(&(t, user))
                 .ok_or_else(|| Error::not_found(Entity::Member))?;
             if current.m.is_owner == is_owner {
                 return Ok(current.m.clone());
             }
-            if !is_owner && st.is_active_owner(t, user) && st.active_owner_count(t) <= 1 {
+            if !is_owner
+                && st.tenancy.is_active_owner(t, user)
+                && st.tenancy.active_owner_count(t) <= 1
+            {
                 return Err(Error::invalid_state(
                     Entity::Member,
                     StateRule::LastActiveOwner,
@@ -338,6 +421,7 @@ impl MemberRepo for MemoryBackend {
                 Diff::new().change("is_owner", !is_owner, is_owner),
             )?;
             let row = st
+                .tenancy
                 .memberships
                 .get_mut(&(t, user))
                 .ok_or_else(|| Error::not_found(Entity::Member))?;

@@ -14,15 +14,30 @@
 //!
 //! Creating a tenant, a team or a role, and signing up, honour the
 //! request's idempotency key: the replay is looked up after the permission
-//! check and before uniqueness (`State::replayed`), and the key is
-//! remembered in the mutation that makes the row (`State::remember`), so a
-//! failed call leaves it unused.
+//! check and before uniqueness (`IdempotencyState::replayed`), and the key
+//! is remembered in the mutation that makes the row
+//! (`IdempotencyState::remember`), so a failed call leaves it unused.
+//!
+//! The tables live in [`state`] ([`TenancyState`]); each file below holds
+//! one concept's repository calls and the hooks its rows need.
 
 mod api_keys;
 mod auth;
 mod members;
 mod rbac;
 mod sso;
+mod state;
 mod teams;
 mod tenants;
 mod users;
+
+pub(crate) use state::{InvitationRow, KeyRow, TenancyState, UserRow};
+
+use insightpulse_core::PermissionCode;
+
+/// Sorted and deduplicated permission codes.
+fn normalized(mut codes: Vec<PermissionCode>) -> Vec<PermissionCode> {
+    codes.sort();
+    codes.dedup();
+    codes
+}

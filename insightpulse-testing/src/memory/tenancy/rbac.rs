@@ -1,14 +1,17 @@
 //! Roles, grants and permission checks.
 
-use super::super::{normalized, MemoryBackend, TenantRows};
+use super::super::{MemoryBackend, TenantRows};
+use super::{normalized, TenancyState};
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::catalog::PERMISSIONS;
-use insightpulse_core::tenancy::{NewRole, Permission, RbacRepo, Role, RoleGrant};
+use insightpulse_core::tenancy::{
+    GrantFacts, NewRole, Permission, RbacRepo, Role, RoleGrant, UserFacts,
+};
 use insightpulse_core::{
     Context, Entity, Error, Name, PermissionCode, ProjectId, Result, RoleGrantId, RoleId,
-    StateRule, UserId,
+    StateRule, TenantId, UserId,
 };
 
 /// The diff of `role.granted` and `role.revoked`.
@@ -23,6 +26,38 @@ fn sort_roles(roles: &mut [Role]) {
     roles.sort_by(|a, b| {
         (a.name.as_str(), a.scope.as_str()).cmp(&(b.name.as_str(), b.scope.as_str()))
     });
+}
+
+impl TenancyState {
+    /// A role visible in tenant `t` (built-in or `t`'s own), or `NotFound{role}`.
+    pub fn role(&self, t: TenantId, id: RoleId) -> Result<&Role> {
+        self.builtin_roles
+            .get(&id)
+            .or_else(|| self.roles.get(&(t, id)))
+            .ok_or_else(|| Error::not_found(Entity::Role))
+    }
+
+    /// The evaluator's view of one user in one tenant.
+    pub fn user_facts(&self, t: TenantId, u: UserId) -> UserFacts {
+        UserFacts {
+            membership: self
+                .memberships
+                .get(&(t, u))
+                .map(|m| (m.m.is_owner, m.m.status)),
+            grants: self
+                .grants
+                .of_tenant(t)
+                .filter(|g| g.user_id == u)
+                .filter_map(|g| {
+                    // A grant names a built-in role or one of its tenant's.
+                    self.role(t, g.role_id).ok().map(|r| GrantFacts {
+                        project: g.project_id,
+                        permissions: r.permissions.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
 }
 
 #[async_trait]
@@ -45,9 +80,9 @@ impl RbacRepo for MemoryBackend {
         self.run(ctx, "RbacRepo.list_roles", || {
             let st = self.lock();
             let t = st.list_tenant(ctx)?;
-            let mut out: Vec<Role> = st.builtin_roles.values().cloned().collect();
+            let mut out: Vec<Role> = st.tenancy.builtin_roles.values().cloned().collect();
             if let Some(t) = t {
-                out.extend(st.roles.of_tenant(t).cloned());
+                out.extend(st.tenancy.roles.of_tenant(t).cloned());
             }
             sort_roles(&mut out);
             Ok(out)
@@ -58,10 +93,11 @@ impl RbacRepo for MemoryBackend {
         self.run(ctx, "RbacRepo.get_role", || {
             let st = self.lock();
             let t = ctx.require_tenant()?;
-            if let Some(role) = st.builtin_roles.get(&id) {
+            if let Some(role) = st.tenancy.builtin_roles.get(&id) {
                 return Ok(role.clone());
             }
-            st.roles
+            st.tenancy
+                .roles
                 .get(&(t, id))
                 .filter(|_| st.tenant_visible(ctx, t))
                 .cloned()
@@ -73,8 +109,8 @@ impl RbacRepo for MemoryBackend {
         self.run(ctx, "RbacRepo.get_role_by_name", || {
             let st = self.lock();
             let t = st.list_tenant(ctx)?;
-            let builtins = st.builtin_roles.values();
-            let own = t.into_iter().flat_map(|t| st.roles.of_tenant(t));
+            let builtins = st.tenancy.builtin_roles.values();
+            let own = t.into_iter().flat_map(|t| st.tenancy.roles.of_tenant(t));
             builtins
                 .chain(own)
                 .filter(|r| r.name == *name)
@@ -94,14 +130,16 @@ impl RbacRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::ROLE_MANAGE, None)?;
-            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
+            if let Some(id) = st.idempotency.replayed(&scope, ctx.request(), &call, now)? {
                 return st
+                    .tenancy
                     .roles
                     .get(&(t, RoleId(id)))
                     .cloned()
                     .ok_or_else(|| Error::not_found(Entity::Role));
             }
             if st
+                .tenancy
                 .roles
                 .of_tenant(t)
                 .any(|r| r.name == new.name && r.scope == new.scope)
@@ -125,9 +163,10 @@ impl RbacRepo for MemoryBackend {
                     .set("scope", role.scope.as_str())
                     .set("permissions", &role.permissions),
             )?;
-            st.roles.insert((t, role.id), role.clone());
+            st.tenancy.roles.insert((t, role.id), role.clone());
             st.audit(ctx, t, event, now);
-            st.remember(scope, ctx.request(), call, role.id.0, now);
+            st.idempotency
+                .remember(scope, ctx.request(), call, role.id.0, now);
             Ok(role)
         })
     }
@@ -143,10 +182,11 @@ impl RbacRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::ROLE_MANAGE, None)?;
-            if st.role(t, id)?.tenant_id.is_none() {
+            if st.tenancy.role(t, id)?.tenant_id.is_none() {
                 return Err(Error::invalid_state(Entity::Role, StateRule::BuiltinRole));
             }
             let role = st
+                .tenancy
                 .roles
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Role))?;
@@ -172,7 +212,7 @@ impl RbacRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::ROLE_MANAGE, None)?;
-            let role = st.role(t, id)?;
+            let role = st.tenancy.role(t, id)?;
             if role.tenant_id.is_none() {
                 return Err(Error::invalid_state(Entity::Role, StateRule::BuiltinRole));
             }
@@ -182,7 +222,7 @@ impl RbacRepo for MemoryBackend {
                 Some(id),
                 Diff::new().set("name", &role.name),
             )?;
-            st.delete_role(t, id);
+            st.tenancy.delete_role(t, id);
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -200,7 +240,7 @@ impl RbacRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::ROLE_ASSIGN, project)?;
-            let role = st.role(t, role)?;
+            let role = st.tenancy.role(t, role)?;
             if !role.scope.allows_grant(project) {
                 return Err(Error::validation(
                     "project",
@@ -211,9 +251,9 @@ impl RbacRepo for MemoryBackend {
                 ));
             }
             if let Some(p) = project {
-                st.project(ctx, t, p)?;
+                st.projects.project(ctx, t, p)?;
             }
-            if !st.memberships.contains_key(&(t, user)) {
+            if !st.tenancy.memberships.contains_key(&(t, user)) {
                 return Err(Error::not_found(Entity::Member));
             }
             if let Some(missing) = role
@@ -225,6 +265,7 @@ impl RbacRepo for MemoryBackend {
             }
             let role_id = role.id;
             if st
+                .tenancy
                 .grants
                 .of_tenant(t)
                 .any(|g| g.user_id == user && g.role_id == role_id && g.project_id == project)
@@ -246,7 +287,7 @@ impl RbacRepo for MemoryBackend {
                 Some(grant.id),
                 grant_diff(&grant),
             )?;
-            st.grants.insert((t, grant.id), grant.clone());
+            st.tenancy.grants.insert((t, grant.id), grant.clone());
             st.audit(ctx, t, event, now);
             Ok(grant)
         })
@@ -258,13 +299,14 @@ impl RbacRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.row_tenant(ctx, Entity::RoleGrant)?;
             let found = st
+                .tenancy
                 .grants
                 .get(&(t, grant))
                 .ok_or_else(|| Error::not_found(Entity::RoleGrant))?;
             st.require(ctx, t, PermissionCode::ROLE_ASSIGN, found.project_id)?;
             let event =
                 AuditEvent::new("role.revoked", "role_grant", Some(grant), grant_diff(found))?;
-            st.grants.remove(&(t, grant));
+            st.tenancy.grants.remove(&(t, grant));
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -277,6 +319,7 @@ impl RbacRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             let mut out: Vec<RoleGrant> = st
+                .tenancy
                 .grants
                 .of_tenant(t)
                 .filter(|g| user.is_none() || user == Some(g.user_id))

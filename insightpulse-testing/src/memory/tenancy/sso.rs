@@ -1,6 +1,7 @@
 //! SSO providers and federated identities.
 
 use super::super::{MemoryBackend, TenantRows};
+use super::TenancyState;
 use async_trait::async_trait;
 use insightpulse_core::audit::{AuditEvent, Diff};
 use insightpulse_core::tenancy::{
@@ -11,7 +12,7 @@ use insightpulse_core::{
     UserId,
 };
 
-impl super::super::State {
+impl TenancyState {
     fn provider(&self, t: TenantId, id: SsoProviderId) -> Result<&SsoProvider> {
         self.providers
             .get(&(t, id))
@@ -28,7 +29,12 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
-            if st.providers.of_tenant(t).any(|p| p.name == new.name) {
+            if st
+                .tenancy
+                .providers
+                .of_tenant(t)
+                .any(|p| p.name == new.name)
+            {
                 return Err(Error::conflict(Entity::SsoProvider, "name"));
             }
             let provider = SsoProvider {
@@ -49,7 +55,9 @@ impl SsoRepo for MemoryBackend {
                     .set("kind", provider.config.kind())
                     .set("enabled", provider.enabled),
             )?;
-            st.providers.insert((t, provider.id), provider.clone());
+            st.tenancy
+                .providers
+                .insert((t, provider.id), provider.clone());
             st.audit(ctx, t, event, now);
             Ok(provider)
         })
@@ -62,7 +70,7 @@ impl SsoRepo for MemoryBackend {
                 return Ok(Vec::new());
             };
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
-            let mut out: Vec<SsoProvider> = st.providers.of_tenant(t).cloned().collect();
+            let mut out: Vec<SsoProvider> = st.tenancy.providers.of_tenant(t).cloned().collect();
             out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
             Ok(out)
         })
@@ -84,6 +92,7 @@ impl SsoRepo for MemoryBackend {
             let t = st.row_tenant(ctx, Entity::SsoProvider)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
             let p = st
+                .tenancy
                 .providers
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::SsoProvider))?;
@@ -116,14 +125,14 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
-            let name = st.provider(t, id)?.name.clone();
+            let name = st.tenancy.provider(t, id)?.name.clone();
             let event = AuditEvent::new(
                 "sso_provider.deleted",
                 "sso_provider",
                 Some(id),
                 Diff::new().set("name", name),
             )?;
-            st.delete_provider(t, id);
+            st.tenancy.delete_provider(t, id);
             st.audit(ctx, t, event, now);
             Ok(())
         })
@@ -142,17 +151,18 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
-            st.provider(t, provider)?;
+            st.tenancy.provider(t, provider)?;
             // PostgreSQL's order: the unique subject is checked as the row
             // is inserted, the membership (a foreign key) after it.
             if st
+                .tenancy
                 .identities
                 .of_tenant(t)
                 .any(|i| i.provider_id == provider && i.subject == subject)
             {
                 return Err(Error::conflict(Entity::Identity, "subject"));
             }
-            if !st.memberships.contains_key(&(t, user)) {
+            if !st.tenancy.memberships.contains_key(&(t, user)) {
                 return Err(Error::not_found(Entity::Member));
             }
             let identity = Identity {
@@ -171,7 +181,9 @@ impl SsoRepo for MemoryBackend {
                     .set("provider_id", provider)
                     .set("user_id", user),
             )?;
-            st.identities.insert((t, identity.id), identity.clone());
+            st.tenancy
+                .identities
+                .insert((t, identity.id), identity.clone());
             st.audit(ctx, t, event, now);
             Ok(identity)
         })
@@ -186,7 +198,7 @@ impl SsoRepo for MemoryBackend {
         self.run(ctx, "SsoRepo.find_user_by_identity", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::SsoProvider)?;
-            if !st.provider(t, provider)?.enabled {
+            if !st.tenancy.provider(t, provider)?.enabled {
                 return Err(Error::invalid_state(
                     Entity::SsoProvider,
                     StateRule::ProviderDisabled,
@@ -197,10 +209,11 @@ impl SsoRepo for MemoryBackend {
                 return Ok(None);
             };
             let user = st
+                .tenancy
                 .identities
                 .of_tenant(t)
                 .find(|i| i.provider_id == provider && i.subject == subject)
-                .and_then(|i| st.users.get(&i.user_id))
+                .and_then(|i| st.tenancy.users.get(&i.user_id))
                 .map(|u| u.user.clone());
             Ok(user)
         })
@@ -216,6 +229,7 @@ impl SsoRepo for MemoryBackend {
                 st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
             }
             let mut out: Vec<Identity> = st
+                .tenancy
                 .identities
                 .of_tenant(t)
                 .filter(|i| i.user_id == user)
@@ -232,11 +246,11 @@ impl SsoRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
-            if !st.identities.contains_key(&(t, id)) {
+            if !st.tenancy.identities.contains_key(&(t, id)) {
                 return Err(Error::not_found(Entity::Identity));
             }
             let event = AuditEvent::new("identity.unlinked", "identity", Some(id), Diff::new())?;
-            st.identities.remove(&(t, id));
+            st.tenancy.identities.remove(&(t, id));
             st.audit(ctx, t, event, now);
             Ok(())
         })

@@ -1,6 +1,7 @@
 //! Teams and their members.
 
 use super::super::{MemoryBackend, TenantRows};
+use super::TenancyState;
 use async_trait::async_trait;
 use insightpulse_core::idempotency::{self, Call, Operation};
 use insightpulse_core::tenancy::{NewTeam, Team, TeamRepo};
@@ -8,7 +9,7 @@ use insightpulse_core::{
     Context, Entity, Error, Name, PermissionCode, Result, TeamId, TenantId, UserId,
 };
 
-impl super::super::State {
+impl TenancyState {
     fn team(&self, t: TenantId, id: TeamId) -> Result<&Team> {
         self.teams
             .get(&(t, id))
@@ -26,10 +27,10 @@ impl TeamRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::TEAM_MANAGE, None)?;
-            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
-                return st.team(t, TeamId(id)).cloned();
+            if let Some(id) = st.idempotency.replayed(&scope, ctx.request(), &call, now)? {
+                return st.tenancy.team(t, TeamId(id)).cloned();
             }
-            if st.teams.of_tenant(t).any(|x| x.slug == new.slug) {
+            if st.tenancy.teams.of_tenant(t).any(|x| x.slug == new.slug) {
                 return Err(Error::conflict(Entity::Team, "slug"));
             }
             let team = Team {
@@ -39,8 +40,9 @@ impl TeamRepo for MemoryBackend {
                 name: new.name,
                 created_at: now,
             };
-            st.teams.insert((t, team.id), team.clone());
-            st.remember(scope, ctx.request(), call, team.id.0, now);
+            st.tenancy.teams.insert((t, team.id), team.clone());
+            st.idempotency
+                .remember(scope, ctx.request(), call, team.id.0, now);
             Ok(team)
         })
     }
@@ -49,7 +51,7 @@ impl TeamRepo for MemoryBackend {
         self.run(ctx, "TeamRepo.get_team", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::Team)?;
-            st.team(t, id).cloned()
+            st.tenancy.team(t, id).cloned()
         })
     }
 
@@ -59,7 +61,7 @@ impl TeamRepo for MemoryBackend {
             let Some(t) = st.list_tenant(ctx)? else {
                 return Ok(Vec::new());
             };
-            let mut out: Vec<Team> = st.teams.of_tenant(t).cloned().collect();
+            let mut out: Vec<Team> = st.tenancy.teams.of_tenant(t).cloned().collect();
             out.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
             Ok(out)
         })
@@ -70,8 +72,9 @@ impl TeamRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::TEAM_MANAGE, None)?;
-            st.team(t, id)?;
+            st.tenancy.team(t, id)?;
             let team = st
+                .tenancy
                 .teams
                 .get_mut(&(t, id))
                 .ok_or_else(|| Error::not_found(Entity::Team))?;
@@ -85,8 +88,8 @@ impl TeamRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::TEAM_MANAGE, None)?;
-            st.team(t, id)?;
-            st.delete_team(t, id);
+            st.tenancy.team(t, id)?;
+            st.tenancy.delete_team(t, id);
             Ok(())
         })
     }
@@ -96,11 +99,11 @@ impl TeamRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::TEAM_MANAGE, None)?;
-            st.team(t, team)?;
-            if !st.memberships.contains_key(&(t, user)) {
+            st.tenancy.team(t, team)?;
+            if !st.tenancy.memberships.contains_key(&(t, user)) {
                 return Err(Error::not_found(Entity::Member));
             }
-            if !st.team_members.insert((t, team, user)) {
+            if !st.tenancy.team_members.insert((t, team, user)) {
                 return Err(Error::conflict(Entity::TeamMember, "user"));
             }
             Ok(())
@@ -112,8 +115,8 @@ impl TeamRepo for MemoryBackend {
             let mut st = self.lock();
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::TEAM_MANAGE, None)?;
-            st.team(t, team)?;
-            if !st.team_members.remove(&(t, team, user)) {
+            st.tenancy.team(t, team)?;
+            if !st.tenancy.team_members.remove(&(t, team, user)) {
                 return Err(Error::not_found(Entity::TeamMember));
             }
             Ok(())
@@ -124,9 +127,10 @@ impl TeamRepo for MemoryBackend {
         self.run(ctx, "TeamRepo.list_team_members", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::Team)?;
-            st.team(t, team)?;
+            st.tenancy.team(t, team)?;
             // The set is ordered by (tenant, team, user): users come out by id.
             Ok(st
+                .tenancy
                 .team_members_of_tenant(t)
                 .filter(|(tm, _)| *tm == team)
                 .map(|(_, u)| u)

@@ -27,13 +27,14 @@ impl super::super::State {
     ) -> Result<Tenant> {
         // PostgreSQL's order: the slug is checked as the tenant row goes
         // in, the owner (the membership's foreign key) after it.
-        if self.tenant_by_slug.contains_key(&new.slug) {
+        if self.tenancy.tenant_by_slug.contains_key(&new.slug) {
             return Err(Error::conflict(Entity::Tenant, "slug"));
         }
-        if !self.users.contains_key(&user) {
+        if !self.tenancy.users.contains_key(&user) {
             return Err(Error::not_found(Entity::User));
         }
         let admin = self
+            .tenancy
             .builtin_roles
             .values()
             .find(|r| r.name.as_str() == ADMIN_ROLE && r.scope == RoleScope::Org)
@@ -56,9 +57,9 @@ impl super::super::State {
                 .set("slug", &tenant.slug)
                 .set("name", &tenant.name),
         )?;
-        self.insert_tenant(tenant.clone());
+        self.tenancy.insert_tenant(tenant.clone());
         self.audit(ctx, tenant.id, event, now);
-        self.insert_membership(Membership {
+        self.tenancy.insert_membership(Membership {
             tenant_id: tenant.id,
             user_id: user,
             is_owner: true,
@@ -74,7 +75,7 @@ impl super::super::State {
             granted_by: Some(user),
             created_at: now,
         };
-        self.grants.insert((tenant.id, grant.id), grant);
+        self.tenancy.grants.insert((tenant.id, grant.id), grant);
         Ok(tenant)
     }
 }
@@ -88,9 +89,10 @@ impl TenantRepo for MemoryBackend {
             let scope = idempotency::scope(ctx);
             let now = self.now();
             let mut st = self.lock();
-            if let Some(id) = st.replayed(&scope, ctx.request(), &call, now)? {
+            if let Some(id) = st.idempotency.replayed(&scope, ctx.request(), &call, now)? {
                 let id = TenantId(id);
                 return st
+                    .tenancy
                     .tenants
                     .get(&id)
                     .filter(|_| st.tenant_visible(ctx, id))
@@ -98,7 +100,8 @@ impl TenantRepo for MemoryBackend {
                     .ok_or_else(|| Error::not_found(Entity::Tenant));
             }
             let tenant = st.create_tenant_owned_by(ctx, user, new, now)?;
-            st.remember(scope, ctx.request(), call, tenant.id.0, now);
+            st.idempotency
+                .remember(scope, ctx.request(), call, tenant.id.0, now);
             Ok(tenant)
         })
     }
@@ -107,7 +110,7 @@ impl TenantRepo for MemoryBackend {
         self.run(ctx, "TenantRepo.get_tenant", || {
             let st = self.lock();
             if st.tenant_visible(ctx, id) {
-                Ok(st.tenants[&id].clone())
+                Ok(st.tenancy.tenants[&id].clone())
             } else {
                 Err(Error::not_found(Entity::Tenant))
             }
@@ -117,10 +120,11 @@ impl TenantRepo for MemoryBackend {
     async fn get_tenant_by_slug(&self, ctx: &Context, slug: &Slug) -> Result<Tenant> {
         self.run(ctx, "TenantRepo.get_tenant_by_slug", || {
             let st = self.lock();
-            st.tenant_by_slug
+            st.tenancy
+                .tenant_by_slug
                 .get(slug)
                 .filter(|t| st.tenant_visible(ctx, **t))
-                .map(|t| st.tenants[t].clone())
+                .map(|t| st.tenancy.tenants[t].clone())
                 .ok_or_else(|| Error::not_found(Entity::Tenant))
         })
     }
@@ -130,9 +134,10 @@ impl TenantRepo for MemoryBackend {
             let user = ctx.require_user()?;
             let st = self.lock();
             let mut out: Vec<Tenant> = st
+                .tenancy
                 .tenants_of_user(user)
-                .filter(|t| st.is_active_member(*t, user))
-                .filter_map(|t| st.tenants.get(&t).cloned())
+                .filter(|t| st.tenancy.is_active_member(*t, user))
+                .filter_map(|t| st.tenancy.tenants.get(&t).cloned())
                 .collect();
             out.sort_by(|a, b| a.slug.as_str().cmp(b.slug.as_str()));
             Ok(out)
@@ -147,6 +152,7 @@ impl TenantRepo for MemoryBackend {
             let t = st.visible_tenant(ctx)?;
             st.require(ctx, t, PermissionCode::TENANT_MANAGE, None)?;
             let tenant = st
+                .tenancy
                 .tenants
                 .get_mut(&t)
                 .ok_or_else(|| Error::not_found(Entity::Tenant))?;
@@ -187,7 +193,7 @@ impl TenantRepo for MemoryBackend {
             if !st.actor_is_owner(ctx, t) {
                 return Err(Error::denied(Requirement::TenantOwner));
             }
-            let slug = st.tenants.get(&t).map(|x| x.slug.clone());
+            let slug = st.tenancy.tenants.get(&t).map(|x| x.slug.clone());
             let event = AuditEvent::new(
                 "tenant.deleted",
                 "tenant",
