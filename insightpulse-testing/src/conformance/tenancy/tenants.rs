@@ -6,6 +6,8 @@ use crate::conformance::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
 use insightpulse_core::audit::{AuditEvent, ChainVerdict};
+use insightpulse_core::jobs::{ClaimRequest, JobKind, NewJob};
+use insightpulse_core::privacy::{DataCategory, NewDataPolicy, RetentionAction, RetentionDays};
 use insightpulse_core::projects::EnvironmentKind;
 use insightpulse_core::tenancy::catalog;
 use insightpulse_core::tenancy::{
@@ -590,6 +592,27 @@ pub async fn delete_tenant_is_owner_only_and_cascades(h: Harness) {
     let p = project(r, &actx, "web").await;
     environment(r, &actx, p.id, EnvironmentKind::Production).await;
     let (_, secret, kctx) = api_key(r, &actx, ApiKeyScope::Tenant, &["tenant.manage"]).await;
+    // Rows of other modules that die with the tenant: a data policy and a
+    // queued job.
+    r.privacy
+        .set_data_policy(
+            &actx,
+            NewDataPolicy {
+                category: DataCategory::Jobs,
+                retention: RetentionDays::new(1).unwrap(),
+                action: RetentionAction::Delete,
+            },
+        )
+        .await
+        .unwrap();
+    let kind = JobKind::parse("tenant.report").unwrap();
+    r.jobs
+        .enqueue_job(
+            &system().in_tenant(acme.id),
+            NewJob::new(kind.clone(), json!({})),
+        )
+        .await
+        .unwrap();
 
     assert_err!(
         r.tenants.delete_tenant(&dctx).await,
@@ -632,6 +655,20 @@ pub async fn delete_tenant_is_owner_only_and_cascades(h: Harness) {
             ..
         }
     );
+    // Its policy is no longer applied and its job is no longer claimed.
+    let report = r
+        .privacy
+        .enforce_retention(&system(), h.clock.now() + Duration::days(30), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.outcome(acme.id, DataCategory::Jobs), None);
+    let claim = ClaimRequest::new(kind, "w", 10, Duration::seconds(30));
+    assert!(r
+        .jobs
+        .claim_jobs(&system(), &claim)
+        .await
+        .unwrap()
+        .is_empty());
     // Users survive; the slug is free again and the new tenant starts empty.
     assert_eq!(
         r.users.get_user(&system(), dev.id).await.unwrap().id,
