@@ -10,9 +10,9 @@
 //! plugs its category in by adding an arm to [`PgBackend::apply_batch`].
 
 use crate::audit::append;
-use crate::error::db;
+use crate::error::{corrupt, db};
 use crate::guard::{may_list, require, require_row};
-use crate::rows::parse;
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -31,62 +31,73 @@ use insightpulse_core::{
 use sqlx::Row;
 use uuid::Uuid;
 
-const POLICY_COLS: &str = "tenant_id, category::text AS category, retention_days, \
-                           action::text AS action, anonymization, updated_at";
-
-fn policy_of(row: &sqlx::postgres::PgRow) -> Result<DataPolicy> {
-    let rules: Vec<AnonymizationRule> =
-        serde_json::from_value(row.try_get("anonymization").map_err(db)?)
-            .map_err(crate::error::corrupt)?;
-    let corrupt = crate::error::corrupt;
-    Ok(DataPolicy {
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        category: row
-            .try_get::<String, _>("category")
-            .map_err(db)?
-            .parse()
-            .map_err(corrupt)?,
-        retention: RetentionDays::new(row.try_get::<i32, _>("retention_days").map_err(db)?.into())
-            .map_err(corrupt)?,
-        action: RetentionAction::from_parts(
-            &row.try_get::<String, _>("action").map_err(db)?,
-            rules,
-        )
-        .map_err(corrupt)?,
-        updated_at: row.try_get("updated_at").map_err(db)?,
-    })
+row! {
+    struct PolicyRow {
+        tenant_id: Uuid,
+        #[sql = "category::text"]
+        category: String,
+        retention_days: i32,
+        #[sql = "action::text"]
+        action: String,
+        anonymization: serde_json::Value,
+        updated_at: DateTime<Utc>,
+    }
 }
 
-const CONSENT_COLS: &str = "id, tenant_id, user_id, purpose, policy_version, source, granted, \
-                            recorded_at, actor_kind::text AS actor_kind, actor_user_id, \
-                            actor_api_key_id, actor_reason";
+impl TryFrom<PolicyRow> for DataPolicy {
+    type Error = Error;
+    fn try_from(r: PolicyRow) -> Result<Self> {
+        let rules: Vec<AnonymizationRule> =
+            serde_json::from_value(r.anonymization).map_err(corrupt)?;
+        Ok(DataPolicy {
+            tenant_id: TenantId(r.tenant_id),
+            category: parse(&r.category, str::parse)?,
+            retention: RetentionDays::new(r.retention_days.into()).map_err(corrupt)?,
+            action: RetentionAction::from_parts(&r.action, rules).map_err(corrupt)?,
+            updated_at: r.updated_at,
+        })
+    }
+}
 
-fn consent_of(row: &sqlx::postgres::PgRow) -> Result<Consent> {
-    let corrupt = crate::error::corrupt;
-    Ok(Consent {
-        id: ConsentId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        user_id: UserId(row.try_get("user_id").map_err(db)?),
-        purpose: parse(row.try_get("purpose").map_err(db)?, ConsentPurpose::parse)?,
-        policy_version: parse(
-            row.try_get("policy_version").map_err(db)?,
-            PolicyVersion::parse,
-        )?,
-        source: parse(row.try_get("source").map_err(db)?, ConsentSource::parse)?,
-        granted: row.try_get("granted").map_err(db)?,
-        recorded_at: row.try_get("recorded_at").map_err(db)?,
-        recorded_by: Actor::from_parts(
-            &row.try_get::<String, _>("actor_kind").map_err(db)?,
-            row.try_get::<Option<Uuid>, _>("actor_user_id")
-                .map_err(db)?
-                .map(UserId),
-            row.try_get::<Option<Uuid>, _>("actor_api_key_id")
-                .map_err(db)?
-                .map(ApiKeyId),
-            row.try_get("actor_reason").map_err(db)?,
-        )
-        .map_err(corrupt)?,
-    })
+row! {
+    struct ConsentRow {
+        id: Uuid,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        purpose: String,
+        policy_version: String,
+        source: String,
+        granted: bool,
+        recorded_at: DateTime<Utc>,
+        #[sql = "actor_kind::text"]
+        actor_kind: String,
+        actor_user_id: Option<Uuid>,
+        actor_api_key_id: Option<Uuid>,
+        actor_reason: Option<String>,
+    }
+}
+
+impl TryFrom<ConsentRow> for Consent {
+    type Error = Error;
+    fn try_from(r: ConsentRow) -> Result<Self> {
+        Ok(Consent {
+            id: ConsentId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            user_id: UserId(r.user_id),
+            purpose: parse(&r.purpose, ConsentPurpose::parse)?,
+            policy_version: parse(&r.policy_version, PolicyVersion::parse)?,
+            source: parse(&r.source, ConsentSource::parse)?,
+            granted: r.granted,
+            recorded_at: r.recorded_at,
+            recorded_by: Actor::from_parts(
+                &r.actor_kind,
+                r.actor_user_id.map(UserId),
+                r.actor_api_key_id.map(ApiKeyId),
+                r.actor_reason,
+            )
+            .map_err(corrupt)?,
+        })
+    }
 }
 
 /// Refuses unless the subject is a member of the tenant (`NotFound` user)
@@ -172,14 +183,15 @@ impl PgBackend {
             ));
         }
         let actor = Actor::of(ctx);
-        let row = tx
-            .query(&format!(
-            "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
+        let row: ConsentRow = tx
+            .query_as(sql!(
+                "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
                                    recorded_at, actor_kind, actor_user_id, actor_api_key_id,
                                    actor_reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8::audit_actor_kind, $9, $10, $11)
-             RETURNING {CONSENT_COLS}"
-        ))
+             RETURNING ",
+                ConsentRow::COLUMNS
+            ))
             .bind(t.0)
             .bind(change.user.0)
             .bind(change.purpose.as_str())
@@ -194,7 +206,7 @@ impl PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let consent = consent_of(&row)?;
+        let consent = Consent::try_from(row)?;
         let action = if granted {
             "consent.granted"
         } else {
@@ -403,15 +415,16 @@ impl PrivacyRepo for PgBackend {
             )
             .await?;
             let rules = serde_json::to_value(policy.action.rules()).map_err(Error::backend)?;
-            let row = tx
-                .query(&format!(
+            let row: PolicyRow = tx
+                .query_as(sql!(
                     "INSERT INTO data_policies (tenant_id, category, retention_days, action,
                                             anonymization, created_at, updated_at)
                  VALUES ($1, $2::data_category, $3, $4::retention_action, $5, $6, $6)
                  ON CONFLICT (tenant_id, category) DO UPDATE
                     SET retention_days = EXCLUDED.retention_days, action = EXCLUDED.action,
                         anonymization = EXCLUDED.anonymization, updated_at = EXCLUDED.updated_at
-                 RETURNING {POLICY_COLS}"
+                 RETURNING ",
+                    PolicyRow::COLUMNS
                 ))
                 .bind(t.0)
                 .bind(policy.category.as_str())
@@ -433,7 +446,7 @@ impl PrivacyRepo for PgBackend {
             )?;
             self.audit(&mut tx, ctx, t, event);
             tx.commit().await.map_err(db)?;
-            policy_of(&row)
+            row.try_into()
         })
     }
 
@@ -444,15 +457,18 @@ impl PrivacyRepo for PgBackend {
             if !may_list(&mut tx, ctx, t, PermissionCode::DATA_POLICY_MANAGE).await? {
                 return Ok(vec![]);
             }
-            let rows = tx.query(&format!(
-                "SELECT {POLICY_COLS} FROM data_policies WHERE tenant_id = $1 ORDER BY data_policies.category"
-            ))
-            .bind(t.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<PolicyRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PolicyRow::COLUMNS,
+                    " FROM data_policies WHERE tenant_id = $1 ORDER BY data_policies.category"
+                ))
+                .bind(t.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            rows.iter().map(policy_of).collect()
+            rows.into_iter().map(DataPolicy::try_from).collect()
         })
     }
 
@@ -502,17 +518,19 @@ impl PrivacyRepo for PgBackend {
                 return Err(Error::validation("batch_size", "must be at least 1"));
             }
             let mut tx = self.begin(ctx).await?;
-            let rows = tx
-                .query(&format!(
-                "SELECT {POLICY_COLS} FROM data_policies ORDER BY tenant_id, data_policies.category"
-            ))
+            let rows: Vec<PolicyRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PolicyRow::COLUMNS,
+                    " FROM data_policies ORDER BY tenant_id, data_policies.category"
+                ))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
             let mut report = RetentionReport::default();
-            for row in &rows {
-                let policy = policy_of(row)?;
+            for row in rows {
+                let policy = DataPolicy::try_from(row)?;
                 let mut outcome = RetentionOutcome {
                     tenant_id: policy.tenant_id,
                     category: policy.category,
@@ -579,9 +597,11 @@ impl PrivacyRepo for PgBackend {
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require_consent_access(&mut tx, ctx, t, user).await?;
-            let rows = tx
-                .query(&format!(
-                    "SELECT {CONSENT_COLS} FROM consents
+            let rows: Vec<ConsentRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    ConsentRow::COLUMNS,
+                    " FROM consents
                   WHERE tenant_id = $1 AND user_id = $2 ORDER BY recorded_at, seq"
                 ))
                 .bind(t.0)
@@ -590,7 +610,7 @@ impl PrivacyRepo for PgBackend {
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            rows.iter().map(consent_of).collect()
+            rows.into_iter().map(Consent::try_from).collect()
         })
     }
 

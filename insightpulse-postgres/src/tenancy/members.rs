@@ -6,7 +6,7 @@
 
 use crate::error::{db, not_found};
 use crate::guard::{first_missing, is_owner, may_list, require};
-use crate::rows::{parse, tenant_rows};
+use crate::rows::{parse, row, sql, tenant_rows};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -24,17 +24,15 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-const MEMBER_COLS: &str = "tenant_id, user_id, is_owner, status::text AS status, created_at";
-const INVITATION_COLS: &str =
-    "tenant_id, id, email, role_id, invited_by, expires_at, accepted_at, revoked_at, created_at";
-
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    tenant_id: Uuid,
-    user_id: Uuid,
-    is_owner: bool,
-    status: String,
-    created_at: DateTime<Utc>,
+row! {
+    struct MemberRow {
+        tenant_id: Uuid,
+        user_id: Uuid,
+        is_owner: bool,
+        #[sql = "status::text"]
+        status: String,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<MemberRow> for Membership {
@@ -50,17 +48,18 @@ impl TryFrom<MemberRow> for Membership {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct InvitationRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    email: String,
-    role_id: Option<Uuid>,
-    invited_by: Option<Uuid>,
-    expires_at: DateTime<Utc>,
-    accepted_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
+row! {
+    struct InvitationRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        email: String,
+        role_id: Option<Uuid>,
+        invited_by: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+        accepted_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -81,10 +80,16 @@ impl TryFrom<InvitationRow> for Invitation {
 }
 
 async fn membership(tx: &mut Tx, tenant: TenantId, user: UserId, lock: bool) -> Result<MemberRow> {
-    tx.query_as(&format!(
-        "SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 AND user_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    ))
+    const SELECT: &str = sql!(
+        "SELECT ",
+        MemberRow::COLUMNS,
+        " FROM org_memberships WHERE tenant_id = $1 AND user_id = $2"
+    );
+    tx.query_as(if lock {
+        sql!(SELECT, " FOR UPDATE")
+    } else {
+        SELECT
+    })
     .bind(tenant.0)
     .bind(user.0)
     .fetch_one(&mut **tx)
@@ -211,9 +216,10 @@ impl PgBackend {
         self.audit_member_change(&mut tx, ctx, tenant, user, event)
             .await?;
         let row: MemberRow = tx
-            .query_as(&format!(
+            .query_as(sql!(
                 "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
-              WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
+              WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
+                MemberRow::COLUMNS
             ))
             .bind(tenant.0)
             .bind(user.0)
@@ -235,7 +241,11 @@ impl MemberRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<MemberRow> = tenant_rows(
                 &mut tx,
-                &format!("SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"),
+                sql!(
+                    "SELECT ",
+                    MemberRow::COLUMNS,
+                    " FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"
+                ),
                 tenant,
             )
             .await?;
@@ -306,9 +316,10 @@ impl MemberRepo for PgBackend {
             }
             let now = self.clock.now();
             let token = tokens::issue(TokenKind::Invitation, &self.hasher);
-            let row: InvitationRow = tx.query_as(&format!(
+            let row: InvitationRow = tx.query_as(sql!(
                 "INSERT INTO invitations (tenant_id, email, role_id, token_prefix, token_hash, invited_by, expires_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {INVITATION_COLS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+                InvitationRow::COLUMNS
             ))
             .bind(tenant.0)
             .bind(new.email.as_str())
@@ -344,7 +355,11 @@ impl MemberRepo for PgBackend {
             }
             let rows: Vec<InvitationRow> = tenant_rows(
                 &mut tx,
-                &format!("SELECT {INVITATION_COLS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"),
+                sql!(
+                    "SELECT ",
+                    InvitationRow::COLUMNS,
+                    " FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"
+                ),
                 tenant,
             )
             .await?;
@@ -409,13 +424,16 @@ impl MemberRepo for PgBackend {
                 invitation: InvitationRow,
                 token_hash: Vec<u8>,
             }
-            let candidates: Vec<Candidate> = tx.query_as(&format!(
-                "SELECT {INVITATION_COLS}, token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
-            ))
-            .bind(prefix)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let candidates: Vec<Candidate> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    InvitationRow::COLUMNS,
+                    ", token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
+                ))
+                .bind(prefix)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             let inv = candidates
                 .into_iter()
                 .find(|c| self.hasher.matches(presented, &c.token_hash))
@@ -439,9 +457,10 @@ impl MemberRepo for PgBackend {
             if email != inv.email {
                 return Err(Error::denied(Requirement::InvitedUser));
             }
-            let row: MemberRow = tx.query_as(&format!(
+            let row: MemberRow = tx.query_as(sql!(
                 "INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
-                 VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING {MEMBER_COLS}"
+                 VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING ",
+                MemberRow::COLUMNS
             ))
             .bind(inv.tenant_id)
             .bind(user.0)
@@ -543,9 +562,10 @@ impl MemberRepo for PgBackend {
             let event = AuditEvent::new("member.ownership_changed", "user", Some(user), diff)?;
             self.audit(&mut tx, ctx, tenant, event);
             let row: MemberRow = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "UPDATE org_memberships SET is_owner = $3, updated_at = $4
-                  WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
+                  WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
+                    MemberRow::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(user.0)
