@@ -7,13 +7,20 @@
 //! commits (then replays it) or rolls back (then claims the key itself), so
 //! one key never makes two rows.
 
-use crate::error::{corrupt, db};
+use crate::error::{corrupt, db, Constraints};
 use crate::rows::{parse, row, sql};
 use crate::uow::Tx;
 use chrono::{DateTime, Utc};
 use insightpulse_core::idempotency::{self, Call, StoredKey, WINDOW};
-use insightpulse_core::{Context, Error, RequestMeta, Result};
+use insightpulse_core::{Context, Entity, Error, RequestMeta, Result};
 use uuid::Uuid;
+
+/// What this module's constraints mean to a caller (see [`crate::error`]).
+pub(crate) const CONSTRAINTS: Constraints = Constraints {
+    unique: &[("idempotency_keys_pkey", Entity::IdempotencyKey, "key")],
+    references: &[],
+    states: &[],
+};
 
 row! {
     /// A claimed key, as an earlier call left it.

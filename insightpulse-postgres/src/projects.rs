@@ -4,7 +4,7 @@
 //! `migrations/*_projects.sql`. Every change is audited in its own
 //! transaction (`project.created` … `environment.deleted`).
 
-use crate::error::{db, not_found};
+use crate::error::{db, not_found, Constraints};
 use crate::guard::require;
 use crate::idempotency::claim;
 use crate::rows::{parse, row, sql};
@@ -23,6 +23,19 @@ use insightpulse_core::{
     StateRule, TenantId,
 };
 use uuid::Uuid;
+
+/// What this module's constraints mean to a caller (see [`crate::error`]).
+pub(crate) const CONSTRAINTS: Constraints = Constraints {
+    unique: &[
+        ("projects_tenant_slug_key", Entity::Project, "slug"),
+        ("environments_project_kind_key", Entity::Environment, "kind"),
+    ],
+    references: &[
+        ("project_id", Entity::Project),
+        ("environment_id", Entity::Environment),
+    ],
+    states: &[],
+};
 
 row! {
     pub(crate) struct Row {
