@@ -12,6 +12,7 @@
 use crate::error::{corrupt, db};
 use crate::guard::{may_list, require};
 use crate::idempotency::claim;
+use crate::privacy::{Batch, Retention};
 use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Tx};
@@ -20,9 +21,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{
     chain, Actor, ActorFilter, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery,
-    AuditRepo, ChainVerdict, KeyLabel, PLATFORM_TENANT,
+    AuditRepo, ChainVerdict, Diff, KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::idempotency::{Call, Operation};
+use insightpulse_core::privacy::RetentionAction;
 use insightpulse_core::{
     ApiKeyId, AuditAction, AuditEntryId, Context, Entity, Error, Name, PermissionCode, RequestMeta,
     Result, TargetType, TenantId, UserId,
@@ -470,6 +472,93 @@ impl AuditRepo for PgBackend {
             Ok(verifier.finish())
         })
     }
+}
+
+row! {
+    /// The result of `audit_purge`: how many entries it deleted, and the
+    /// last of them (its new anchor) when it deleted any.
+    struct PurgeRow {
+        deleted: i64,
+        through_seq: Option<i64>,
+        through_hash: Option<Vec<u8>>,
+    }
+}
+
+/// Retention of `run.tenant`'s trail (privacy's hook). Delete purges the
+/// oldest entries before the cutoff past the chain's anchor, and returns
+/// the entry that attests the purge (the new anchor); anonymize erases the
+/// personal fields of entries before the cutoff.
+pub(crate) async fn retire(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
+    let mut batch = Batch::default();
+    match run.action {
+        RetentionAction::Delete => {
+            let purged: PurgeRow = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PurgeRow::COLUMNS,
+                    " FROM audit_purge($1, $2, $3)"
+                ))
+                .bind(run.tenant.0)
+                .bind(run.cutoff)
+                .bind(run.limit)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db)?;
+            batch.deleted = purged.deleted as u64;
+            if batch.deleted > 0 {
+                let (Some(seq), Some(hash)) = (purged.through_seq, purged.through_hash) else {
+                    return Err(corrupt("a purge without its last entry"));
+                };
+                let diff = Diff::new()
+                    .set("through_seq", seq)
+                    .set("through_hash", chain::hex(&hash))
+                    .set("deleted", batch.deleted)
+                    .set("cutoff", run.cutoff);
+                batch.event = Some(AuditEvent::new(
+                    chain::PURGE_ACTION,
+                    "audit_log",
+                    None::<String>,
+                    diff,
+                )?);
+            }
+        }
+        RetentionAction::Anonymize(_) => {
+            let n: i64 = tx
+                .query_scalar("SELECT audit_erase_personal(NULL, $1, $2, $3)")
+                .bind(run.tenant.0)
+                .bind(run.cutoff)
+                .bind(run.limit)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db)?;
+            batch.anonymized = n as u64;
+        }
+    }
+    Ok(batch)
+}
+
+/// How many entries of `tenant`'s chain lie past its anchor (those a purge
+/// could delete).
+pub(crate) async fn unanchored(tx: &mut Tx, tenant: TenantId) -> Result<u64> {
+    let n: Option<i64> = tx
+        .query_scalar("SELECT seq - anchor_seq FROM audit_chain_heads WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// Erasure of `user` from every trail (privacy's hook): the personal
+/// fields of each entry they made. Returns how many entries changed.
+pub(crate) async fn erase_user(tx: &mut Tx, user: UserId) -> Result<u64> {
+    let n: i64 = tx
+        .query_scalar("SELECT audit_erase_personal($1, NULL, NULL, NULL)")
+        .bind(user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(n as u64)
 }
 
 impl PgBackend {

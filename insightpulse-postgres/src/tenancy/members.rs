@@ -6,6 +6,7 @@
 
 use crate::error::{db, not_found};
 use crate::guard::{first_missing, is_owner, may_list, require};
+use crate::privacy::{Batch, Retention};
 use crate::rows::{parse, row, sql, tenant_rows};
 use crate::uow::traced;
 use crate::uow::Tx;
@@ -13,6 +14,7 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::privacy::{hashed_email, RetentionAction};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{
     Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation,
@@ -156,6 +158,103 @@ pub(crate) async fn role_permissions(
         .map(|c| parse(c, PermissionCode::parse))
         .collect::<Result<_>>()?;
     Ok((parse(&scope, str::parse)?, perms))
+}
+
+/// The tenants `user` is a member of, in id order.
+pub(crate) async fn tenants_of(tx: &mut Tx, user: UserId) -> Result<Vec<TenantId>> {
+    let ids: Vec<Uuid> = tx
+        .query_scalar("SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id")
+        .bind(user.0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(ids.into_iter().map(TenantId).collect())
+}
+
+/// Removes every membership of `user` (privacy's erasure hook), with their
+/// grants and team memberships (ON DELETE CASCADE); the last active owner
+/// of a tenant is refused by the `tenant_has_active_owner` trigger, and
+/// nothing is changed. Returns how many.
+pub(crate) async fn erase_memberships(tx: &mut Tx, user: UserId) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM org_memberships WHERE user_id = $1")
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected())
+}
+
+/// Removes every invitation to `email`, in every tenant (privacy's erasure
+/// hook). Returns how many.
+pub(crate) async fn erase_invitations(tx: &mut Tx, email: &str) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM invitations WHERE email = $1")
+        .bind(email)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected())
+}
+
+/// Retention of `run.tenant`'s invitations (privacy's hook): only those
+/// that can no longer be used (accepted, revoked or expired) and were made
+/// before the cutoff, deleted, or their email hashed (the only rule
+/// invitations allow).
+pub(crate) async fn retire_invitations(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
+    let delete = matches!(run.action, RetentionAction::Delete);
+    let ids: Vec<(Uuid, String)> = tx
+        .query_as(
+            "SELECT id, email FROM invitations
+              WHERE tenant_id = $1 AND created_at < $2
+                AND (accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at <= $3)
+                AND ($4 OR email NOT LIKE '%@anonymized.invalid')
+              ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(run.tenant.0)
+        .bind(run.cutoff)
+        .bind(run.now)
+        .bind(delete)
+        .bind(i64::from(run.limit))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+    let (ids, emails): (Vec<Uuid>, Vec<String>) = if delete {
+        ids.into_iter().unzip()
+    } else {
+        ids.into_iter()
+            .map(|(id, email)| (id, hashed_email(&email)))
+            .unzip()
+    };
+    let n = if delete {
+        tx.query("DELETE FROM invitations WHERE tenant_id = $1 AND id = ANY ($2)")
+            .bind(run.tenant.0)
+            .bind(&ids)
+    } else {
+        tx.query(
+            "UPDATE invitations i SET email = v.email
+               FROM unnest($2::uuid[], $3::text[]) AS v (id, email)
+              WHERE i.tenant_id = $1 AND i.id = v.id",
+        )
+        .bind(run.tenant.0)
+        .bind(&ids)
+        .bind(&emails)
+    }
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    Ok(if delete {
+        Batch {
+            deleted: n,
+            ..Batch::default()
+        }
+    } else {
+        Batch {
+            anonymized: n,
+            ..Batch::default()
+        }
+    })
 }
 
 impl PgBackend {

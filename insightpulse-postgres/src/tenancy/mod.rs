@@ -4,7 +4,11 @@
 //! change what is asked through [`crate::guard`], the same for every module.
 
 use crate::error::Constraints;
-use insightpulse_core::{Entity, StateRule};
+use crate::uow::Tx;
+use chrono::{DateTime, Utc};
+use insightpulse_core::{Entity, Result, StateRule, TenantId, UserId};
+
+pub(crate) use members::retire_invitations;
 
 mod api_keys;
 mod auth;
@@ -47,3 +51,33 @@ pub(crate) const CONSTRAINTS: Constraints = Constraints {
         StateRule::LastActiveOwner,
     )],
 };
+
+/// What erasing a user removed from tenancy.
+pub(crate) struct Erased {
+    /// The tenants the user was a member of, in id order.
+    pub tenants: Vec<TenantId>,
+    pub memberships: u64,
+    pub identities: u64,
+    pub invitations: u64,
+}
+
+/// Erasure of `user` from tenancy (privacy's hook): locks the account
+/// (`NotFound` without one), removes their identities, memberships and the
+/// invitations to their address in every tenant, and scrubs the account's
+/// personal fields. The last active owner of a tenant is refused, and
+/// nothing is changed.
+pub(crate) async fn erase_user(tx: &mut Tx, user: UserId, now: DateTime<Utc>) -> Result<Erased> {
+    let email = users::lock_for_erasure(tx, user).await?;
+    let tenants = members::tenants_of(tx, user).await?;
+    // Before the memberships, whose deletion would take them along.
+    let identities = sso::erase_identities(tx, user).await?;
+    let memberships = members::erase_memberships(tx, user).await?;
+    let invitations = members::erase_invitations(tx, &email).await?;
+    users::erase(tx, user, now).await?;
+    Ok(Erased {
+        tenants,
+        memberships,
+        identities,
+        invitations,
+    })
+}

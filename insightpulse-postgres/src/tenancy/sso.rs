@@ -72,6 +72,18 @@ impl From<IdentityRow> for Identity {
     }
 }
 
+/// Removes every identity of `user`, in every tenant (privacy's erasure
+/// hook). Returns how many.
+pub(crate) async fn erase_identities(tx: &mut Tx, user: UserId) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM user_identities WHERE user_id = $1")
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected())
+}
+
 fn config_json(config: &SsoConfig) -> Result<serde_json::Value> {
     config.validate()?;
     serde_json::to_value(config).map_err(Error::backend)

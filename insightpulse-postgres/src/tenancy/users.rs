@@ -4,9 +4,11 @@
 use crate::error::{db, not_found};
 use crate::rows::{parse, row, sql};
 use crate::uow::traced;
+use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insightpulse_core::privacy::erased_email;
 use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
 use insightpulse_core::{
     Context, Email, Entity, Error, ExposeSecret, Name, Requirement, Result, SecretString, UserId,
@@ -47,6 +49,33 @@ pub(crate) struct WithHash {
     #[sqlx(flatten)]
     pub user: Row,
     pub password_hash: Option<String>,
+}
+
+/// The email of `user`, whose row stays locked for the erasure (privacy's
+/// hook, see [`super::erase_user`]); `NotFound` without such a user.
+pub(crate) async fn lock_for_erasure(tx: &mut Tx, user: UserId) -> Result<String> {
+    tx.query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(Entity::User))
+}
+
+/// Scrubs the personal fields of `user`'s account: an address that names
+/// nobody, no name, no password (privacy's erasure hook).
+pub(crate) async fn erase(tx: &mut Tx, user: UserId, now: DateTime<Utc>) -> Result<()> {
+    tx.query(
+        "UPDATE users SET email = $2, full_name = NULL, password_hash = NULL, updated_at = $3
+          WHERE id = $1",
+    )
+    .bind(user.0)
+    .bind(erased_email(user))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
 
 /// Argon2 is deliberately slow; keep it off the async executor's threads.
