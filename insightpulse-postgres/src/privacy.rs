@@ -18,7 +18,7 @@ use crate::guard::{may_list, require, require_row};
 use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::Tx;
-use crate::{audit, tenancy, PgBackend};
+use crate::{audit, jobs, outbox, tenancy, PgBackend};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{Actor, AuditEvent, Diff, PLATFORM_TENANT};
@@ -272,8 +272,8 @@ impl PgBackend {
         let mut batch = match policy.category {
             DataCategory::AuditLogs => audit::retire(&mut tx, &run).await?,
             DataCategory::Invitations => tenancy::retire_invitations(&mut tx, &run).await?,
-            DataCategory::DomainEvents => retire_events(&mut tx, &run).await?,
-            DataCategory::Jobs => retire_jobs(&mut tx, &run).await?,
+            DataCategory::DomainEvents => outbox::retire_events(&mut tx, &run).await?,
+            DataCategory::Jobs => jobs::retire_jobs(&mut tx, &run).await?,
             _ => Batch::default(),
         };
         if batch.affected() > 0 {
@@ -551,51 +551,4 @@ impl PrivacyRepo for PgBackend {
             })
         })
     }
-}
-
-/// Retention of the outbox: delete-only, oldest first, a batch at a time.
-async fn retire_events(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
-    let deleted = tx
-        .query(
-            "DELETE FROM outbox_events e
-              USING (SELECT xact, seq FROM outbox_events
-                      WHERE tenant_id = $1 AND published_at < $2
-                      ORDER BY published_at, xact, seq LIMIT $3) AS d
-              WHERE e.tenant_id = $1 AND e.xact = d.xact AND e.seq = d.seq",
-        )
-        .bind(run.tenant.0)
-        .bind(run.cutoff)
-        .bind(run.limit)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-    Ok(Batch {
-        deleted,
-        ..Batch::default()
-    })
-}
-
-/// Retention of the job queue: finished jobs only, delete-only, oldest
-/// first, a batch at a time.
-async fn retire_jobs(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
-    let deleted = tx
-        .query(
-            "DELETE FROM jobs j
-              USING (SELECT id FROM jobs
-                      WHERE tenant_id = $1 AND finished_at < $2
-                      ORDER BY finished_at, id LIMIT $3) AS d
-              WHERE j.tenant_id = $1 AND j.id = d.id",
-        )
-        .bind(run.tenant.0)
-        .bind(run.cutoff)
-        .bind(run.limit)
-        .execute(&mut **tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-    Ok(Batch {
-        deleted,
-        ..Batch::default()
-    })
 }
