@@ -9,9 +9,11 @@
 //! here by core so that SQL never has to format an ip address the way Rust
 //! does.
 
-use crate::error::db;
+use crate::error::{corrupt, db};
 use crate::guard::{may_list, require};
 use crate::idempotency::claim;
+use crate::privacy::{Batch, Retention};
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
@@ -19,14 +21,15 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::audit::{
     chain, Actor, ActorFilter, AuditCursor, AuditEntry, AuditEvent, AuditPage, AuditQuery,
-    AuditRepo, ChainVerdict, KeyLabel, PLATFORM_TENANT,
+    AuditRepo, ChainVerdict, Diff, KeyLabel, PLATFORM_TENANT,
 };
 use insightpulse_core::idempotency::{Call, Operation};
+use insightpulse_core::privacy::RetentionAction;
 use insightpulse_core::{
     ApiKeyId, AuditAction, AuditEntryId, Context, Entity, Error, Name, PermissionCode, RequestMeta,
     Result, TargetType, TenantId, UserId,
 };
-use sqlx::{Executor, Row};
+use sqlx::Executor;
 use uuid::Uuid;
 
 /// Entries a verification reads per round trip.
@@ -146,89 +149,162 @@ async fn require_reader(tx: &mut Tx, ctx: &Context, tenant: TenantId) -> Result<
     require(tx, ctx, tenant, Some(PermissionCode::AUDIT_READ), None).await
 }
 
-fn actor_of(row: &sqlx::postgres::PgRow) -> Result<Actor> {
-    Actor::from_parts(
-        row.try_get::<String, _>("actor_kind").map_err(db)?.as_str(),
-        row.try_get::<Option<Uuid>, _>("user_id")
-            .map_err(db)?
-            .map(UserId),
-        row.try_get::<Option<Uuid>, _>("api_key_id")
-            .map_err(db)?
-            .map(ApiKeyId),
-        row.try_get("actor_reason").map_err(db)?,
-    )
-    .map_err(crate::error::corrupt)
+/// The actor an entry's four actor columns name.
+fn actor(
+    kind: &str,
+    user: Option<Uuid>,
+    key: Option<Uuid>,
+    reason: Option<String>,
+) -> Result<Actor> {
+    Actor::from_parts(kind, user.map(UserId), key.map(ApiKeyId), reason).map_err(corrupt)
 }
 
-fn ip_of(row: &sqlx::postgres::PgRow) -> Result<Option<std::net::IpAddr>> {
-    row.try_get::<Option<String>, _>("ip")
-        .map_err(db)?
-        .map(|s| s.parse().map_err(crate::error::corrupt))
-        .transpose()
+/// An address stored as `host(ip)`.
+fn ip(text: Option<String>) -> Result<Option<std::net::IpAddr>> {
+    text.map(|s| s.parse().map_err(corrupt)).transpose()
 }
 
-fn key_label_of(row: &sqlx::postgres::PgRow) -> Result<Option<KeyLabel>> {
-    let name: Option<String> = row.try_get("actor_key_name").map_err(db)?;
-    let prefix: Option<String> = row.try_get("actor_key_prefix").map_err(db)?;
-    Ok(match (name, prefix) {
-        (Some(name), Some(prefix)) => Some(KeyLabel {
-            name: crate::rows::parse(&name, Name::parse)?,
-            prefix,
-        }),
-        _ => None,
-    })
+fn digest(bytes: Vec<u8>) -> Result<chain::Digest> {
+    chain::digest(&bytes).ok_or_else(|| corrupt("a hash that is not 32 bytes"))
 }
 
-fn digest_of(bytes: Vec<u8>) -> Result<chain::Digest> {
-    chain::digest(&bytes).ok_or_else(|| crate::error::corrupt("a hash that is not 32 bytes"))
+row! {
+    /// An entry as the report shows it (see [`ReportRow`] for the names
+    /// of its actors).
+    struct EntryRow {
+        id: Uuid,
+        tenant_id: Uuid,
+        seq: i64,
+        created_at: DateTime<Utc>,
+        #[sql = "actor_kind::text"]
+        actor_kind: String,
+        user_id: Option<Uuid>,
+        api_key_id: Option<Uuid>,
+        actor_reason: Option<String>,
+        action: String,
+        target_type: String,
+        target_id: Option<String>,
+        diff: serde_json::Value,
+        #[sql = "host(ip)"]
+        ip: Option<String>,
+        user_agent: Option<String>,
+        request_id: Option<String>,
+        hash: Vec<u8>,
+    }
 }
 
-fn entry_of(row: &sqlx::postgres::PgRow) -> Result<AuditEntry> {
-    Ok(AuditEntry {
-        id: AuditEntryId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        seq: row.try_get("seq").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        actor: actor_of(row)?,
-        actor_email: row.try_get("actor_email").map_err(db)?,
-        actor_key: key_label_of(row)?,
-        action: crate::rows::parse(row.try_get("action").map_err(db)?, AuditAction::parse)?,
-        target_type: crate::rows::parse(
-            row.try_get("target_type").map_err(db)?,
-            TargetType::parse,
-        )?,
-        target_id: row.try_get("target_id").map_err(db)?,
-        diff: row.try_get("diff").map_err(db)?,
-        ip: ip_of(row)?,
-        user_agent: row.try_get("user_agent").map_err(db)?,
-        request_id: row.try_get("request_id").map_err(db)?,
-        hash: digest_of(row.try_get("hash").map_err(db)?)?,
-    })
+/// A report's row: the entry and the names of its acting user and key.
+#[derive(sqlx::FromRow)]
+struct ReportRow {
+    #[sqlx(flatten)]
+    entry: EntryRow,
+    actor_email: Option<String>,
+    actor_key_name: Option<String>,
+    actor_key_prefix: Option<String>,
 }
 
-fn stored_of(row: &sqlx::postgres::PgRow) -> Result<chain::StoredEntry> {
-    Ok(chain::StoredEntry {
-        seq: row.try_get("seq").map_err(db)?,
-        prev_hash: digest_of(row.try_get("prev_hash").map_err(db)?)?,
-        hash: digest_of(row.try_get("hash").map_err(db)?)?,
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        id: AuditEntryId(row.try_get("id").map_err(db)?),
-        created_at: row.try_get("created_at").map_err(db)?,
-        actor: actor_of(row)?,
-        action: row.try_get("action").map_err(db)?,
-        target_type: row.try_get("target_type").map_err(db)?,
-        target_id: row.try_get("target_id").map_err(db)?,
-        diff_text: row.try_get("diff_text").map_err(db)?,
-        request_id: row.try_get("request_id").map_err(db)?,
-        pii_digest: row
-            .try_get::<Option<Vec<u8>>, _>("pii_digest")
-            .map_err(db)?
-            .map(digest_of)
-            .transpose()?,
-        pii_salt: row.try_get("pii_salt").map_err(db)?,
-        ip: ip_of(row)?,
-        user_agent: row.try_get("user_agent").map_err(db)?,
-    })
+impl TryFrom<ReportRow> for AuditEntry {
+    type Error = Error;
+    fn try_from(r: ReportRow) -> Result<Self> {
+        let e = r.entry;
+        let actor_key = match (r.actor_key_name, r.actor_key_prefix) {
+            (Some(name), Some(prefix)) => Some(KeyLabel {
+                name: parse(&name, Name::parse)?,
+                prefix,
+            }),
+            _ => None,
+        };
+        Ok(AuditEntry {
+            id: AuditEntryId(e.id),
+            tenant_id: TenantId(e.tenant_id),
+            seq: e.seq,
+            created_at: e.created_at,
+            actor: actor(&e.actor_kind, e.user_id, e.api_key_id, e.actor_reason)?,
+            actor_email: r.actor_email,
+            actor_key,
+            action: parse(&e.action, AuditAction::parse)?,
+            target_type: parse(&e.target_type, TargetType::parse)?,
+            target_id: e.target_id,
+            diff: e.diff,
+            ip: ip(e.ip)?,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            hash: digest(e.hash)?,
+        })
+    }
+}
+
+row! {
+    /// An entry as its chain hashed it.
+    struct StoredRow {
+        seq: i64,
+        prev_hash: Vec<u8>,
+        hash: Vec<u8>,
+        tenant_id: Uuid,
+        id: Uuid,
+        created_at: DateTime<Utc>,
+        #[sql = "actor_kind::text"]
+        actor_kind: String,
+        user_id: Option<Uuid>,
+        api_key_id: Option<Uuid>,
+        actor_reason: Option<String>,
+        action: String,
+        target_type: String,
+        target_id: Option<String>,
+        #[sql = "diff::text"]
+        diff_text: String,
+        request_id: Option<String>,
+        pii_digest: Option<Vec<u8>>,
+        pii_salt: Option<Vec<u8>>,
+        #[sql = "host(ip)"]
+        ip: Option<String>,
+        user_agent: Option<String>,
+    }
+}
+
+impl TryFrom<StoredRow> for chain::StoredEntry {
+    type Error = Error;
+    fn try_from(r: StoredRow) -> Result<Self> {
+        Ok(chain::StoredEntry {
+            seq: r.seq,
+            prev_hash: digest(r.prev_hash)?,
+            hash: digest(r.hash)?,
+            tenant_id: TenantId(r.tenant_id),
+            id: AuditEntryId(r.id),
+            created_at: r.created_at,
+            actor: actor(&r.actor_kind, r.user_id, r.api_key_id, r.actor_reason)?,
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            diff_text: r.diff_text,
+            request_id: r.request_id,
+            pii_digest: r.pii_digest.map(digest).transpose()?,
+            pii_salt: r.pii_salt,
+            ip: ip(r.ip)?,
+            user_agent: r.user_agent,
+        })
+    }
+}
+
+row! {
+    struct HeadRow {
+        seq: i64,
+        hash: Vec<u8>,
+        anchor_seq: i64,
+        anchor_hash: Vec<u8>,
+    }
+}
+
+impl TryFrom<HeadRow> for chain::ChainHead {
+    type Error = Error;
+    fn try_from(r: HeadRow) -> Result<Self> {
+        Ok(chain::ChainHead {
+            seq: r.seq,
+            hash: digest(r.hash)?,
+            anchor_seq: r.anchor_seq,
+            anchor_hash: digest(r.anchor_hash)?,
+        })
+    }
 }
 
 #[async_trait]
@@ -286,13 +362,12 @@ impl AuditRepo for PgBackend {
             // have left (the users policies no longer show them), and the
             // acting keys' names from audit_actor_keys (api_keys is shown only
             // to holders of api_key.manage), while the keys exist.
-            let rows = tx
-                .query(
+            let rows: Vec<ReportRow> = tx
+                .query_as(sql!(
                     "WITH page AS (
-                    SELECT al.id, al.tenant_id, al.seq, al.created_at,
-                           al.actor_kind::text AS actor_kind, al.user_id, al.api_key_id,
-                           al.actor_reason, al.action, al.target_type, al.target_id, al.diff,
-                           host(al.ip) AS ip, al.user_agent, al.request_id, al.hash
+                    SELECT ",
+                    EntryRow::COLUMNS,
+                    "
                       FROM audit_logs al
                      WHERE al.tenant_id = $1
                        AND al.created_at >= $2
@@ -312,8 +387,8 @@ impl AuditRepo for PgBackend {
                           ON e.id = page.user_id
                    LEFT JOIN audit_actor_keys($1, ARRAY(SELECT DISTINCT api_key_id FROM page)) k
                           ON k.id = page.api_key_id
-                  ORDER BY page.created_at DESC, page.seq DESC",
-                )
+                  ORDER BY page.created_at DESC, page.seq DESC"
+                ))
                 .bind(t.0)
                 .bind(since)
                 .bind(q.action.as_ref().map(|a| a.as_str()))
@@ -329,7 +404,10 @@ impl AuditRepo for PgBackend {
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            let mut entries = rows.iter().map(entry_of).collect::<Result<Vec<_>>>()?;
+            let mut entries = rows
+                .into_iter()
+                .map(AuditEntry::try_from)
+                .collect::<Result<Vec<_>>>()?;
             let more = entries.len() > q.limit as usize;
             entries.truncate(q.limit as usize);
             let next = if more {
@@ -348,50 +426,45 @@ impl AuditRepo for PgBackend {
             // head read here nor in the pages below.
             let mut tx = self.begin_snapshot(ctx).await?;
             require_reader(&mut tx, ctx, t).await?;
-            let head = tx.query(
-                "SELECT seq, hash, anchor_seq, anchor_hash FROM audit_chain_heads WHERE tenant_id = $1",
-            )
-            .bind(t.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .map(|r| -> Result<chain::ChainHead> {
-                Ok(chain::ChainHead {
-                    seq: r.try_get("seq").map_err(db)?,
-                    hash: digest_of(r.try_get("hash").map_err(db)?)?,
-                    anchor_seq: r.try_get("anchor_seq").map_err(db)?,
-                    anchor_hash: digest_of(r.try_get("anchor_hash").map_err(db)?)?,
-                })
-            })
-            .transpose()?;
+            let head = tx
+                .query_as::<HeadRow>(sql!(
+                    "SELECT ",
+                    HeadRow::COLUMNS,
+                    " FROM audit_chain_heads WHERE tenant_id = $1"
+                ))
+                .bind(t.0)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?
+                .map(chain::ChainHead::try_from)
+                .transpose()?;
             let mut verifier = chain::Verifier::new(head);
             let mut after = i64::MIN;
             loop {
-                let rows = tx
-                    .query(
-                        "SELECT seq, prev_hash, hash, tenant_id, id, created_at,
-                            actor_kind::text AS actor_kind, user_id, api_key_id, actor_reason,
-                            action, target_type, target_id, diff::text AS diff_text, request_id,
-                            pii_digest, pii_salt, host(ip) AS ip, user_agent
-                       FROM audit_logs
+                let rows: Vec<StoredRow> = tx
+                    .query_as(sql!(
+                        "SELECT ",
+                        StoredRow::COLUMNS,
+                        " FROM audit_logs
                       WHERE tenant_id = $1 AND seq > $2
                       ORDER BY seq
-                      LIMIT $3",
-                    )
+                      LIMIT $3"
+                    ))
                     .bind(t.0)
                     .bind(after)
                     .bind(VERIFY_PAGE)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db)?;
-                for row in &rows {
-                    let entry = stored_of(row)?;
+                let fetched = rows.len();
+                for row in rows {
+                    let entry = chain::StoredEntry::try_from(row)?;
                     after = entry.seq;
                     if let Some(broken) = verifier.push(&entry) {
                         return Ok(broken);
                     }
                 }
-                if (rows.len() as i64) < VERIFY_PAGE {
+                if (fetched as i64) < VERIFY_PAGE {
                     break;
                 }
             }
@@ -399,6 +472,93 @@ impl AuditRepo for PgBackend {
             Ok(verifier.finish())
         })
     }
+}
+
+row! {
+    /// The result of `audit_purge`: how many entries it deleted, and the
+    /// last of them (its new anchor) when it deleted any.
+    struct PurgeRow {
+        deleted: i64,
+        through_seq: Option<i64>,
+        through_hash: Option<Vec<u8>>,
+    }
+}
+
+/// Retention of `run.tenant`'s trail (privacy's hook). Delete purges the
+/// oldest entries before the cutoff past the chain's anchor, and returns
+/// the entry that attests the purge (the new anchor); anonymize erases the
+/// personal fields of entries before the cutoff.
+pub(crate) async fn retire(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
+    let mut batch = Batch::default();
+    match run.action {
+        RetentionAction::Delete => {
+            let purged: PurgeRow = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PurgeRow::COLUMNS,
+                    " FROM audit_purge($1, $2, $3)"
+                ))
+                .bind(run.tenant.0)
+                .bind(run.cutoff)
+                .bind(run.limit)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db)?;
+            batch.deleted = purged.deleted as u64;
+            if batch.deleted > 0 {
+                let (Some(seq), Some(hash)) = (purged.through_seq, purged.through_hash) else {
+                    return Err(corrupt("a purge without its last entry"));
+                };
+                let diff = Diff::new()
+                    .set("through_seq", seq)
+                    .set("through_hash", chain::hex(&hash))
+                    .set("deleted", batch.deleted)
+                    .set("cutoff", run.cutoff);
+                batch.event = Some(AuditEvent::new(
+                    chain::PURGE_ACTION,
+                    "audit_log",
+                    None::<String>,
+                    diff,
+                )?);
+            }
+        }
+        RetentionAction::Anonymize(_) => {
+            let n: i64 = tx
+                .query_scalar("SELECT audit_erase_personal(NULL, $1, $2, $3)")
+                .bind(run.tenant.0)
+                .bind(run.cutoff)
+                .bind(run.limit)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(db)?;
+            batch.anonymized = n as u64;
+        }
+    }
+    Ok(batch)
+}
+
+/// How many entries of `tenant`'s chain lie past its anchor (those a purge
+/// could delete).
+pub(crate) async fn unanchored(tx: &mut Tx, tenant: TenantId) -> Result<u64> {
+    let n: Option<i64> = tx
+        .query_scalar("SELECT seq - anchor_seq FROM audit_chain_heads WHERE tenant_id = $1")
+        .bind(tenant.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+}
+
+/// Erasure of `user` from every trail (privacy's hook): the personal
+/// fields of each entry they made. Returns how many entries changed.
+pub(crate) async fn erase_user(tx: &mut Tx, user: UserId) -> Result<u64> {
+    let n: i64 = tx
+        .query_scalar("SELECT audit_erase_personal($1, NULL, NULL, NULL)")
+        .bind(user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(n as u64)
 }
 
 impl PgBackend {

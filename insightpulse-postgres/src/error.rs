@@ -4,57 +4,73 @@
 //!
 //! | SQLSTATE | meaning | becomes |
 //! |---|---|---|
-//! | 23505 | unique violation | `Conflict { entity, field }` from [`UNIQUE`] |
-//! | 23503 | foreign key violation | `NotFound { entity }` of the referenced row |
-//! | 23514 | check violation | `Validation`, or `InvalidState` for `tenant_has_active_owner` |
+//! | 23505 | unique violation | `Conflict { entity, field }` ([`Constraints::unique`]) |
+//! | 23503 | foreign key violation | `NotFound { entity }` of the referenced row ([`Constraints::references`]) |
+//! | 23514 | check violation | `InvalidState` for a state rule ([`Constraints::states`]), else `Validation` |
 //! | 42501 | RLS / privilege refusal | `PermissionDenied` (row security) |
 //! | 22xxx | bad data | `Validation` |
 //! | no row | | `NotFound` (see [`not_found`]) |
 //!
-//! A constraint missing from the tables is a bug of the SDK (every unique
-//! rule a caller can hit has its entry): it surfaces as `Backend`.
+//! Each module declares what its own constraints mean, beside its SQL (a
+//! [`Constraints`]); [`MODULES`] lists the modules. A constraint missing
+//! from the tables is a bug of the SDK (every rule a caller can hit has its
+//! entry): it surfaces as `Backend`.
 
 use insightpulse_core::{Entity, Error, Requirement, StateRule};
 
-/// The entity and field each unique constraint (or primary key) guards;
-/// the in-memory backend reports the same pairs.
-const UNIQUE: &[(&str, Entity, &str)] = &[
-    ("tenants_slug_key", Entity::Tenant, "slug"),
-    ("users_email_key", Entity::User, "email"),
-    ("org_memberships_pkey", Entity::Member, "user"),
-    ("teams_tenant_slug_key", Entity::Team, "slug"),
-    ("team_members_pkey", Entity::TeamMember, "user"),
-    ("roles_tenant_name_scope_key", Entity::Role, "name"),
-    ("user_roles_grant_key", Entity::RoleGrant, "role"),
-    ("sso_providers_tenant_name_key", Entity::SsoProvider, "name"),
-    (
-        "user_identities_provider_subject_key",
-        Entity::Identity,
-        "subject",
-    ),
-    ("projects_tenant_slug_key", Entity::Project, "slug"),
-    ("environments_project_kind_key", Entity::Environment, "kind"),
-    ("idempotency_keys_pkey", Entity::IdempotencyKey, "key"),
+/// What one module's constraints mean to a caller.
+pub(crate) struct Constraints {
+    /// The entity and field each unique constraint (or primary key)
+    /// guards; the in-memory backend reports the same pairs.
+    pub unique: &'static [(&'static str, Entity, &'static str)],
+    /// The entity a foreign key points at, by the referencing columns its
+    /// (Postgres-generated) name ends with, e.g.
+    /// `team_members_tenant_id_user_id_fkey` → `tenant_id_user_id` →
+    /// member. The longest match wins, so no table's order matters.
+    pub references: &'static [(&'static str, Entity)],
+    /// The check constraints (or constraint triggers) that guard a rule of
+    /// a row's state.
+    pub states: &'static [(&'static str, Entity, StateRule)],
+}
+
+/// Every module's constraints, one line per module.
+const MODULES: &[&Constraints] = &[
+    &crate::tenancy::CONSTRAINTS,
+    &crate::projects::CONSTRAINTS,
+    &crate::idempotency::CONSTRAINTS,
 ];
 
-/// The entity a foreign key points at, read from its (Postgres-generated)
-/// name, e.g. `team_members_tenant_id_user_id_fkey` → member.
-fn referenced_entity(constraint: &str) -> Option<Entity> {
-    const BY_COLUMN: &[(&str, Entity)] = &[
-        ("environment_id", Entity::Environment),
-        ("project_id", Entity::Project),
-        ("team_id", Entity::Team),
-        ("provider_id", Entity::SsoProvider),
-        ("role_id", Entity::Role),
-        ("permission_id", Entity::Permission),
-        ("tenant_id_user_id", Entity::Member),
-        ("user_id", Entity::User),
-        ("tenant_id", Entity::Tenant),
-    ];
-    BY_COLUMN
+/// The entity and field a unique constraint guards.
+fn unique(constraint: &str) -> Option<(Entity, &'static str)> {
+    MODULES
         .iter()
-        .find(|(column, _)| constraint.contains(column))
-        .map(|(_, entity)| *entity)
+        .flat_map(|m| m.unique)
+        .find(|(name, _, _)| *name == constraint)
+        .map(|&(_, entity, field)| (entity, field))
+}
+
+/// The entity a foreign key points at (see [`Constraints::references`]).
+fn referenced_entity(constraint: &str) -> Option<Entity> {
+    let columns = constraint.strip_suffix("_fkey")?;
+    MODULES
+        .iter()
+        .flat_map(|m| m.references)
+        .filter(|(column, _)| {
+            columns
+                .strip_suffix(column)
+                .is_some_and(|rest| rest.ends_with('_'))
+        })
+        .max_by_key(|(column, _)| column.len())
+        .map(|&(_, entity)| entity)
+}
+
+/// The state rule a check constraint guards.
+fn state_rule(constraint: &str) -> Option<(Entity, StateRule)> {
+    MODULES
+        .iter()
+        .flat_map(|m| m.states)
+        .find(|(name, _, _)| *name == constraint)
+        .map(|&(_, entity, rule)| (entity, rule))
 }
 
 /// Maps any sqlx error to the SDK's error.
@@ -65,18 +81,18 @@ pub(crate) fn db(e: sqlx::Error) -> Error {
     let code = dbe.code().unwrap_or_default().into_owned();
     let constraint = dbe.constraint().unwrap_or_default();
     match code.as_str() {
-        "23505" => match UNIQUE.iter().find(|(name, _, _)| *name == constraint) {
-            Some((_, entity, field)) => Error::conflict(*entity, field),
+        "23505" => match unique(constraint) {
+            Some((entity, field)) => Error::conflict(entity, field),
             None => Error::backend(e),
         },
         "23503" => match referenced_entity(constraint) {
             Some(entity) => Error::not_found(entity),
             None => Error::backend(e),
         },
-        "23514" if constraint == "tenant_has_active_owner" => {
-            Error::invalid_state(Entity::Member, StateRule::LastActiveOwner)
-        }
-        "23514" | "23502" => Error::validation("input", "violates a rule of the database"),
+        "23514" | "23502" => match state_rule(constraint) {
+            Some((entity, rule)) if code == "23514" => Error::invalid_state(entity, rule),
+            _ => Error::validation("input", "violates a rule of the database"),
+        },
         "42501" => Error::denied(Requirement::RowSecurity),
         c if c.starts_with("22") => Error::validation("input", "not a value the database accepts"),
         _ => Error::backend(e),
@@ -179,5 +195,65 @@ mod tests {
                 entity: Entity::Team
             }
         ));
+    }
+
+    /// A name in two modules' tables would make its meaning depend on
+    /// which module is asked first.
+    #[test]
+    fn no_constraint_is_declared_twice() {
+        let mut seen = std::collections::HashSet::new();
+        let names = MODULES.iter().flat_map(|m| {
+            let unique = m.unique.iter().map(|(name, _, _)| *name);
+            let references = m.references.iter().map(|(column, _)| *column);
+            let states = m.states.iter().map(|(name, _, _)| *name);
+            unique.chain(references).chain(states)
+        });
+        for name in names {
+            assert!(seen.insert(name), "{name} is declared twice");
+        }
+        assert!(seen.len() > 20, "every module's table is consulted");
+    }
+
+    /// Every foreign key of the schema that maps to an entity maps to the
+    /// one of the table it references; those that map to none name who did
+    /// something (`…_by`), a column no caller ever sets to a missing row.
+    #[sqlx::test(migrations = false)]
+    async fn foreign_keys_name_the_entity_they_reference(pool: PgPool) {
+        crate::migrate::run(&pool).await.unwrap();
+        let keys: Vec<(String, String)> = sqlx::query_as(
+            "SELECT conname::text, confrelid::regclass::text FROM pg_constraint
+              WHERE contype = 'f' AND connamespace = 'insightpulse'::regnamespace
+              ORDER BY conname",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let entity_of = |table: &str| match table.trim_start_matches("insightpulse.") {
+            "tenants" => Entity::Tenant,
+            "users" => Entity::User,
+            "org_memberships" => Entity::Member,
+            "teams" => Entity::Team,
+            "roles" => Entity::Role,
+            "permissions" => Entity::Permission,
+            "sso_providers" => Entity::SsoProvider,
+            "projects" => Entity::Project,
+            "environments" => Entity::Environment,
+            other => panic!("a foreign key to {other}: give it an entity here"),
+        };
+        let mut mapped = 0;
+        for (name, table) in &keys {
+            match referenced_entity(name) {
+                Some(entity) => {
+                    assert_eq!(entity, entity_of(table), "{name} references {table}");
+                    mapped += 1;
+                }
+                None => assert!(name.ends_with("_by_fkey"), "{name} maps to no entity"),
+            }
+        }
+        assert!(
+            mapped > 20,
+            "{mapped} of {} foreign keys mapped",
+            keys.len()
+        );
     }
 }

@@ -7,12 +7,45 @@
 //! commits (then replays it) or rolls back (then claims the key itself), so
 //! one key never makes two rows.
 
-use crate::error::db;
+use crate::error::{corrupt, db, Constraints};
+use crate::rows::{parse, row, sql};
 use crate::uow::Tx;
 use chrono::{DateTime, Utc};
 use insightpulse_core::idempotency::{self, Call, StoredKey, WINDOW};
-use insightpulse_core::{Context, RequestMeta, Result};
+use insightpulse_core::{Context, Entity, Error, RequestMeta, Result};
 use uuid::Uuid;
+
+/// What this module's constraints mean to a caller (see [`crate::error`]).
+pub(crate) const CONSTRAINTS: Constraints = Constraints {
+    unique: &[("idempotency_keys_pkey", Entity::IdempotencyKey, "key")],
+    references: &[],
+    states: &[],
+};
+
+row! {
+    /// A claimed key, as an earlier call left it.
+    struct KeyRow {
+        operation: String,
+        fingerprint: Vec<u8>,
+        resource_id: Uuid,
+        created_at: DateTime<Utc>,
+    }
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = Error;
+    fn try_from(r: KeyRow) -> Result<Self> {
+        Ok(StoredKey {
+            operation: parse(&r.operation, str::parse)?,
+            fingerprint: r
+                .fingerprint
+                .try_into()
+                .map_err(|_| corrupt("a fingerprint that is not 32 bytes"))?,
+            resource: r.resource_id,
+            created_at: r.created_at,
+        })
+    }
+}
 
 /// Claims the key of `ctx`'s request, among its principal's keys, for
 /// `call`, which will make `resource`. `Ok(None)`: go ahead (no key, a new
@@ -72,23 +105,17 @@ pub(crate) async fn claim_in(
     if claimed.is_some() {
         return Ok(None);
     }
-    let (operation, fingerprint, resource, created_at): (String, Vec<u8>, Uuid, DateTime<Utc>) = tx
-        .query_as(
-            "SELECT operation, fingerprint, resource_id, created_at
-               FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        )
+    let stored: StoredKey = tx
+        .query_as::<KeyRow>(sql!(
+            "SELECT ",
+            KeyRow::COLUMNS,
+            " FROM idempotency_keys WHERE scope = $1 AND key = $2"
+        ))
         .bind(scope)
         .bind(key.as_str())
         .fetch_one(&mut **tx)
         .await
-        .map_err(db)?;
-    let stored = StoredKey {
-        operation: crate::rows::parse(&operation, str::parse)?,
-        fingerprint: fingerprint
-            .try_into()
-            .map_err(|_| crate::error::corrupt("a fingerprint that is not 32 bytes"))?,
-        resource,
-        created_at,
-    };
+        .map_err(db)?
+        .try_into()?;
     stored.replay(call.operation, &call.fingerprint).map(Some)
 }

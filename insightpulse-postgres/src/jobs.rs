@@ -21,7 +21,8 @@
 
 use crate::error::{db, not_found};
 use crate::guard::require_row;
-use crate::rows::parse;
+use crate::privacy::{Batch, Retention};
+use crate::rows::{parse, row};
 use crate::uow::traced;
 use crate::uow::{quote_literal, role_and_claims, Tx, SEARCH_PATH};
 use crate::PgBackend;
@@ -34,7 +35,7 @@ use insightpulse_core::jobs::{
 use insightpulse_core::{Context, Entity, Error, JobId, PermissionCode, Result, TenantId};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgListener, PgRow};
-use sqlx::{Executor, Postgres, Row};
+use sqlx::{Executor, FromRow, Postgres, Row};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -42,36 +43,60 @@ use tokio::sync::Notify;
 /// The channel `insightpulse.enqueue_job` notifies (payload: the kind).
 pub const CHANNEL: &str = "insightpulse_jobs";
 
-const JOB_COLS: &str = "tenant_id, id, kind, payload, job_key, priority, state::text AS state, \
-                        attempts, max_attempts, run_at, lease_until, locked_by, last_error, \
-                        created_at, finished_at";
+row! {
+    struct JobRow {
+        tenant_id: uuid::Uuid,
+        id: uuid::Uuid,
+        kind: String,
+        payload: serde_json::Value,
+        job_key: Option<String>,
+        priority: i16,
+        #[sql = "state::text"]
+        state: String,
+        attempts: i32,
+        max_attempts: i32,
+        run_at: DateTime<Utc>,
+        lease_until: Option<DateTime<Utc>>,
+        locked_by: Option<String>,
+        last_error: Option<String>,
+        created_at: DateTime<Utc>,
+        finished_at: Option<DateTime<Utc>>,
+    }
+}
 
+impl TryFrom<JobRow> for Job {
+    type Error = Error;
+    fn try_from(r: JobRow) -> Result<Self> {
+        let count = |n: i32| u32::try_from(n).map_err(crate::error::corrupt);
+        Ok(Job {
+            id: JobId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            kind: parse(&r.kind, JobKind::parse)?,
+            payload: r.payload,
+            key: r
+                .job_key
+                .as_deref()
+                .map(|k| parse(k, JobKey::parse))
+                .transpose()?,
+            priority: r.priority,
+            state: parse(&r.state, str::parse)?,
+            attempts: count(r.attempts)?,
+            max_attempts: count(r.max_attempts)?,
+            run_at: r.run_at,
+            lease_until: r.lease_until,
+            locked_by: r.locked_by,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+const JOB_COLS: &str = JobRow::COLUMNS;
+
+/// A job from a raw row (the one-trip statements return raw rows).
 fn job_of(row: &PgRow) -> Result<Job> {
-    let count = |name: &str| -> Result<u32> {
-        let n: i32 = row.try_get(name).map_err(db)?;
-        u32::try_from(n).map_err(crate::error::corrupt)
-    };
-    Ok(Job {
-        id: JobId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        kind: parse(row.try_get("kind").map_err(db)?, JobKind::parse)?,
-        payload: row.try_get("payload").map_err(db)?,
-        key: row
-            .try_get::<Option<&str>, _>("job_key")
-            .map_err(db)?
-            .map(|k| parse(k, JobKey::parse))
-            .transpose()?,
-        priority: row.try_get("priority").map_err(db)?,
-        state: parse(row.try_get("state").map_err(db)?, str::parse)?,
-        attempts: count("attempts")?,
-        max_attempts: count("max_attempts")?,
-        run_at: row.try_get("run_at").map_err(db)?,
-        lease_until: row.try_get("lease_until").map_err(db)?,
-        locked_by: row.try_get("locked_by").map_err(db)?,
-        last_error: row.try_get("last_error").map_err(db)?,
-        created_at: row.try_get("created_at").map_err(db)?,
-        finished_at: row.try_get("finished_at").map_err(db)?,
-    })
+    JobRow::from_row(row).map_err(db)?.try_into()
 }
 
 /// Enqueues `job` for `tenant` inside the caller's unit of work: it commits
@@ -89,7 +114,7 @@ pub(crate) async fn enqueue_in(
         Some((k, m)) => (Some(k.as_str()), Some(m.as_str())),
         None => (None, None),
     };
-    let row = tx.query(
+    let (id, outcome): (uuid::Uuid, String) = tx.query_as(
         "SELECT job_id, outcome FROM insightpulse.enqueue_job($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(tenant.0)
@@ -104,13 +129,37 @@ pub(crate) async fn enqueue_in(
     .fetch_one(&mut **tx)
     .await
     .map_err(db)?;
-    let id = JobId(row.try_get("job_id").map_err(db)?);
-    match row.try_get::<&str, _>("outcome").map_err(db)? {
+    let id = JobId(id);
+    match outcome.as_str() {
         "created" => Ok(Enqueued::Created(id)),
         "replaced" => Ok(Enqueued::Replaced(id)),
         "deduplicated" => Ok(Enqueued::Deduplicated(id)),
         other => Err(crate::error::corrupt(other)),
     }
+}
+
+/// Retention of `run.tenant`'s finished jobs (privacy's hook): delete-only,
+/// oldest first, a batch at a time.
+pub(crate) async fn retire_jobs(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
+    let deleted = tx
+        .query(
+            "DELETE FROM jobs j
+              USING (SELECT id FROM jobs
+                      WHERE tenant_id = $1 AND finished_at < $2
+                      ORDER BY finished_at, id LIMIT $3) AS d
+              WHERE j.tenant_id = $1 AND j.id = d.id",
+        )
+        .bind(run.tenant.0)
+        .bind(run.cutoff)
+        .bind(run.limit)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    Ok(Batch {
+        deleted,
+        ..Batch::default()
+    })
 }
 
 /// `'…'::timestamptz` for an instant.

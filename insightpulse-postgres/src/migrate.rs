@@ -20,7 +20,7 @@
 //! schema is a new file.
 
 use crate::PoolerMode;
-use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
+use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::fmt;
 use std::time::Instant;
 
@@ -188,17 +188,13 @@ async fn apply(c: &mut PgConnection, m: Migration) -> Result<bool, MigrateError>
 /// The first migration not applied yet, after checking that every applied
 /// one is known and unchanged.
 async fn next_pending(c: &mut PgConnection) -> Result<Option<Migration>, MigrateError> {
-    let rows = STATEMENTS
-        .query("SELECT version, checksum FROM insightpulse._migrations")
+    let rows: Vec<(i64, Vec<u8>)> = STATEMENTS
+        .query_as("SELECT version, checksum FROM insightpulse._migrations")
         .fetch_all(&mut *c)
         .await
         .map_err(database(None))?;
     let mut applied = std::collections::HashSet::new();
-    for row in rows {
-        let (version, checksum): (i64, Vec<u8>) = (
-            row.try_get(0).map_err(database(None))?,
-            row.try_get(1).map_err(database(None))?,
-        );
+    for (version, checksum) in rows {
         match migrations().find(|m| m.version == version) {
             None => return Err(MigrateError::Unknown { version }),
             Some(m) if checksum.as_slice() != m.checksum => {

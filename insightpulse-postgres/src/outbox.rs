@@ -55,6 +55,8 @@
 
 use crate::error::db;
 use crate::guard::require;
+use crate::privacy::{Batch, Retention};
+use crate::rows::{parse, row};
 use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Tx};
 use crate::PgBackend;
@@ -67,33 +69,42 @@ use insightpulse_core::outbox::{
 use insightpulse_core::{
     ConsumerName, Context, Entity, Error, EventId, EventType, PermissionCode, Result, TenantId,
 };
-use sqlx::postgres::{PgListener, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// The channel every insert into `outbox_events` notifies.
 const CHANNEL: &str = "insightpulse_outbox";
 
-const EVENT_COLS: &str = "id, tenant_id, event_type, payload, published_at, xact, seq";
-
 /// The readable horizon (once per statement, as an InitPlan): no
 /// transaction of this database below it is still running.
 const HORIZON: &str = "(SELECT insightpulse.outbox_horizon())";
 
-fn event_of(row: &PgRow) -> Result<Event> {
-    let corrupt = crate::error::corrupt;
-    Ok(Event {
-        id: EventId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        event_type: EventType::parse(row.try_get("event_type").map_err(db)?).map_err(corrupt)?,
-        payload: row.try_get("payload").map_err(db)?,
-        published_at: row.try_get("published_at").map_err(db)?,
-        position: EventCursor::new(
-            row.try_get("xact").map_err(db)?,
-            row.try_get("seq").map_err(db)?,
-        ),
-    })
+row! {
+    struct EventRow {
+        id: uuid::Uuid,
+        tenant_id: uuid::Uuid,
+        event_type: String,
+        payload: serde_json::Value,
+        published_at: DateTime<Utc>,
+        xact: i64,
+        seq: i64,
+    }
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = Error;
+    fn try_from(r: EventRow) -> Result<Self> {
+        Ok(Event {
+            id: EventId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            event_type: parse(&r.event_type, EventType::parse)?,
+            payload: r.payload,
+            published_at: r.published_at,
+            position: EventCursor::new(r.xact, r.seq),
+        })
+    }
 }
 
 /// The insert of one event. With `probe_tenant`, a tenant that does not
@@ -151,6 +162,30 @@ pub(crate) async fn publish_in(
     Ok(id)
 }
 
+/// Retention of `run.tenant`'s events (privacy's hook): delete-only,
+/// oldest first, a batch at a time.
+pub(crate) async fn retire_events(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
+    let deleted = tx
+        .query(
+            "DELETE FROM outbox_events e
+              USING (SELECT xact, seq FROM outbox_events
+                      WHERE tenant_id = $1 AND published_at < $2
+                      ORDER BY published_at, xact, seq LIMIT $3) AS d
+              WHERE e.tenant_id = $1 AND e.xact = d.xact AND e.seq = d.seq",
+        )
+        .bind(run.tenant.0)
+        .bind(run.cutoff)
+        .bind(run.limit)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+    Ok(Batch {
+        deleted,
+        ..Batch::default()
+    })
+}
+
 /// Refuses a read unless `ctx` may read `scope`'s events: `event.read` in
 /// the tenant, or the system for every tenant.
 async fn require_reader(tx: &mut Tx, ctx: &Context, scope: ReadScope) -> Result<()> {
@@ -171,11 +206,12 @@ async fn read_after(
         ReadScope::Tenant(_) => "tenant_id = $4 AND",
         ReadScope::AllTenants => "",
     };
-    let rows = tx
-        .query(&format!(
-            "SELECT {EVENT_COLS} FROM outbox_events
+    let rows: Vec<EventRow> = tx
+        .query_as(&format!(
+            "SELECT {} FROM outbox_events
           WHERE {tenant_filter} (xact, seq) > ($1, $2) AND xact < {HORIZON}
-          ORDER BY xact, seq LIMIT $3"
+          ORDER BY xact, seq LIMIT $3",
+            EventRow::COLUMNS
         ))
         .bind(after.xact)
         .bind(after.seq)
@@ -184,7 +220,7 @@ async fn read_after(
         .fetch_all(&mut **tx)
         .await
         .map_err(db)?;
-    rows.iter().map(event_of).collect()
+    rows.into_iter().map(Event::try_from).collect()
 }
 
 async fn stored_cursor(

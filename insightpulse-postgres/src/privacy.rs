@@ -6,87 +6,99 @@
 //! tenants, or delete what runtime roles cannot), each named in its
 //! `Context::system` reason and audited in the affected tenant's trail in
 //! the transaction that makes the change. Retention works in transactions
-//! of at most `batch_size` rows so it never holds long locks; a module
-//! plugs its category in by adding an arm to [`PgBackend::apply_batch`].
+//! of at most `batch_size` rows so it never holds long locks. The SQL of
+//! each category lives in its module, as a hook beside the module's own
+//! statements (`audit::retire`, `tenancy::retire_invitations`,
+//! `outbox::retire_events`, `jobs::retire_jobs`; for erasure
+//! `tenancy::erase_user` and `audit::erase_user`): a module plugs its
+//! category in with one arm in [`PgBackend::apply_batch`].
 
-use crate::audit::append;
-use crate::error::db;
+use crate::error::{corrupt, db};
 use crate::guard::{may_list, require, require_row};
-use crate::rows::parse;
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::Tx;
-use crate::PgBackend;
+use crate::{audit, jobs, outbox, tenancy, PgBackend};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use insightpulse_core::audit::{chain, Actor, AuditEvent, Diff, PLATFORM_TENANT};
+use insightpulse_core::audit::{Actor, AuditEvent, Diff, PLATFORM_TENANT};
 use insightpulse_core::privacy::{
-    erased_email, hashed_email, AnonymizationRule, Consent, ConsentChange, DataCategory,
-    DataPolicy, ErasureReport, NewDataPolicy, PrivacyRepo, RetentionAction, RetentionDays,
-    RetentionOutcome, RetentionReport,
+    AnonymizationRule, Consent, ConsentChange, DataCategory, DataPolicy, ErasureReport,
+    NewDataPolicy, PrivacyRepo, RetentionAction, RetentionDays, RetentionOutcome, RetentionReport,
 };
 use insightpulse_core::{
     ApiKeyId, ConsentId, ConsentPurpose, ConsentSource, Context, Entity, Error, PermissionCode,
     PolicyVersion, RequestMeta, Requirement, Result, StateRule, TenantId, UserId,
 };
-use sqlx::Row;
 use uuid::Uuid;
 
-const POLICY_COLS: &str = "tenant_id, category::text AS category, retention_days, \
-                           action::text AS action, anonymization, updated_at";
-
-fn policy_of(row: &sqlx::postgres::PgRow) -> Result<DataPolicy> {
-    let rules: Vec<AnonymizationRule> =
-        serde_json::from_value(row.try_get("anonymization").map_err(db)?)
-            .map_err(crate::error::corrupt)?;
-    let corrupt = crate::error::corrupt;
-    Ok(DataPolicy {
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        category: row
-            .try_get::<String, _>("category")
-            .map_err(db)?
-            .parse()
-            .map_err(corrupt)?,
-        retention: RetentionDays::new(row.try_get::<i32, _>("retention_days").map_err(db)?.into())
-            .map_err(corrupt)?,
-        action: RetentionAction::from_parts(
-            &row.try_get::<String, _>("action").map_err(db)?,
-            rules,
-        )
-        .map_err(corrupt)?,
-        updated_at: row.try_get("updated_at").map_err(db)?,
-    })
+row! {
+    struct PolicyRow {
+        tenant_id: Uuid,
+        #[sql = "category::text"]
+        category: String,
+        retention_days: i32,
+        #[sql = "action::text"]
+        action: String,
+        anonymization: serde_json::Value,
+        updated_at: DateTime<Utc>,
+    }
 }
 
-const CONSENT_COLS: &str = "id, tenant_id, user_id, purpose, policy_version, source, granted, \
-                            recorded_at, actor_kind::text AS actor_kind, actor_user_id, \
-                            actor_api_key_id, actor_reason";
+impl TryFrom<PolicyRow> for DataPolicy {
+    type Error = Error;
+    fn try_from(r: PolicyRow) -> Result<Self> {
+        let rules: Vec<AnonymizationRule> =
+            serde_json::from_value(r.anonymization).map_err(corrupt)?;
+        Ok(DataPolicy {
+            tenant_id: TenantId(r.tenant_id),
+            category: parse(&r.category, str::parse)?,
+            retention: RetentionDays::new(r.retention_days.into()).map_err(corrupt)?,
+            action: RetentionAction::from_parts(&r.action, rules).map_err(corrupt)?,
+            updated_at: r.updated_at,
+        })
+    }
+}
 
-fn consent_of(row: &sqlx::postgres::PgRow) -> Result<Consent> {
-    let corrupt = crate::error::corrupt;
-    Ok(Consent {
-        id: ConsentId(row.try_get("id").map_err(db)?),
-        tenant_id: TenantId(row.try_get("tenant_id").map_err(db)?),
-        user_id: UserId(row.try_get("user_id").map_err(db)?),
-        purpose: parse(row.try_get("purpose").map_err(db)?, ConsentPurpose::parse)?,
-        policy_version: parse(
-            row.try_get("policy_version").map_err(db)?,
-            PolicyVersion::parse,
-        )?,
-        source: parse(row.try_get("source").map_err(db)?, ConsentSource::parse)?,
-        granted: row.try_get("granted").map_err(db)?,
-        recorded_at: row.try_get("recorded_at").map_err(db)?,
-        recorded_by: Actor::from_parts(
-            &row.try_get::<String, _>("actor_kind").map_err(db)?,
-            row.try_get::<Option<Uuid>, _>("actor_user_id")
-                .map_err(db)?
-                .map(UserId),
-            row.try_get::<Option<Uuid>, _>("actor_api_key_id")
-                .map_err(db)?
-                .map(ApiKeyId),
-            row.try_get("actor_reason").map_err(db)?,
-        )
-        .map_err(corrupt)?,
-    })
+row! {
+    struct ConsentRow {
+        id: Uuid,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        purpose: String,
+        policy_version: String,
+        source: String,
+        granted: bool,
+        recorded_at: DateTime<Utc>,
+        #[sql = "actor_kind::text"]
+        actor_kind: String,
+        actor_user_id: Option<Uuid>,
+        actor_api_key_id: Option<Uuid>,
+        actor_reason: Option<String>,
+    }
+}
+
+impl TryFrom<ConsentRow> for Consent {
+    type Error = Error;
+    fn try_from(r: ConsentRow) -> Result<Self> {
+        Ok(Consent {
+            id: ConsentId(r.id),
+            tenant_id: TenantId(r.tenant_id),
+            user_id: UserId(r.user_id),
+            purpose: parse(&r.purpose, ConsentPurpose::parse)?,
+            policy_version: parse(&r.policy_version, PolicyVersion::parse)?,
+            source: parse(&r.source, ConsentSource::parse)?,
+            granted: r.granted,
+            recorded_at: r.recorded_at,
+            recorded_by: Actor::from_parts(
+                &r.actor_kind,
+                r.actor_user_id.map(UserId),
+                r.actor_api_key_id.map(ApiKeyId),
+                r.actor_reason,
+            )
+            .map_err(corrupt)?,
+        })
+    }
 }
 
 /// Refuses unless the subject is a member of the tenant (`NotFound` user)
@@ -142,11 +154,29 @@ async fn consents_now(
     Ok(latest == Some(true))
 }
 
+/// One batch of a retention policy, as a module's hook applies it inside
+/// the batch's transaction (see [`PgBackend::apply_batch`]).
+pub(crate) struct Retention<'a> {
+    /// The tenant whose rows age out.
+    pub tenant: TenantId,
+    /// Rows older than this go.
+    pub cutoff: DateTime<Utc>,
+    /// The run's instant.
+    pub now: DateTime<Utc>,
+    /// At most this many rows.
+    pub limit: i32,
+    /// Delete them, or anonymize them.
+    pub action: &'a RetentionAction,
+}
+
 /// What one retention batch changed.
 #[derive(Default)]
-struct Batch {
-    deleted: u64,
-    anonymized: u64,
+pub(crate) struct Batch {
+    pub deleted: u64,
+    pub anonymized: u64,
+    /// The entry that attests the batch, when the module writes its own
+    /// (otherwise `retention.applied`).
+    pub event: Option<AuditEvent>,
 }
 
 impl Batch {
@@ -172,14 +202,15 @@ impl PgBackend {
             ));
         }
         let actor = Actor::of(ctx);
-        let row = tx
-            .query(&format!(
-            "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
+        let row: ConsentRow = tx
+            .query_as(sql!(
+                "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
                                    recorded_at, actor_kind, actor_user_id, actor_api_key_id,
                                    actor_reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8::audit_actor_kind, $9, $10, $11)
-             RETURNING {CONSENT_COLS}"
-        ))
+             RETURNING ",
+                ConsentRow::COLUMNS
+            ))
             .bind(t.0)
             .bind(change.user.0)
             .bind(change.purpose.as_str())
@@ -194,7 +225,7 @@ impl PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let consent = consent_of(&row)?;
+        let consent = Consent::try_from(row)?;
         let action = if granted {
             "consent.granted"
         } else {
@@ -215,18 +246,14 @@ impl PgBackend {
     /// purge could delete).
     async fn unanchored_entries(&self, ctx: &Context, tenant: TenantId) -> Result<u64> {
         let mut tx = self.begin(ctx).await?;
-        let n: Option<i64> = tx
-            .query_scalar("SELECT seq - anchor_seq FROM audit_chain_heads WHERE tenant_id = $1")
-            .bind(tenant.0)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
+        let n = audit::unanchored(&mut tx, tenant).await?;
         tx.commit().await.map_err(db)?;
-        Ok(n.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+        Ok(n)
     }
 
     /// Applies one batch of `policy` in its own transaction, with its audit
-    /// entry. Only stored categories reach here.
+    /// entry: one hook per module, each beside its module's SQL. Only
+    /// stored categories reach here.
     async fn apply_batch(
         &self,
         ctx: &Context,
@@ -234,142 +261,27 @@ impl PgBackend {
         now: DateTime<Utc>,
         limit: u32,
     ) -> Result<Batch> {
-        let (t, cutoff) = (policy.tenant_id, policy.retention.cutoff(now));
-        let limit = i32::try_from(limit).unwrap_or(i32::MAX);
+        let run = Retention {
+            tenant: policy.tenant_id,
+            cutoff: policy.retention.cutoff(now),
+            now,
+            limit: i32::try_from(limit).unwrap_or(i32::MAX),
+            action: &policy.action,
+        };
         let mut tx = self.begin(ctx).await?;
-        let mut batch = Batch::default();
-        let mut event = None;
-        match (policy.category, &policy.action) {
-            (DataCategory::AuditLogs, RetentionAction::Delete) => {
-                let row = tx
-                    .query("SELECT deleted, through_seq, through_hash FROM audit_purge($1, $2, $3)")
-                    .bind(t.0)
-                    .bind(cutoff)
-                    .bind(limit)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                batch.deleted = row.try_get::<i64, _>("deleted").map_err(db)? as u64;
-                if batch.deleted > 0 {
-                    let seq: i64 = row.try_get("through_seq").map_err(db)?;
-                    let hash: Vec<u8> = row.try_get("through_hash").map_err(db)?;
-                    let diff = Diff::new()
-                        .set("through_seq", seq)
-                        .set("through_hash", chain::hex(&hash))
-                        .set("deleted", batch.deleted)
-                        .set("cutoff", cutoff);
-                    event = Some(AuditEvent::new(
-                        chain::PURGE_ACTION,
-                        "audit_log",
-                        None::<String>,
-                        diff,
-                    )?);
-                }
-            }
-            (DataCategory::AuditLogs, RetentionAction::Anonymize(_)) => {
-                let n: i64 = tx
-                    .query_scalar("SELECT audit_erase_personal(NULL, $1, $2, $3)")
-                    .bind(t.0)
-                    .bind(cutoff)
-                    .bind(limit)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                batch.anonymized = n as u64;
-            }
-            (DataCategory::Invitations, action) => {
-                // Only invitations that can no longer be used.
-                let ids: Vec<(Uuid, String)> = tx
-                    .query_as(
-                        "SELECT id, email FROM invitations
-                      WHERE tenant_id = $1 AND created_at < $2
-                        AND (accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at <= $3)
-                        AND ($4 OR email NOT LIKE '%@anonymized.invalid')
-                      ORDER BY created_at, id LIMIT $5",
-                    )
-                    .bind(t.0)
-                    .bind(cutoff)
-                    .bind(now)
-                    .bind(matches!(action, RetentionAction::Delete))
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?;
-                let (ids, emails): (Vec<Uuid>, Vec<String>) = match action {
-                    RetentionAction::Delete => ids.into_iter().unzip(),
-                    // The only rule invitations allow is hashing the email.
-                    RetentionAction::Anonymize(_) => ids
-                        .into_iter()
-                        .map(|(id, email)| (id, hashed_email(&email)))
-                        .unzip(),
-                };
-                let n = if matches!(action, RetentionAction::Delete) {
-                    tx.query("DELETE FROM invitations WHERE tenant_id = $1 AND id = ANY ($2)")
-                        .bind(t.0)
-                        .bind(&ids)
-                } else {
-                    tx.query(
-                        "UPDATE invitations i SET email = v.email
-                           FROM unnest($2::uuid[], $3::text[]) AS v (id, email)
-                          WHERE i.tenant_id = $1 AND i.id = v.id",
-                    )
-                    .bind(t.0)
-                    .bind(&ids)
-                    .bind(&emails)
-                }
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-                match action {
-                    RetentionAction::Delete => batch.deleted = n,
-                    RetentionAction::Anonymize(_) => batch.anonymized = n,
-                }
-            }
-            // The outbox's and the queue's hooks: delete-only categories,
-            // oldest first, a batch at a time.
-            (DataCategory::DomainEvents, _) => {
-                batch.deleted = tx
-                    .query(
-                        "DELETE FROM outbox_events e
-                          USING (SELECT xact, seq FROM outbox_events
-                                  WHERE tenant_id = $1 AND published_at < $2
-                                  ORDER BY published_at, xact, seq LIMIT $3) AS d
-                          WHERE e.tenant_id = $1 AND e.xact = d.xact AND e.seq = d.seq",
-                    )
-                    .bind(t.0)
-                    .bind(cutoff)
-                    .bind(limit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .rows_affected();
-            }
-            (DataCategory::Jobs, _) => {
-                batch.deleted = tx
-                    .query(
-                        "DELETE FROM jobs j
-                          USING (SELECT id FROM jobs
-                                  WHERE tenant_id = $1 AND finished_at < $2
-                                  ORDER BY finished_at, id LIMIT $3) AS d
-                          WHERE j.tenant_id = $1 AND j.id = d.id",
-                    )
-                    .bind(t.0)
-                    .bind(cutoff)
-                    .bind(limit)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .rows_affected();
-            }
-            _ => {}
-        }
+        let mut batch = match policy.category {
+            DataCategory::AuditLogs => audit::retire(&mut tx, &run).await?,
+            DataCategory::Invitations => tenancy::retire_invitations(&mut tx, &run).await?,
+            DataCategory::DomainEvents => outbox::retire_events(&mut tx, &run).await?,
+            DataCategory::Jobs => jobs::retire_jobs(&mut tx, &run).await?,
+            _ => Batch::default(),
+        };
         if batch.affected() > 0 {
-            let event = match event {
+            let event = match batch.event.take() {
                 Some(e) => e,
                 None => {
                     let diff = Diff::new()
-                        .set("cutoff", cutoff)
+                        .set("cutoff", run.cutoff)
                         .set("deleted", batch.deleted)
                         .set("anonymized", batch.anonymized);
                     AuditEvent::new(
@@ -380,7 +292,7 @@ impl PgBackend {
                     )?
                 }
             };
-            self.audit(&mut tx, ctx, t, event);
+            self.audit(&mut tx, ctx, run.tenant, event);
         }
         tx.commit().await.map_err(db)?;
         Ok(batch)
@@ -403,15 +315,16 @@ impl PrivacyRepo for PgBackend {
             )
             .await?;
             let rules = serde_json::to_value(policy.action.rules()).map_err(Error::backend)?;
-            let row = tx
-                .query(&format!(
+            let row: PolicyRow = tx
+                .query_as(sql!(
                     "INSERT INTO data_policies (tenant_id, category, retention_days, action,
                                             anonymization, created_at, updated_at)
                  VALUES ($1, $2::data_category, $3, $4::retention_action, $5, $6, $6)
                  ON CONFLICT (tenant_id, category) DO UPDATE
                     SET retention_days = EXCLUDED.retention_days, action = EXCLUDED.action,
                         anonymization = EXCLUDED.anonymization, updated_at = EXCLUDED.updated_at
-                 RETURNING {POLICY_COLS}"
+                 RETURNING ",
+                    PolicyRow::COLUMNS
                 ))
                 .bind(t.0)
                 .bind(policy.category.as_str())
@@ -433,7 +346,7 @@ impl PrivacyRepo for PgBackend {
             )?;
             self.audit(&mut tx, ctx, t, event);
             tx.commit().await.map_err(db)?;
-            policy_of(&row)
+            row.try_into()
         })
     }
 
@@ -444,15 +357,18 @@ impl PrivacyRepo for PgBackend {
             if !may_list(&mut tx, ctx, t, PermissionCode::DATA_POLICY_MANAGE).await? {
                 return Ok(vec![]);
             }
-            let rows = tx.query(&format!(
-                "SELECT {POLICY_COLS} FROM data_policies WHERE tenant_id = $1 ORDER BY data_policies.category"
-            ))
-            .bind(t.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<PolicyRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PolicyRow::COLUMNS,
+                    " FROM data_policies WHERE tenant_id = $1 ORDER BY data_policies.category"
+                ))
+                .bind(t.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            rows.iter().map(policy_of).collect()
+            rows.into_iter().map(DataPolicy::try_from).collect()
         })
     }
 
@@ -502,17 +418,19 @@ impl PrivacyRepo for PgBackend {
                 return Err(Error::validation("batch_size", "must be at least 1"));
             }
             let mut tx = self.begin(ctx).await?;
-            let rows = tx
-                .query(&format!(
-                "SELECT {POLICY_COLS} FROM data_policies ORDER BY tenant_id, data_policies.category"
-            ))
+            let rows: Vec<PolicyRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PolicyRow::COLUMNS,
+                    " FROM data_policies ORDER BY tenant_id, data_policies.category"
+                ))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
             let mut report = RetentionReport::default();
-            for row in &rows {
-                let policy = policy_of(row)?;
+            for row in rows {
+                let policy = DataPolicy::try_from(row)?;
                 let mut outcome = RetentionOutcome {
                     tenant_id: policy.tenant_id,
                     category: policy.category,
@@ -579,9 +497,11 @@ impl PrivacyRepo for PgBackend {
             let t = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             require_consent_access(&mut tx, ctx, t, user).await?;
-            let rows = tx
-                .query(&format!(
-                    "SELECT {CONSENT_COLS} FROM consents
+            let rows: Vec<ConsentRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    ConsentRow::COLUMNS,
+                    " FROM consents
                   WHERE tenant_id = $1 AND user_id = $2 ORDER BY recorded_at, seq"
                 ))
                 .bind(t.0)
@@ -590,7 +510,7 @@ impl PrivacyRepo for PgBackend {
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            rows.iter().map(consent_of).collect()
+            rows.into_iter().map(Consent::try_from).collect()
         })
     }
 
@@ -602,61 +522,8 @@ impl PrivacyRepo for PgBackend {
             // Erasure crosses tenants: a named system path, whoever asked.
             let system = Context::system("erasure of a user (GDPR art. 17)");
             let mut tx = self.begin(&system).await?;
-            let email: String = tx
-                .query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
-                .bind(user.0)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db)?
-                .ok_or_else(|| Error::not_found(Entity::User))?;
-            let tenants: Vec<Uuid> = tx
-                .query_scalar(
-                    "SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id",
-                )
-                .bind(user.0)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db)?;
-            let pseudonymized: i64 = tx
-                .query_scalar("SELECT audit_erase_personal($1, NULL, NULL, NULL)")
-                .bind(user.0)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db)?;
-            let identities = tx
-                .query("DELETE FROM user_identities WHERE user_id = $1")
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-            // Grants and team memberships go with the memberships (ON DELETE
-            // CASCADE); the last active owner of a tenant is refused here by
-            // the tenant_has_active_owner trigger, and nothing is changed.
-            let memberships = tx
-                .query("DELETE FROM org_memberships WHERE user_id = $1")
-                .bind(user.0)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-            let invitations = tx
-                .query("DELETE FROM invitations WHERE email = $1")
-                .bind(&email)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?
-                .rows_affected();
-            tx.query(
-                "UPDATE users SET email = $2, full_name = NULL, password_hash = NULL, updated_at = $3
-                  WHERE id = $1",
-            )
-            .bind(user.0)
-            .bind(erased_email(user))
-            .bind(self.clock.now())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            let erased = tenancy::erase_user(&mut tx, user, self.clock.now()).await?;
+            let pseudonymized = audit::erase_user(&mut tx, user).await?;
             // No new personal data about the erased user: when they asked
             // themselves, their address and agent are not recorded.
             let actor = Actor::of(ctx);
@@ -670,22 +537,17 @@ impl PrivacyRepo for PgBackend {
             };
             let event = AuditEvent::new("user.erased", "user", Some(user), Diff::new())?;
             let now = self.clock.now();
-            for t in tenants
-                .iter()
-                .copied()
-                .map(TenantId)
-                .chain([PLATFORM_TENANT])
-            {
-                append(&mut tx, t, &actor, &request, &event, now);
+            for &t in erased.tenants.iter().chain([&PLATFORM_TENANT]) {
+                audit::append(&mut tx, t, &actor, &request, &event, now);
             }
             tx.commit().await.map_err(db)?;
             Ok(ErasureReport {
                 user_id: user,
-                tenants: tenants.into_iter().map(TenantId).collect(),
-                memberships_removed: memberships,
-                identities_removed: identities,
-                invitations_removed: invitations,
-                audit_entries_pseudonymized: pseudonymized as u64,
+                tenants: erased.tenants,
+                memberships_removed: erased.memberships,
+                identities_removed: erased.identities,
+                invitations_removed: erased.invitations,
+                audit_entries_pseudonymized: pseudonymized,
             })
         })
     }

@@ -4,10 +4,10 @@
 //! `migrations/*_projects.sql`. Every change is audited in its own
 //! transaction (`project.created` … `environment.deleted`).
 
-use crate::error::{db, not_found};
+use crate::error::{db, not_found, Constraints};
 use crate::guard::require;
 use crate::idempotency::claim;
-use crate::rows::parse;
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::{uuid_literal, Prepared, Tx};
 use crate::PgBackend;
@@ -24,33 +24,50 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-pub(crate) const COLS: &str =
-    "tenant_id, id, slug, name, description, archived_at, created_at, updated_at";
+/// What this module's constraints mean to a caller (see [`crate::error`]).
+pub(crate) const CONSTRAINTS: Constraints = Constraints {
+    unique: &[
+        ("projects_tenant_slug_key", Entity::Project, "slug"),
+        ("environments_project_kind_key", Entity::Environment, "kind"),
+    ],
+    references: &[
+        ("project_id", Entity::Project),
+        ("environment_id", Entity::Environment),
+    ],
+    states: &[],
+};
+
+row! {
+    pub(crate) struct Row {
+        tenant_id: Uuid,
+        id: Uuid,
+        slug: String,
+        name: String,
+        description: Option<String>,
+        archived_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
+}
+
 const GET_PROJECT: Prepared = Prepared {
     name: "insightpulse_get_project",
     params: "(uuid, uuid)",
-    sql: "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at
-            FROM projects WHERE tenant_id = $1 AND id = $2",
+    sql: sql!(
+        "SELECT ",
+        Row::COLUMNS,
+        " FROM projects WHERE tenant_id = $1 AND id = $2"
+    ),
 };
 const LIST_PROJECTS: Prepared = Prepared {
     name: "insightpulse_list_projects",
     params: "(uuid, boolean)",
-    sql: "SELECT tenant_id, id, slug, name, description, archived_at, created_at, updated_at
-            FROM projects WHERE tenant_id = $1 AND ($2 OR archived_at IS NULL) ORDER BY slug COLLATE \"C\"",
+    sql: sql!(
+        "SELECT ",
+        Row::COLUMNS,
+        " FROM projects WHERE tenant_id = $1 AND ($2 OR archived_at IS NULL) ORDER BY slug COLLATE \"C\""
+    ),
 };
-const ENV_COLS: &str = "tenant_id, id, project_id, kind::text AS kind, created_at";
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct Row {
-    tenant_id: Uuid,
-    id: Uuid,
-    slug: String,
-    name: String,
-    description: Option<String>,
-    archived_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
 
 impl TryFrom<Row> for Project {
     type Error = Error;
@@ -68,13 +85,15 @@ impl TryFrom<Row> for Project {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct EnvRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    project_id: Uuid,
-    kind: String,
-    created_at: DateTime<Utc>,
+row! {
+    struct EnvRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        project_id: Uuid,
+        #[sql = "kind::text"]
+        kind: String,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<EnvRow> for Environment {
@@ -92,19 +111,19 @@ impl TryFrom<EnvRow> for Environment {
 }
 
 async fn project(tx: &mut Tx, tenant: TenantId, id: ProjectId) -> Result<Row> {
-    tx.query_as(&format!(
-        "SELECT {COLS} FROM projects WHERE tenant_id = $1 AND id = $2"
-    ))
-    .bind(tenant.0)
-    .bind(id.0)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(not_found(Entity::Project))
+    tx.query_as(GET_PROJECT.sql)
+        .bind(tenant.0)
+        .bind(id.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(not_found(Entity::Project))
 }
 
 async fn environment(tx: &mut Tx, tenant: TenantId, id: EnvironmentId) -> Result<EnvRow> {
-    tx.query_as(&format!(
-        "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND id = $2"
+    tx.query_as(sql!(
+        "SELECT ",
+        EnvRow::COLUMNS,
+        " FROM environments WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
     .bind(id.0)
@@ -137,8 +156,9 @@ impl PgBackend {
         };
         let event = AuditEvent::new(action, "project", Some(id), Diff::new())?;
         let now = self.clock.now();
-        let row: Row = tx.query_as(&format!(
-            "UPDATE projects SET archived_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+        let row: Row = tx.query_as(sql!(
+            "UPDATE projects SET archived_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            Row::COLUMNS
         ))
         .bind(tenant.0)
         .bind(id.0)
@@ -182,9 +202,10 @@ impl ProjectRepo for PgBackend {
                 tx.commit().await.map_err(db)?;
                 return self.get_project(ctx, ProjectId(done)).await;
             }
-            let row: Row = tx.query_as(&format!(
+            let row: Row = tx.query_as(sql!(
                 "INSERT INTO projects (tenant_id, id, slug, name, description, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+                Row::COLUMNS
             ))
             .bind(tenant.0)
             .bind(id.0)
@@ -257,8 +278,9 @@ impl ProjectRepo for PgBackend {
                 ));
             }
             let diff = Diff::new().change("name", &current.name, &name);
-            let row: Row = tx.query_as(&format!(
-                "UPDATE projects SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+            let row: Row = tx.query_as(sql!(
+                "UPDATE projects SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                Row::COLUMNS
             ))
             .bind(tenant.0)
             .bind(id.0)
@@ -347,9 +369,10 @@ impl ProjectRepo for PgBackend {
                 ));
             }
             let row: EnvRow = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "INSERT INTO environments (tenant_id, id, project_id, kind, created_at)
-                 VALUES ($1, $2, $3, $4::environment_kind, $5) RETURNING {ENV_COLS}"
+                 VALUES ($1, $2, $3, $4::environment_kind, $5) RETURNING ",
+                    EnvRow::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(env_id.0)
@@ -386,8 +409,10 @@ impl ProjectRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             project(&mut tx, tenant, id).await?;
-            let rows: Vec<EnvRow> = tx.query_as(&format!(
-                "SELECT {ENV_COLS} FROM environments WHERE tenant_id = $1 AND project_id = $2 ORDER BY environments.kind"
+            let rows: Vec<EnvRow> = tx.query_as(sql!(
+                "SELECT ",
+                EnvRow::COLUMNS,
+                " FROM environments WHERE tenant_id = $1 AND project_id = $2 ORDER BY environments.kind"
             ))
             .bind(tenant.0)
             .bind(id.0)

@@ -1,8 +1,121 @@
-//! Small row helpers every module's SQL shares.
+//! Small row helpers every module's SQL shares, and the one way the crate
+//! maps rows: [`row!`].
+//!
+//! Rule: a table's field list is written once. [`row!`] turns it into the
+//! `#[derive(sqlx::FromRow)]` struct and the select list `COLUMNS` the
+//! statements use (with [`sql!`] to join them at compile time); the
+//! conversion into the domain type (`TryFrom<Row>`, parsing each stored
+//! value with its core type's parser, see [`parse`]) is written beside it.
 
 use crate::error::db;
 use crate::uow::Tx;
 use insightpulse_core::{Entity, Error, Result, TenantId};
+
+/// Declares a row struct from one field list: the
+/// `#[derive(sqlx::FromRow)]` struct itself and its associated
+/// `const COLUMNS: &str`, the field names joined with `", "` in order.
+///
+/// A column the database must compute (a cast, a function, a subquery) is
+/// given its SQL with `#[sql = "…"]` before the field: `COLUMNS` then holds
+/// `… AS field`. Expressions are written as the statements' `FROM` names
+/// the table (e.g. `r.scope::text` under `FROM roles r`); plain columns are
+/// unqualified, so a statement that joins another table with the same
+/// column names reads its own rows through a subquery instead.
+///
+/// A statement that reads a row plus a few more columns flattens the row
+/// into a local struct (`#[sqlx(flatten)] row: Row, extra: T`) and
+/// selects `COLUMNS` and the extras. A statement that reads a value or two
+/// that are no domain row (a flag, a count, a state pair) decodes them as a
+/// scalar or a tuple.
+///
+/// ```ignore
+/// row! {
+///     struct EnvRow {
+///         tenant_id: Uuid,
+///         id: Uuid,
+///         #[sql = "kind::text"]
+///         kind: String,
+///     }
+/// }
+/// // EnvRow::COLUMNS == "tenant_id, id, kind::text AS kind"
+/// ```
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[sql = $sql:literal])? $fvis:vis $field:ident : $ty:ty ),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(sqlx::FromRow)]
+        $vis struct $name {
+            $( $fvis $field: $ty, )+
+        }
+
+        impl $name {
+            /// The select list of this row: every field, in order.
+            pub(crate) const COLUMNS: &'static str =
+                $crate::rows::comma_separated(concat!($( $crate::rows::row!(@column $field $($sql)?), ", ", )+));
+        }
+    };
+    (@column $field:ident) => { stringify!($field) };
+    (@column $field:ident $sql:literal) => { concat!($sql, " AS ", stringify!($field)) };
+}
+pub(crate) use row;
+
+/// Joins string constants (literals, a row's `COLUMNS`) into one
+/// `&'static str` at compile time: a statement built from a row's columns
+/// costs nothing at run time and can be a `const` (a [`crate::uow::Prepared`]).
+macro_rules! sql {
+    ($($part:expr),+ $(,)?) => {{
+        const PARTS: &[&str] = &[$($part),+];
+        const BYTES: [u8; $crate::rows::joined_len(PARTS)] = $crate::rows::joined(PARTS);
+        const TEXT: &str = $crate::rows::utf8(&BYTES);
+        TEXT
+    }};
+}
+pub(crate) use sql;
+
+/// `s` without the trailing `", "` that [`row!`] leaves.
+pub(crate) const fn comma_separated(s: &'static str) -> &'static str {
+    let (head, _) = s.as_bytes().split_at(s.len() - 2);
+    utf8(head)
+}
+
+/// The total length of `parts`.
+pub(crate) const fn joined_len(parts: &[&str]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < parts.len() {
+        n += parts[i].len();
+        i += 1;
+    }
+    n
+}
+
+/// `parts` one after the other (`N` is their [`joined_len`]).
+pub(crate) const fn joined<const N: usize>(parts: &[&str]) -> [u8; N] {
+    let mut out = [0u8; N];
+    let (mut at, mut i) = (0, 0);
+    while i < parts.len() {
+        let bytes = parts[i].as_bytes();
+        let mut j = 0;
+        while j < bytes.len() {
+            out[at] = bytes[j];
+            at += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Bytes joined from `&str`s, as a `&str` again (always UTF-8).
+pub(crate) const fn utf8(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(_) => panic!("joined from &str, hence UTF-8"),
+    }
+}
 
 /// Deletes the row `(tenant, id)` of `table`, or `NotFound { entity }`.
 pub(crate) async fn delete_one(
@@ -42,4 +155,28 @@ where
 /// Parses a stored value with a core value type's parser.
 pub(crate) fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<T> {
     f(s).map_err(crate::error::corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    row! {
+        #[allow(dead_code)]
+        struct Sample {
+            tenant_id: uuid::Uuid,
+            #[sql = "kind::text"]
+            kind: String,
+            pub(crate) n: i64,
+        }
+    }
+
+    const SELECT: &str = sql!("SELECT ", Sample::COLUMNS, " FROM t WHERE n = $1");
+
+    #[test]
+    fn one_field_list_gives_the_select_list() {
+        assert_eq!(Sample::COLUMNS, "tenant_id, kind::text AS kind, n");
+        assert_eq!(
+            SELECT,
+            "SELECT tenant_id, kind::text AS kind, n FROM t WHERE n = $1"
+        );
+    }
 }

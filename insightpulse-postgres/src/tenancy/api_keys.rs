@@ -4,7 +4,7 @@
 use super::rbac::stored_codes;
 use crate::error::{corrupt, db, not_found};
 use crate::guard::{first_missing, may_list, require};
-use crate::rows::{parse, tenant_rows};
+use crate::rows::{parse, row, sql, tenant_rows};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -19,25 +19,23 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-const COLS: &str =
-    "tenant_id, id, name, prefix, scope::text AS scope, project_id, environment_id, permissions,
-    created_by, expires_at, last_used_at, revoked_at, created_at";
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct Row {
-    tenant_id: Uuid,
-    id: Uuid,
-    name: String,
-    prefix: String,
-    scope: String,
-    project_id: Option<Uuid>,
-    environment_id: Option<Uuid>,
-    permissions: Vec<String>,
-    created_by: Option<Uuid>,
-    pub(crate) expires_at: Option<DateTime<Utc>>,
-    pub(crate) last_used_at: Option<DateTime<Utc>>,
-    pub(crate) revoked_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
+row! {
+    pub(crate) struct Row {
+        tenant_id: Uuid,
+        id: Uuid,
+        name: String,
+        prefix: String,
+        #[sql = "scope::text"]
+        scope: String,
+        project_id: Option<Uuid>,
+        environment_id: Option<Uuid>,
+        permissions: Vec<String>,
+        created_by: Option<Uuid>,
+        pub(crate) expires_at: Option<DateTime<Utc>>,
+        pub(crate) last_used_at: Option<DateTime<Utc>>,
+        pub(crate) revoked_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+    }
 }
 
 /// What a verified key acts as: exactly its tenant, scope and permissions.
@@ -87,8 +85,10 @@ impl TryFrom<Row> for ApiKey {
 }
 
 async fn key(tx: &mut Tx, tenant: TenantId, id: ApiKeyId) -> Result<Row> {
-    tx.query_as(&format!(
-        "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2"
+    tx.query_as(sql!(
+        "SELECT ",
+        Row::COLUMNS,
+        " FROM api_keys WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
     .bind(id.0)
@@ -166,10 +166,11 @@ impl ApiKeyRepo for PgBackend {
                 ApiKeyScope::Environment(e) => ("environment", Some(e.0)),
             };
             let token = tokens::issue(TokenKind::ApiKey, &self.hasher);
-            let row: Row = tx.query_as(&format!(
+            let row: Row = tx.query_as(sql!(
                 "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scope, project_id, environment_id,
                                        permissions, created_by, expires_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5::api_key_scope, $6, $7, $8, $9, $10, $11) RETURNING {COLS}"
+                 VALUES ($1, $2, $3, $4, $5::api_key_scope, $6, $7, $8, $9, $10, $11) RETURNING ",
+                Row::COLUMNS
             ))
             .bind(tenant.0)
             .bind(new.name.as_str())
@@ -211,8 +212,10 @@ impl ApiKeyRepo for PgBackend {
             }
             let rows: Vec<Row> = tenant_rows(
                 &mut tx,
-                &format!(
-                    "SELECT {COLS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
+                sql!(
+                    "SELECT ",
+                    Row::COLUMNS,
+                    " FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id"
                 ),
                 tenant,
             )
@@ -278,9 +281,10 @@ impl ApiKeyRepo for PgBackend {
             )
             .await?;
             let row: Row = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
-                  WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+                  WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                    Row::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(id.0)

@@ -10,10 +10,11 @@
 
 use super::api_keys::{self, Row as KeyRow};
 use super::tenants::{created_event, insert_with_owner};
-use super::users::{blocking, copy, Row as UserRow, WithHash, COLS as USER_COLS};
+use super::users::{blocking, copy, Row as UserRow, WithHash};
 use crate::audit::append;
 use crate::error::db;
 use crate::idempotency::claim_in;
+use crate::rows::sql;
 use crate::uow::traced;
 use crate::uow::{quote_literal, Prepared};
 use crate::PgBackend;
@@ -34,9 +35,11 @@ use insightpulse_core::{
 const KEYS_BY_PREFIX: Prepared = Prepared {
     name: "insightpulse_keys_by_prefix",
     params: "(text)",
-    sql: "SELECT tenant_id, id, name, prefix, scope::text AS scope, project_id, environment_id,
-                 permissions, created_by, expires_at, last_used_at, revoked_at, created_at, key_hash
-            FROM api_keys WHERE prefix = $1",
+    sql: sql!(
+        "SELECT ",
+        KeyRow::COLUMNS,
+        ", key_hash FROM api_keys WHERE prefix = $1"
+    ),
 };
 
 #[derive(sqlx::FromRow)]
@@ -71,8 +74,10 @@ impl PgBackend {
     async fn account(&self, email: &Email) -> Result<Option<WithHash>> {
         let mut tx = self.begin(&Context::system("sign-in")).await?;
         let found: Option<WithHash> = tx
-            .query_as(&format!(
-                "SELECT {USER_COLS}, password_hash FROM users WHERE email = $1"
+            .query_as(sql!(
+                "SELECT ",
+                UserRow::COLUMNS,
+                ", password_hash FROM users WHERE email = $1"
             ))
             .bind(email.as_str())
             .fetch_optional(&mut *tx)
@@ -166,10 +171,11 @@ impl AuthRepo for PgBackend {
                 };
             }
             let row: UserRow = tx
-                .query_as(&format!(
-                "INSERT INTO users (id, email, full_name, password_hash, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLS}"
-            ))
+                .query_as(sql!(
+                    "INSERT INTO users (id, email, full_name, password_hash, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+                    UserRow::COLUMNS
+                ))
                 .bind(user_id.0)
                 .bind(new.email.as_str())
                 .bind(new.full_name.as_ref().map(|n| n.as_str()))

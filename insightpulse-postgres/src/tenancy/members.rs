@@ -6,13 +6,15 @@
 
 use crate::error::{db, not_found};
 use crate::guard::{first_missing, is_owner, may_list, require};
-use crate::rows::{parse, tenant_rows};
+use crate::privacy::{Batch, Retention};
+use crate::rows::{parse, row, sql, tenant_rows};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use insightpulse_core::audit::{AuditEvent, Diff};
+use insightpulse_core::privacy::{hashed_email, RetentionAction};
 use insightpulse_core::tenancy::tokens::{self, TokenKind};
 use insightpulse_core::tenancy::{
     Invitation, IssuedInvitation, MemberRepo, Membership, MembershipStatus, NewInvitation,
@@ -24,17 +26,15 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-const MEMBER_COLS: &str = "tenant_id, user_id, is_owner, status::text AS status, created_at";
-const INVITATION_COLS: &str =
-    "tenant_id, id, email, role_id, invited_by, expires_at, accepted_at, revoked_at, created_at";
-
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    tenant_id: Uuid,
-    user_id: Uuid,
-    is_owner: bool,
-    status: String,
-    created_at: DateTime<Utc>,
+row! {
+    struct MemberRow {
+        tenant_id: Uuid,
+        user_id: Uuid,
+        is_owner: bool,
+        #[sql = "status::text"]
+        status: String,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<MemberRow> for Membership {
@@ -50,17 +50,18 @@ impl TryFrom<MemberRow> for Membership {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct InvitationRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    email: String,
-    role_id: Option<Uuid>,
-    invited_by: Option<Uuid>,
-    expires_at: DateTime<Utc>,
-    accepted_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
+row! {
+    struct InvitationRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        email: String,
+        role_id: Option<Uuid>,
+        invited_by: Option<Uuid>,
+        expires_at: DateTime<Utc>,
+        accepted_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<InvitationRow> for Invitation {
@@ -81,10 +82,16 @@ impl TryFrom<InvitationRow> for Invitation {
 }
 
 async fn membership(tx: &mut Tx, tenant: TenantId, user: UserId, lock: bool) -> Result<MemberRow> {
-    tx.query_as(&format!(
-        "SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 AND user_id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    ))
+    const SELECT: &str = sql!(
+        "SELECT ",
+        MemberRow::COLUMNS,
+        " FROM org_memberships WHERE tenant_id = $1 AND user_id = $2"
+    );
+    tx.query_as(if lock {
+        sql!(SELECT, " FOR UPDATE")
+    } else {
+        SELECT
+    })
     .bind(tenant.0)
     .bind(user.0)
     .fetch_one(&mut **tx)
@@ -153,6 +160,103 @@ pub(crate) async fn role_permissions(
     Ok((parse(&scope, str::parse)?, perms))
 }
 
+/// The tenants `user` is a member of, in id order.
+pub(crate) async fn tenants_of(tx: &mut Tx, user: UserId) -> Result<Vec<TenantId>> {
+    let ids: Vec<Uuid> = tx
+        .query_scalar("SELECT tenant_id FROM org_memberships WHERE user_id = $1 ORDER BY tenant_id")
+        .bind(user.0)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+    Ok(ids.into_iter().map(TenantId).collect())
+}
+
+/// Removes every membership of `user` (privacy's erasure hook), with their
+/// grants and team memberships (ON DELETE CASCADE); the last active owner
+/// of a tenant is refused by the `tenant_has_active_owner` trigger, and
+/// nothing is changed. Returns how many.
+pub(crate) async fn erase_memberships(tx: &mut Tx, user: UserId) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM org_memberships WHERE user_id = $1")
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected())
+}
+
+/// Removes every invitation to `email`, in every tenant (privacy's erasure
+/// hook). Returns how many.
+pub(crate) async fn erase_invitations(tx: &mut Tx, email: &str) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM invitations WHERE email = $1")
+        .bind(email)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected())
+}
+
+/// Retention of `run.tenant`'s invitations (privacy's hook): only those
+/// that can no longer be used (accepted, revoked or expired) and were made
+/// before the cutoff, deleted, or their email hashed (the only rule
+/// invitations allow).
+pub(crate) async fn retire_invitations(tx: &mut Tx, run: &Retention<'_>) -> Result<Batch> {
+    let delete = matches!(run.action, RetentionAction::Delete);
+    let ids: Vec<(Uuid, String)> = tx
+        .query_as(
+            "SELECT id, email FROM invitations
+              WHERE tenant_id = $1 AND created_at < $2
+                AND (accepted_at IS NOT NULL OR revoked_at IS NOT NULL OR expires_at <= $3)
+                AND ($4 OR email NOT LIKE '%@anonymized.invalid')
+              ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(run.tenant.0)
+        .bind(run.cutoff)
+        .bind(run.now)
+        .bind(delete)
+        .bind(i64::from(run.limit))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+    let (ids, emails): (Vec<Uuid>, Vec<String>) = if delete {
+        ids.into_iter().unzip()
+    } else {
+        ids.into_iter()
+            .map(|(id, email)| (id, hashed_email(&email)))
+            .unzip()
+    };
+    let n = if delete {
+        tx.query("DELETE FROM invitations WHERE tenant_id = $1 AND id = ANY ($2)")
+            .bind(run.tenant.0)
+            .bind(&ids)
+    } else {
+        tx.query(
+            "UPDATE invitations i SET email = v.email
+               FROM unnest($2::uuid[], $3::text[]) AS v (id, email)
+              WHERE i.tenant_id = $1 AND i.id = v.id",
+        )
+        .bind(run.tenant.0)
+        .bind(&ids)
+        .bind(&emails)
+    }
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    Ok(if delete {
+        Batch {
+            deleted: n,
+            ..Batch::default()
+        }
+    } else {
+        Batch {
+            anonymized: n,
+            ..Batch::default()
+        }
+    })
+}
+
 impl PgBackend {
     /// Audits a change to `user`'s membership. A member acting on
     /// themselves (suspending or removing themselves) loses access to the
@@ -211,9 +315,10 @@ impl PgBackend {
         self.audit_member_change(&mut tx, ctx, tenant, user, event)
             .await?;
         let row: MemberRow = tx
-            .query_as(&format!(
+            .query_as(sql!(
                 "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
-              WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
+              WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
+                MemberRow::COLUMNS
             ))
             .bind(tenant.0)
             .bind(user.0)
@@ -235,7 +340,11 @@ impl MemberRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<MemberRow> = tenant_rows(
                 &mut tx,
-                &format!("SELECT {MEMBER_COLS} FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"),
+                sql!(
+                    "SELECT ",
+                    MemberRow::COLUMNS,
+                    " FROM org_memberships WHERE tenant_id = $1 ORDER BY created_at, user_id"
+                ),
                 tenant,
             )
             .await?;
@@ -306,9 +415,10 @@ impl MemberRepo for PgBackend {
             }
             let now = self.clock.now();
             let token = tokens::issue(TokenKind::Invitation, &self.hasher);
-            let row: InvitationRow = tx.query_as(&format!(
+            let row: InvitationRow = tx.query_as(sql!(
                 "INSERT INTO invitations (tenant_id, email, role_id, token_prefix, token_hash, invited_by, expires_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {INVITATION_COLS}"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
+                InvitationRow::COLUMNS
             ))
             .bind(tenant.0)
             .bind(new.email.as_str())
@@ -344,7 +454,11 @@ impl MemberRepo for PgBackend {
             }
             let rows: Vec<InvitationRow> = tenant_rows(
                 &mut tx,
-                &format!("SELECT {INVITATION_COLS} FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"),
+                sql!(
+                    "SELECT ",
+                    InvitationRow::COLUMNS,
+                    " FROM invitations WHERE tenant_id = $1 ORDER BY created_at, id"
+                ),
                 tenant,
             )
             .await?;
@@ -409,13 +523,16 @@ impl MemberRepo for PgBackend {
                 invitation: InvitationRow,
                 token_hash: Vec<u8>,
             }
-            let candidates: Vec<Candidate> = tx.query_as(&format!(
-                "SELECT {INVITATION_COLS}, token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
-            ))
-            .bind(prefix)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let candidates: Vec<Candidate> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    InvitationRow::COLUMNS,
+                    ", token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
+                ))
+                .bind(prefix)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             let inv = candidates
                 .into_iter()
                 .find(|c| self.hasher.matches(presented, &c.token_hash))
@@ -439,9 +556,10 @@ impl MemberRepo for PgBackend {
             if email != inv.email {
                 return Err(Error::denied(Requirement::InvitedUser));
             }
-            let row: MemberRow = tx.query_as(&format!(
+            let row: MemberRow = tx.query_as(sql!(
                 "INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
-                 VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING {MEMBER_COLS}"
+                 VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING ",
+                MemberRow::COLUMNS
             ))
             .bind(inv.tenant_id)
             .bind(user.0)
@@ -543,9 +661,10 @@ impl MemberRepo for PgBackend {
             let event = AuditEvent::new("member.ownership_changed", "user", Some(user), diff)?;
             self.audit(&mut tx, ctx, tenant, event);
             let row: MemberRow = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "UPDATE org_memberships SET is_owner = $3, updated_at = $4
-                  WHERE tenant_id = $1 AND user_id = $2 RETURNING {MEMBER_COLS}"
+                  WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
+                    MemberRow::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(user.0)

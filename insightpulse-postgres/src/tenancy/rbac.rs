@@ -5,7 +5,7 @@ use super::members::role_permissions;
 use crate::error::{db, not_found};
 use crate::guard::{first_missing, require};
 use crate::idempotency::claim;
-use crate::rows::parse;
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::{quote_literal, uuid_literal, Prepared, Tx};
 use crate::PgBackend;
@@ -20,9 +20,6 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-const ROLE_COLS: &str = "r.id, r.tenant_id, r.name, r.scope::text AS scope, r.description,
-    array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
-           WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\") AS permissions";
 const HAS_PERMISSION: Prepared = Prepared {
     name: "insightpulse_has_permission",
     params: "(text, uuid, uuid)",
@@ -36,16 +33,20 @@ const REQUIRE_PERMISSION: Prepared = Prepared {
     sql: "SELECT $2 = ANY (insightpulse_auth.user_tenant_ids()), \
           insightpulse_auth.user_has_permission($1, $2, $3)",
 };
-const GRANT_COLS: &str = "tenant_id, id, user_id, role_id, project_id, granted_by, created_at";
 
-#[derive(sqlx::FromRow)]
-struct RoleRow {
-    id: Uuid,
-    tenant_id: Option<Uuid>,
-    name: String,
-    scope: String,
-    description: Option<String>,
-    permissions: Vec<String>,
+row! {
+    /// A role read `FROM roles r`, with its permissions' codes.
+    struct RoleRow {
+        id: Uuid,
+        tenant_id: Option<Uuid>,
+        name: String,
+        #[sql = "r.scope::text"]
+        scope: String,
+        description: Option<String>,
+        #[sql = "array(SELECT p.code FROM role_permissions rp JOIN permissions p ON p.id = rp.permission_id
+                        WHERE rp.role_id = r.id ORDER BY p.code COLLATE \"C\")"]
+        permissions: Vec<String>,
+    }
 }
 
 impl TryFrom<RoleRow> for Role {
@@ -66,15 +67,33 @@ impl TryFrom<RoleRow> for Role {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct GrantRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    user_id: Uuid,
-    role_id: Uuid,
-    project_id: Option<Uuid>,
-    granted_by: Option<Uuid>,
-    created_at: DateTime<Utc>,
+row! {
+    struct PermissionRow {
+        code: String,
+        description: String,
+    }
+}
+
+impl TryFrom<PermissionRow> for Permission {
+    type Error = Error;
+    fn try_from(r: PermissionRow) -> Result<Self> {
+        Ok(Permission {
+            code: parse(&r.code, PermissionCode::parse)?,
+            description: r.description,
+        })
+    }
+}
+
+row! {
+    struct GrantRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        user_id: Uuid,
+        role_id: Uuid,
+        project_id: Option<Uuid>,
+        granted_by: Option<Uuid>,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl From<GrantRow> for RoleGrant {
@@ -108,8 +127,10 @@ pub(crate) fn stored_codes(codes: &[PermissionCode]) -> Vec<&'static str> {
 }
 
 async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
-    tx.query_as(&format!(
-        "SELECT {ROLE_COLS} FROM roles r WHERE r.id = $1 AND (r.tenant_id IS NULL OR r.tenant_id = $2)"
+    tx.query_as(sql!(
+        "SELECT ",
+        RoleRow::COLUMNS,
+        " FROM roles r WHERE r.id = $1 AND (r.tenant_id IS NULL OR r.tenant_id = $2)"
     ))
     .bind(id.0)
     .bind(tenant.0)
@@ -177,20 +198,17 @@ impl RbacRepo for PgBackend {
     async fn list_permissions(&self, ctx: &Context) -> Result<Vec<Permission>> {
         traced!(ctx, "RbacRepo.list_permissions", {
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<(String, String)> = tx
-                .query_as("SELECT code, description FROM permissions ORDER BY code COLLATE \"C\"")
+            let rows: Vec<PermissionRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    PermissionRow::COLUMNS,
+                    " FROM permissions ORDER BY code COLLATE \"C\""
+                ))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            rows.into_iter()
-                .map(|(code, description)| {
-                    Ok(Permission {
-                        code: parse(&code, PermissionCode::parse)?,
-                        description,
-                    })
-                })
-                .collect()
+            rows.into_iter().map(Permission::try_from).collect()
         })
     }
 
@@ -198,8 +216,10 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.list_roles", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<RoleRow> = tx.query_as(&format!(
-                "SELECT {ROLE_COLS} FROM roles r WHERE r.tenant_id IS NULL OR r.tenant_id = $1
+            let rows: Vec<RoleRow> = tx.query_as(sql!(
+                "SELECT ",
+                RoleRow::COLUMNS,
+                " FROM roles r WHERE r.tenant_id IS NULL OR r.tenant_id = $1
                   ORDER BY r.name COLLATE \"C\", r.scope::text COLLATE \"C\", r.tenant_id NULLS FIRST"
             ))
             .bind(tenant.0)
@@ -227,8 +247,10 @@ impl RbacRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             // list_roles' order, from roles_tenant_name_scope_key.
             let row: RoleRow = tx
-                .query_as(&format!(
-                    "SELECT {ROLE_COLS} FROM roles r
+                .query_as(sql!(
+                    "SELECT ",
+                    RoleRow::COLUMNS,
+                    " FROM roles r
                   WHERE r.name = $2 AND (r.tenant_id IS NULL OR r.tenant_id = $1)
                   ORDER BY r.scope::text COLLATE \"C\", r.tenant_id NULLS FIRST LIMIT 1"
                 ))
@@ -408,9 +430,10 @@ impl RbacRepo for PgBackend {
             if let Some(missing) = first_missing(&mut tx, ctx, tenant, &perms, project).await? {
                 return Err(Error::denied(missing));
             }
-            let row: GrantRow = tx.query_as(&format!(
+            let row: GrantRow = tx.query_as(sql!(
                 "INSERT INTO user_roles (tenant_id, user_id, role_id, project_id, granted_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {GRANT_COLS}"
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+                GrantRow::COLUMNS
             ))
             .bind(tenant.0)
             .bind(user.0)
@@ -439,8 +462,10 @@ impl RbacRepo for PgBackend {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
             let granted: RoleGrant = tx
-                .query_as::<GrantRow>(&format!(
-                    "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND id = $2"
+                .query_as::<GrantRow>(sql!(
+                    "SELECT ",
+                    GrantRow::COLUMNS,
+                    " FROM user_roles WHERE tenant_id = $1 AND id = $2"
                 ))
                 .bind(tenant.0)
                 .bind(grant.0)
@@ -477,15 +502,18 @@ impl RbacRepo for PgBackend {
         traced!(ctx, "RbacRepo.list_grants", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            let rows: Vec<GrantRow> = tx.query_as(&format!(
-                "SELECT {GRANT_COLS} FROM user_roles WHERE tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2)
+            let rows: Vec<GrantRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    GrantRow::COLUMNS,
+                    " FROM user_roles WHERE tenant_id = $1 AND ($2::uuid IS NULL OR user_id = $2)
                   ORDER BY created_at, id"
-            ))
-            .bind(tenant.0)
-            .bind(user.map(|u| u.0))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+                ))
+                .bind(tenant.0)
+                .bind(user.map(|u| u.0))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             Ok(rows.into_iter().map(RoleGrant::from).collect())
         })

@@ -1,9 +1,10 @@
 //! `SsoRepo` on PostgreSQL: providers (configuration as JSONB, validated
 //! by core before every write) and federated identities.
 
+use super::users::Row as UserRow;
 use crate::error::{corrupt, db, not_found};
 use crate::guard::{may_list, require, require_row};
-use crate::rows::{delete_one, parse, tenant_rows};
+use crate::rows::{delete_one, parse, row, sql, tenant_rows};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -19,18 +20,16 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-const PROVIDER_COLS: &str = "tenant_id, id, name, config, enabled, created_at, updated_at";
-const IDENTITY_COLS: &str = "tenant_id, id, provider_id, subject, user_id, created_at";
-
-#[derive(sqlx::FromRow)]
-struct ProviderRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    name: String,
-    config: serde_json::Value,
-    enabled: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+row! {
+    struct ProviderRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        name: String,
+        config: serde_json::Value,
+        enabled: bool,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<ProviderRow> for SsoProvider {
@@ -49,14 +48,15 @@ impl TryFrom<ProviderRow> for SsoProvider {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct IdentityRow {
-    tenant_id: Uuid,
-    id: Uuid,
-    provider_id: Uuid,
-    subject: String,
-    user_id: Uuid,
-    created_at: DateTime<Utc>,
+row! {
+    struct IdentityRow {
+        tenant_id: Uuid,
+        id: Uuid,
+        provider_id: Uuid,
+        subject: String,
+        user_id: Uuid,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl From<IdentityRow> for Identity {
@@ -72,14 +72,28 @@ impl From<IdentityRow> for Identity {
     }
 }
 
+/// Removes every identity of `user`, in every tenant (privacy's erasure
+/// hook). Returns how many.
+pub(crate) async fn erase_identities(tx: &mut Tx, user: UserId) -> Result<u64> {
+    Ok(tx
+        .query("DELETE FROM user_identities WHERE user_id = $1")
+        .bind(user.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?
+        .rows_affected())
+}
+
 fn config_json(config: &SsoConfig) -> Result<serde_json::Value> {
     config.validate()?;
     serde_json::to_value(config).map_err(Error::backend)
 }
 
 async fn provider(tx: &mut Tx, tenant: TenantId, id: SsoProviderId) -> Result<ProviderRow> {
-    tx.query_as(&format!(
-        "SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 AND id = $2"
+    tx.query_as(sql!(
+        "SELECT ",
+        ProviderRow::COLUMNS,
+        " FROM sso_providers WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
     .bind(id.0)
@@ -97,10 +111,11 @@ impl SsoRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             let row: ProviderRow = tx
-                .query_as(&format!(
-                "INSERT INTO sso_providers (tenant_id, name, kind, config, created_at, updated_at)
-                 VALUES ($1, $2, $3::sso_kind, $4, $5, $5) RETURNING {PROVIDER_COLS}"
-            ))
+                .query_as(sql!(
+                    "INSERT INTO sso_providers (tenant_id, name, kind, config, created_at, updated_at)
+                 VALUES ($1, $2, $3::sso_kind, $4, $5, $5) RETURNING ",
+                    ProviderRow::COLUMNS
+                ))
                 .bind(tenant.0)
                 .bind(new.name.as_str())
                 .bind(new.config.kind())
@@ -135,7 +150,11 @@ impl SsoRepo for PgBackend {
             }
             let rows: Vec<ProviderRow> = tenant_rows(
                 &mut tx,
-                &format!("SELECT {PROVIDER_COLS} FROM sso_providers WHERE tenant_id = $1 ORDER BY name COLLATE \"C\""),
+                sql!(
+                    "SELECT ",
+                    ProviderRow::COLUMNS,
+                    " FROM sso_providers WHERE tenant_id = $1 ORDER BY name COLLATE \"C\""
+                ),
                 tenant,
             )
             .await?;
@@ -159,11 +178,12 @@ impl SsoRepo for PgBackend {
             require_row(&mut tx, ctx, tenant, code, Entity::SsoProvider).await?;
             let old = provider(&mut tx, tenant, id).await?;
             let row: ProviderRow = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "UPDATE sso_providers
                     SET config = coalesce($3, config), kind = coalesce($4::sso_kind, kind),
                         enabled = coalesce($5, enabled), updated_at = $6
-                  WHERE tenant_id = $1 AND id = $2 RETURNING {PROVIDER_COLS}"
+                  WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                    ProviderRow::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(id.0)
@@ -213,10 +233,11 @@ impl SsoRepo for PgBackend {
             provider(&mut tx, tenant, provider_id).await?;
             // The foreign key to org_memberships refuses non-members.
             let row: IdentityRow = tx
-                .query_as(&format!(
-                "INSERT INTO user_identities (tenant_id, provider_id, subject, user_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5) RETURNING {IDENTITY_COLS}"
-            ))
+                .query_as(sql!(
+                    "INSERT INTO user_identities (tenant_id, provider_id, subject, user_id, created_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING ",
+                    IdentityRow::COLUMNS
+                ))
                 .bind(tenant.0)
                 .bind(provider_id.0)
                 .bind(subject)
@@ -256,12 +277,14 @@ impl SsoRepo for PgBackend {
                 tx.commit().await.map_err(db)?;
                 return Ok(None);
             };
-            let row: Option<crate::tenancy::users::Row> = tx
-                .query_as(
-                    "SELECT u.id, u.email, u.full_name, u.has_password, u.created_at, u.updated_at
-                   FROM user_identities i JOIN users u ON u.id = i.user_id
-                  WHERE i.tenant_id = $1 AND i.provider_id = $2 AND i.subject = $3",
-                )
+            let row: Option<UserRow> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    UserRow::COLUMNS,
+                    " FROM users
+                  WHERE id IN (SELECT user_id FROM user_identities
+                                WHERE tenant_id = $1 AND provider_id = $2 AND subject = $3)"
+                ))
                 .bind(tenant.0)
                 .bind(provider_id.0)
                 .bind(subject)
@@ -283,10 +306,12 @@ impl SsoRepo for PgBackend {
                 return Ok(vec![]);
             }
             let rows: Vec<IdentityRow> = tx
-                .query_as(&format!(
-                "SELECT {IDENTITY_COLS} FROM user_identities WHERE tenant_id = $1 AND user_id = $2
+                .query_as(sql!(
+                    "SELECT ",
+                    IdentityRow::COLUMNS,
+                    " FROM user_identities WHERE tenant_id = $1 AND user_id = $2
                   ORDER BY created_at, id"
-            ))
+                ))
                 .bind(tenant.0)
                 .bind(user.0)
                 .fetch_all(&mut *tx)

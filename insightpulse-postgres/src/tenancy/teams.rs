@@ -3,7 +3,7 @@
 use crate::error::{db, not_found};
 use crate::guard::require;
 use crate::idempotency::claim;
-use crate::rows::{delete_one, parse, tenant_rows};
+use crate::rows::{delete_one, parse, row, sql, tenant_rows};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -16,15 +16,14 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-const COLS: &str = "tenant_id, id, slug, name, created_at";
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    tenant_id: Uuid,
-    id: Uuid,
-    slug: String,
-    name: String,
-    created_at: DateTime<Utc>,
+row! {
+    struct Row {
+        tenant_id: Uuid,
+        id: Uuid,
+        slug: String,
+        name: String,
+        created_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<Row> for Team {
@@ -41,8 +40,10 @@ impl TryFrom<Row> for Team {
 }
 
 async fn team(tx: &mut Tx, tenant: TenantId, id: TeamId) -> Result<Row> {
-    tx.query_as(&format!(
-        "SELECT {COLS} FROM teams WHERE tenant_id = $1 AND id = $2"
+    tx.query_as(sql!(
+        "SELECT ",
+        Row::COLUMNS,
+        " FROM teams WHERE tenant_id = $1 AND id = $2"
     ))
     .bind(tenant.0)
     .bind(id.0)
@@ -72,9 +73,10 @@ impl TeamRepo for PgBackend {
                 return self.get_team(ctx, TeamId(done)).await;
             }
             let row: Row = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "INSERT INTO teams (tenant_id, id, slug, name, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {COLS}"
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING ",
+                    Row::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(id.0)
@@ -105,8 +107,10 @@ impl TeamRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             let rows: Vec<Row> = tenant_rows(
                 &mut tx,
-                &format!(
-                    "SELECT {COLS} FROM teams WHERE tenant_id = $1 ORDER BY slug COLLATE \"C\""
+                sql!(
+                    "SELECT ",
+                    Row::COLUMNS,
+                    " FROM teams WHERE tenant_id = $1 ORDER BY slug COLLATE \"C\""
                 ),
                 tenant,
             )
@@ -128,8 +132,9 @@ impl TeamRepo for PgBackend {
                 None,
             )
             .await?;
-            let row: Row = tx.query_as(&format!(
-                "UPDATE teams SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING {COLS}"
+            let row: Row = tx.query_as(sql!(
+                "UPDATE teams SET name = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                Row::COLUMNS
             ))
             .bind(tenant.0)
             .bind(id.0)

@@ -3,7 +3,7 @@
 use crate::error::{db, not_found};
 use crate::guard::{is_owner, require};
 use crate::idempotency::claim;
-use crate::rows::parse;
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
 use crate::uow::Tx;
 use crate::PgBackend;
@@ -18,17 +18,16 @@ use insightpulse_core::{
 };
 use uuid::Uuid;
 
-pub(crate) const COLS: &str = "id, slug, name, timezone, settings, created_at, updated_at";
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct Row {
-    id: Uuid,
-    slug: String,
-    name: String,
-    timezone: String,
-    settings: serde_json::Value,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+row! {
+    pub(crate) struct Row {
+        id: Uuid,
+        slug: String,
+        name: String,
+        timezone: String,
+        settings: serde_json::Value,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<Row> for Tenant {
@@ -57,10 +56,12 @@ pub(crate) async fn insert_with_owner(
     owner: UserId,
     now: DateTime<Utc>,
 ) -> Result<Tenant> {
-    let row: Row = tx.query_as(&format!(
+    let row: Row = tx.query_as(sql!(
         "WITH t AS (
             INSERT INTO tenants (id, slug, name, timezone, created_at, updated_at)
-            VALUES ($1, $2, $3, $4, $6, $6) RETURNING {COLS}),
+            VALUES ($1, $2, $3, $4, $6, $6) RETURNING ",
+        Row::COLUMNS,
+        "),
          m AS (
             INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, created_at, updated_at)
             SELECT t.id, $5, true, 'active', $6, $6 FROM t RETURNING tenant_id),
@@ -117,7 +118,7 @@ impl TenantRepo for PgBackend {
         traced!(ctx, "TenantRepo.get_tenant", {
             let mut tx = self.begin(ctx).await?;
             let row: Row = tx
-                .query_as(&format!("SELECT {COLS} FROM tenants WHERE id = $1"))
+                .query_as(sql!("SELECT ", Row::COLUMNS, " FROM tenants WHERE id = $1"))
                 .bind(id.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -131,7 +132,11 @@ impl TenantRepo for PgBackend {
         traced!(ctx, "TenantRepo.get_tenant_by_slug", {
             let mut tx = self.begin(ctx).await?;
             let row: Row = tx
-                .query_as(&format!("SELECT {COLS} FROM tenants WHERE slug = $1"))
+                .query_as(sql!(
+                    "SELECT ",
+                    Row::COLUMNS,
+                    " FROM tenants WHERE slug = $1"
+                ))
                 .bind(slug.as_str())
                 .fetch_one(&mut *tx)
                 .await
@@ -146,16 +151,19 @@ impl TenantRepo for PgBackend {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
             // The seed's "Get User's Tenants".
-            let rows: Vec<Row> = tx.query_as(
-                "SELECT t.id, t.slug, t.name, t.timezone, t.settings, t.created_at, t.updated_at
-                   FROM tenants t JOIN org_memberships om ON t.id = om.tenant_id
-                  WHERE om.user_id = $1 AND om.status = 'active'
-                  ORDER BY t.slug COLLATE \"C\"",
-            )
-            .bind(user.0)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
+            let rows: Vec<Row> = tx
+                .query_as(sql!(
+                    "SELECT ",
+                    Row::COLUMNS,
+                    " FROM tenants
+                      WHERE id IN (SELECT tenant_id FROM org_memberships
+                                    WHERE user_id = $1 AND status = 'active')
+                      ORDER BY slug COLLATE \"C\""
+                ))
+                .bind(user.0)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
             tx.commit().await.map_err(db)?;
             rows.into_iter().map(Tenant::try_from).collect()
         })
@@ -185,16 +193,17 @@ impl TenantRepo for PgBackend {
                 old_settings: serde_json::Value,
             }
             let updated: Updated = tx
-                .query_as(
+                .query_as(sql!(
                     "UPDATE tenants t
                     SET name = coalesce($2, t.name), timezone = coalesce($3, t.timezone),
                         settings = coalesce($4, t.settings), updated_at = $5
-                   FROM (SELECT name, timezone, settings FROM tenants WHERE id = $1 FOR UPDATE) old
+                   FROM (SELECT name AS old_name, timezone AS old_timezone, settings AS old_settings
+                           FROM tenants WHERE id = $1 FOR UPDATE) old
                   WHERE t.id = $1
-                 RETURNING t.id, t.slug, t.name, t.timezone, t.settings, t.created_at, t.updated_at,
-                           old.name AS old_name, old.timezone AS old_timezone,
-                           old.settings AS old_settings",
-                )
+                 RETURNING ",
+                    Row::COLUMNS,
+                    ", old_name, old_timezone, old_settings"
+                ))
                 .bind(tenant.0)
                 .bind(update.name.as_ref().map(Name::as_str))
                 .bind(update.timezone.as_ref().map(TimeZone::as_str))

@@ -2,27 +2,28 @@
 //! (column privileges); only the system's sign-in path does.
 
 use crate::error::{db, not_found};
-use crate::rows::parse;
+use crate::rows::{parse, row, sql};
 use crate::uow::traced;
+use crate::uow::Tx;
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use insightpulse_core::privacy::erased_email;
 use insightpulse_core::tenancy::{passwords, NewUser, User, UserRepo};
 use insightpulse_core::{
     Context, Email, Entity, Error, ExposeSecret, Name, Requirement, Result, SecretString, UserId,
 };
 use uuid::Uuid;
 
-pub(crate) const COLS: &str = "id, email, full_name, has_password, created_at, updated_at";
-
-#[derive(sqlx::FromRow)]
-pub(crate) struct Row {
-    id: Uuid,
-    email: String,
-    full_name: Option<String>,
-    has_password: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+row! {
+    pub(crate) struct Row {
+        id: Uuid,
+        email: String,
+        full_name: Option<String>,
+        has_password: bool,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    }
 }
 
 impl TryFrom<Row> for User {
@@ -50,6 +51,33 @@ pub(crate) struct WithHash {
     pub password_hash: Option<String>,
 }
 
+/// The email of `user`, whose row stays locked for the erasure (privacy's
+/// hook, see [`super::erase_user`]); `NotFound` without such a user.
+pub(crate) async fn lock_for_erasure(tx: &mut Tx, user: UserId) -> Result<String> {
+    tx.query_scalar("SELECT email FROM users WHERE id = $1 FOR UPDATE")
+        .bind(user.0)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| Error::not_found(Entity::User))
+}
+
+/// Scrubs the personal fields of `user`'s account: an address that names
+/// nobody, no name, no password (privacy's erasure hook).
+pub(crate) async fn erase(tx: &mut Tx, user: UserId, now: DateTime<Utc>) -> Result<()> {
+    tx.query(
+        "UPDATE users SET email = $2, full_name = NULL, password_hash = NULL, updated_at = $3
+          WHERE id = $1",
+    )
+    .bind(user.0)
+    .bind(erased_email(user))
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
 /// Argon2 is deliberately slow; keep it off the async executor's threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
@@ -69,9 +97,10 @@ impl UserRepo for PgBackend {
             let now = self.clock.now();
             let mut tx = self.begin(ctx).await?;
             let row: Row = tx
-                .query_as(&format!(
+                .query_as(sql!(
                     "INSERT INTO users (email, full_name, created_at, updated_at)
-                 VALUES ($1, $2, $3, $3) RETURNING {COLS}"
+                 VALUES ($1, $2, $3, $3) RETURNING ",
+                    Row::COLUMNS
                 ))
                 .bind(new.email.as_str())
                 .bind(new.full_name.as_ref().map(Name::as_str))
@@ -88,7 +117,7 @@ impl UserRepo for PgBackend {
         traced!(ctx, "UserRepo.get_user", {
             let mut tx = self.begin(ctx).await?;
             let row: Row = tx
-                .query_as(&format!("SELECT {COLS} FROM users WHERE id = $1"))
+                .query_as(sql!("SELECT ", Row::COLUMNS, " FROM users WHERE id = $1"))
                 .bind(id.0)
                 .fetch_one(&mut *tx)
                 .await
@@ -102,7 +131,11 @@ impl UserRepo for PgBackend {
         traced!(ctx, "UserRepo.find_user_by_email", {
             let mut tx = self.begin(ctx).await?;
             let row: Option<Row> = tx
-                .query_as(&format!("SELECT {COLS} FROM users WHERE email = $1"))
+                .query_as(sql!(
+                    "SELECT ",
+                    Row::COLUMNS,
+                    " FROM users WHERE email = $1"
+                ))
                 .bind(email.as_str())
                 .fetch_optional(&mut *tx)
                 .await
@@ -117,9 +150,10 @@ impl UserRepo for PgBackend {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
             let row: Row = tx
-                .query_as(&format!(
-                "UPDATE users SET full_name = $2, updated_at = $3 WHERE id = $1 RETURNING {COLS}"
-            ))
+                .query_as(sql!(
+                    "UPDATE users SET full_name = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+                    Row::COLUMNS
+                ))
                 .bind(user.0)
                 .bind(full_name.as_ref().map(Name::as_str))
                 .bind(self.clock.now())

@@ -16,18 +16,74 @@ use insightpulse_core::privacy::{
 use insightpulse_core::projects::{EnvironmentKind, NewProject};
 use insightpulse_core::tenancy::*;
 use insightpulse_core::{
-    ConsentPurpose, ConsentSource, ConsumerName, Context, Email, EventType, IdempotencyKey, Name,
-    PermissionCode, PolicyVersion, Repos, Slug, TenantId, UserId,
+    ConsentPurpose, ConsentSource, ConsumerName, Context, Email, EnvironmentId, EventType,
+    IdempotencyKey, Name, PermissionCode, PolicyVersion, ProjectId, Repos, Slug, TenantId, UserId,
 };
 use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Puts at least one row in every tenant table for the tenant `slug`, and
-/// returns the tenant and its owner.
+/// returns the tenant and its owner: one function per module below (a new
+/// module adds its own and one line here). The audit trail and the
+/// idempotency keys fill up as a by-product of the calls.
 pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     let owner = user(repos, &format!("owner@{slug}.io")).await;
     let member = user(repos, &format!("member@{slug}.io")).await;
     let (t, ctx) = tenant(repos, owner.id, slug).await;
+    let f = Fixture {
+        repos,
+        ctx,
+        tenant: t.id,
+        member: member.id,
+        slug,
+    };
+    let (project, env) = projects(&f).await;
+    tenancy(&f, project, env).await;
+    privacy(&f).await;
+    outbox(&f).await;
+    jobs(&f).await;
+    (t.id, owner.id)
+}
+
+/// A tenant being populated: its owner's context, and a user who is to
+/// become a plain member.
+struct Fixture<'a> {
+    repos: &'a Repos,
+    ctx: Context,
+    tenant: TenantId,
+    member: UserId,
+    slug: &'a str,
+}
+
+/// A project and its environment.
+async fn projects(f: &Fixture<'_>) -> (ProjectId, EnvironmentId) {
+    let project = f
+        .repos
+        .projects
+        .create_project(
+            &f.ctx,
+            NewProject {
+                slug: Slug::parse("web").unwrap(),
+                name: Name::parse("Web").unwrap(),
+                description: None,
+            },
+        )
+        .await
+        .unwrap();
+    let env = f
+        .repos
+        .projects
+        .create_environment(&f.ctx, project.id, EnvironmentKind::Production)
+        .await
+        .unwrap();
+    (project.id, env.id)
+}
+
+/// The member (through an accepted invitation), a pending invitation, a
+/// team, a role granted at `project`, an SSO provider and identity, and an
+/// API key scoped to `env`.
+async fn tenancy(f: &Fixture<'_>, project: ProjectId, env: EnvironmentId) {
+    let (repos, ctx, slug) = (f.repos, &f.ctx, f.slug);
     let invite = |email: &str| NewInvitation {
         email: Email::parse(email).unwrap(),
         role_id: None,
@@ -35,17 +91,17 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     };
     let issued = repos
         .members
-        .invite(&ctx, invite(&format!("member@{slug}.io")))
+        .invite(ctx, invite(&format!("member@{slug}.io")))
         .await
         .unwrap();
     repos
         .members
-        .accept_invitation(&Context::user(member.id), &issued.token)
+        .accept_invitation(&Context::user(f.member), &issued.token)
         .await
         .unwrap();
     repos
         .members
-        .invite(&ctx, invite(&format!("pending@{slug}.io")))
+        .invite(ctx, invite(&format!("pending@{slug}.io")))
         .await
         .unwrap();
     // Made with an idempotency key: the owner's key is a row too.
@@ -65,13 +121,13 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         .unwrap();
     repos
         .teams
-        .add_team_member(&ctx, team.id, member.id)
+        .add_team_member(ctx, team.id, f.member)
         .await
         .unwrap();
     let role = repos
         .rbac
         .create_role(
-            &ctx,
+            ctx,
             NewRole {
                 name: Name::parse("Auditor").unwrap(),
                 scope: RoleScope::Global,
@@ -81,32 +137,15 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
-    let project = repos
-        .projects
-        .create_project(
-            &ctx,
-            NewProject {
-                slug: Slug::parse("web").unwrap(),
-                name: Name::parse("Web").unwrap(),
-                description: None,
-            },
-        )
-        .await
-        .unwrap();
     repos
         .rbac
-        .grant_role(&ctx, member.id, role.id, Some(project.id))
-        .await
-        .unwrap();
-    let env = repos
-        .projects
-        .create_environment(&ctx, project.id, EnvironmentKind::Production)
+        .grant_role(ctx, f.member, role.id, Some(project))
         .await
         .unwrap();
     let provider = repos
         .sso
         .create_provider(
-            &ctx,
+            ctx,
             NewSsoProvider {
                 name: Name::parse("Okta").unwrap(),
                 config: SsoConfig::Oidc {
@@ -121,27 +160,30 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         .unwrap();
     repos
         .sso
-        .link_identity(&ctx, provider.id, "00u1", member.id)
+        .link_identity(ctx, provider.id, "00u1", f.member)
         .await
         .unwrap();
     repos
         .api_keys
         .create_api_key(
-            &ctx,
+            ctx,
             NewApiKey {
                 name: Name::parse("ci").unwrap(),
-                scope: ApiKeyScope::Environment(env.id),
+                scope: ApiKeyScope::Environment(env),
                 permissions: vec![PermissionCode::parse("project.update").unwrap()],
                 expires_at: None,
             },
         )
         .await
         .unwrap();
-    // Audit entries and the chain head exist by now: every call above wrote one.
-    repos
+}
+
+/// A data policy and the member's consent.
+async fn privacy(f: &Fixture<'_>) {
+    f.repos
         .privacy
         .set_data_policy(
-            &ctx,
+            &f.ctx,
             NewDataPolicy {
                 category: DataCategory::AuditLogs,
                 retention: RetentionDays::new(365).unwrap(),
@@ -150,12 +192,12 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
-    repos
+    f.repos
         .privacy
         .record_consent(
-            &ctx,
+            &f.ctx,
             ConsentChange {
-                user: member.id,
+                user: f.member,
                 purpose: ConsentPurpose::parse("analytics").unwrap(),
                 policy_version: PolicyVersion::parse("v1").unwrap(),
                 source: ConsentSource::parse("settings").unwrap(),
@@ -163,32 +205,38 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
         )
         .await
         .unwrap();
-    // An event, and a consumer's cursor in the tenant.
-    repos
+}
+
+/// An event, and a consumer's cursor in the tenant.
+async fn outbox(f: &Fixture<'_>) {
+    f.repos
         .outbox
         .publish_event(
-            &ctx,
+            &f.ctx,
             &EventType::parse("fixture.created").unwrap(),
             &serde_json::json!({}),
         )
         .await
         .unwrap();
-    repos
+    f.repos
         .outbox
         .commit_cursor(
-            &ctx,
+            &f.ctx,
             &ConsumerName::parse("fixture").unwrap(),
             EventCursor::new(1, 1),
         )
         .await
         .unwrap();
+}
+
+/// A queued job.
+async fn jobs(f: &Fixture<'_>) {
     let job = insightpulse_core::jobs::NewJob::new("sync".parse().unwrap(), serde_json::json!({}));
-    repos
+    f.repos
         .jobs
-        .enqueue_job(&Context::system("populate").in_tenant(t.id), job)
+        .enqueue_job(&Context::system("populate").in_tenant(f.tenant), job)
         .await
         .unwrap();
-    (t.id, owner.id)
 }
 
 pub(crate) async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64)> {
