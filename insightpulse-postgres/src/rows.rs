@@ -66,54 +66,14 @@ pub(crate) use row;
 /// Joins string constants (literals, a row's `COLUMNS`) into one
 /// `&'static str` at compile time: a statement built from a row's columns
 /// costs nothing at run time and can be a `const` (a [`crate::uow::Prepared`]).
-macro_rules! sql {
-    ($($part:expr),+ $(,)?) => {{
-        const PARTS: &[&str] = &[$($part),+];
-        const BYTES: [u8; $crate::rows::joined_len(PARTS)] = $crate::rows::joined(PARTS);
-        const TEXT: &str = $crate::rows::utf8(&BYTES);
-        TEXT
-    }};
-}
-pub(crate) use sql;
+pub(crate) use const_format::concatcp as sql;
 
 /// `s` without the trailing `", "` that [`row!`] leaves.
 pub(crate) const fn comma_separated(s: &'static str) -> &'static str {
     let (head, _) = s.as_bytes().split_at(s.len() - 2);
-    utf8(head)
-}
-
-/// The total length of `parts`.
-pub(crate) const fn joined_len(parts: &[&str]) -> usize {
-    let (mut n, mut i) = (0, 0);
-    while i < parts.len() {
-        n += parts[i].len();
-        i += 1;
-    }
-    n
-}
-
-/// `parts` one after the other (`N` is their [`joined_len`]).
-pub(crate) const fn joined<const N: usize>(parts: &[&str]) -> [u8; N] {
-    let mut out = [0u8; N];
-    let (mut at, mut i) = (0, 0);
-    while i < parts.len() {
-        let bytes = parts[i].as_bytes();
-        let mut j = 0;
-        while j < bytes.len() {
-            out[at] = bytes[j];
-            at += 1;
-            j += 1;
-        }
-        i += 1;
-    }
-    out
-}
-
-/// Bytes joined from `&str`s, as a `&str` again (always UTF-8).
-pub(crate) const fn utf8(bytes: &[u8]) -> &str {
-    match std::str::from_utf8(bytes) {
+    match std::str::from_utf8(head) {
         Ok(s) => s,
-        Err(_) => panic!("joined from &str, hence UTF-8"),
+        Err(_) => panic!("a column list is ASCII"),
     }
 }
 
@@ -159,6 +119,8 @@ pub(crate) fn parse<T>(s: &str, f: impl Fn(&str) -> Result<T>) -> Result<T> {
 
 #[cfg(test)]
 mod tests {
+    use super::sql;
+
     row! {
         #[allow(dead_code)]
         struct Sample {
