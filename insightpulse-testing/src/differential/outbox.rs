@@ -330,8 +330,14 @@ impl ModuleOp for OutboxOp {
             }
             "consumer_cursor" => (reader(g, t), ConsumerCursor { consumer }),
             "subscribe_events" => {
+                // Mostly from the start, so that there is something to replay.
+                let from = if g.chance(0.5) {
+                    At::Start
+                } else {
+                    at(g, t, false)
+                };
                 let op = SubscribeEvents {
-                    from: at(g, t, false),
+                    from,
                     take: 1 + g.small(4),
                 };
                 (reader(g, t), op)
