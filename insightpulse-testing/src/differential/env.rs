@@ -12,15 +12,23 @@
 
 use super::ops::{Kind, Ref, Who, PLATFORM};
 use insightpulse_core::audit::PLATFORM_TENANT;
+use insightpulse_core::jobs::Lease;
+use insightpulse_core::outbox::EventCursor;
 use insightpulse_core::tenancy::catalog::BUILTIN_ROLES;
 use insightpulse_core::tenancy::tokens::{issue, TokenHasher, TokenKind};
 use insightpulse_core::uuid::Uuid;
 use insightpulse_core::{
-    ApiKeyId, ApiKeyPrincipal, Context, Error, IdempotencyKey, RequestMeta, Result, SecretString,
-    TenantId,
+    ApiKeyId, ApiKeyPrincipal, Context, Error, EventId, IdempotencyKey, RequestMeta, Result,
+    SecretString, TenantId,
 };
 use std::collections::HashMap;
 use std::fmt;
+
+/// A cursor past every position a backend hands out.
+pub const FAR: EventCursor = EventCursor {
+    xact: i64::MAX,
+    seq: 0,
+};
 
 /// What one call returned, normalized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +112,14 @@ pub struct Env {
     anonymous: usize,
     tokens: HashMap<Ref, SecretString>,
     key_contexts: HashMap<Ref, Context>,
+    /// Outbox positions learned from reads, by event id, and back: a
+    /// position is the backend's own (`(xact, seq)` on PostgreSQL), so it
+    /// prints as its event's name.
+    positions: HashMap<Uuid, EventCursor>,
+    at_position: HashMap<EventCursor, Uuid>,
+    /// The leases each claim handed out, in the order of the claimed
+    /// jobs' names.
+    leases: HashMap<Ref, Vec<Lease>>,
     /// The index of the step being run (its request id is `req-<n>`).
     pub step: usize,
     /// The shared clock's time when the step started (for expiries).
@@ -164,6 +180,59 @@ impl Env {
             .get(&name)
             .cloned()
             .unwrap_or_else(|| issue(kind, &TokenHasher::insecure_development()).token)
+    }
+
+    /// The time of the step `back` steps before the current one (0: the
+    /// current one), moved by `nudge` microseconds: a cutoff exactly at,
+    /// just before or just after that step's rows.
+    pub fn step_time(&self, back: u8, nudge: i8) -> chrono::DateTime<chrono::Utc> {
+        let base = self
+            .times
+            .len()
+            .checked_sub(1 + usize::from(back))
+            .and_then(|i| self.times.get(i).copied())
+            .unwrap_or(self.now);
+        base + chrono::Duration::microseconds(i64::from(nudge))
+    }
+
+    /// Keeps an event's position (learned from a read).
+    pub fn keep_position(&mut self, event: EventId, position: EventCursor) {
+        self.positions.insert(event.0, position);
+        self.at_position.insert(position, event.0);
+    }
+
+    /// The position of the event bound to `name`, if a read showed it.
+    pub fn position(&self, name: Ref) -> Option<EventCursor> {
+        self.ids
+            .get(&name)
+            .and_then(|id| self.positions.get(id))
+            .copied()
+    }
+
+    /// A cursor as text both backends agree on: `start`, `far` (past
+    /// every position), the name of the event at that position, or
+    /// `unknown`.
+    pub fn cursor_text(&mut self, c: EventCursor) -> String {
+        if c == EventCursor::START {
+            return "start".to_owned();
+        }
+        if c == FAR {
+            return "far".to_owned();
+        }
+        match self.at_position.get(&c).copied() {
+            Some(id) => format!("@{}", self.name_of(id)),
+            None => "unknown".to_owned(),
+        }
+    }
+
+    /// Keeps the leases a claim handed out.
+    pub fn keep_leases(&mut self, claim: Ref, leases: Vec<Lease>) {
+        self.leases.insert(claim, leases);
+    }
+
+    /// The leases of `claim` (none if it failed or never ran).
+    pub fn leases(&self, claim: Ref) -> Vec<Lease> {
+        self.leases.get(&claim).cloned().unwrap_or_default()
     }
 
     /// Keeps the context an API key authenticated into.

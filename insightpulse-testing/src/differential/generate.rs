@@ -92,6 +92,9 @@ const KEY_USES: &[(PermissionCode, &str, &str)] = &[
         "set_data_policy",
     ),
     (PermissionCode::CONSENT_MANAGE, "Privacy", "record_consent"),
+    (PermissionCode::EVENT_READ, "Outbox", "read_events"),
+    (PermissionCode::EVENT_READ, "Outbox", "commit_cursor"),
+    (PermissionCode::JOB_READ, "Jobs", "get_job"),
 ];
 
 /// How often each module is picked (out of the sum), and the clock.
@@ -103,6 +106,8 @@ const MODULE_WEIGHTS: &[(&str, u32)] = &[
     ("Projects", 16),
     ("Audit", 9),
     ("Privacy", 14),
+    ("Outbox", 10),
+    ("Jobs", 16),
     ("Clock", 5),
 ];
 
@@ -165,7 +170,12 @@ impl Gen {
         if !self.recent.is_empty() && self.chance(0.05) {
             let back = self.below(self.recent.len().min(4));
             let step = self.recent[self.recent.len() - 1 - back].clone();
-            if !step.op.is_read() && !matches!(step.op, Op::Advance(_) | Op::AdvanceToEdge { .. }) {
+            // Not a worker's claim either: replayed later, it could meet more
+            // tenants than its limit has slots (see `jobs`).
+            if !step.op.is_read()
+                && !matches!(step.op, Op::Advance(_) | Op::AdvanceToEdge { .. })
+                && step.op.method() != "claim_jobs"
+            {
                 return step;
             }
         }
@@ -375,7 +385,11 @@ impl Gen {
             .map(|(_, m, f)| (*m, *f))
             .collect();
         if uses.is_empty() || self.chance(0.25) {
-            uses = vec![("Audit", "record"), ("Rbac", "has_permission")];
+            uses = vec![
+                ("Audit", "record"),
+                ("Rbac", "has_permission"),
+                ("Outbox", "publish_event"),
+            ];
         }
         Some(self.pick(&uses))
     }

@@ -51,8 +51,12 @@
 //!   `{:?}` text with uuids replaced by names, and random token prefixes and
 //!   hashes computed over ids masked ([`env`](mod@env)). Lists whose order the traits
 //!   leave open or fix by id (`list_team_members`, `list_identities`, the
-//!   tenants of an erasure report, the outcomes of a retention report) are
-//!   sorted first.
+//!   tenants of an erasure report, the outcomes of a retention report, the
+//!   jobs of a claim) are sorted first. Outbox positions are the backend's
+//!   own numbers: a cursor prints as the name of the event it stands at.
+//!   Where a backend may choose at random (which tenants a short job claim
+//!   serves first, ties between equal jobs), the generated operations leave
+//!   it no choice ([`jobs`](mod@jobs)).
 //! * Every call runs in its own task under a timeout; a hang or a panic is
 //!   an outcome too.
 //! * At the end, every caller of the sequence reads everything it may
@@ -106,9 +110,11 @@ pub mod audit;
 pub mod credentials;
 pub mod env;
 pub mod generate;
+pub mod jobs;
 pub mod members;
 pub mod model;
 pub mod ops;
+pub mod outbox;
 pub mod privacy;
 pub mod projects;
 pub mod rbac;
@@ -428,6 +434,7 @@ mod tests {
             never_ok.is_empty(),
             "never succeeded: {never_ok:?}\n{summary}"
         );
+        println!("{summary}");
     }
 
     /// A backend one microsecond late disagrees on the first row it makes,

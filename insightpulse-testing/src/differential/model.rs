@@ -143,6 +143,23 @@ pub struct Model {
     pub policies: BTreeSet<(u32, u8)>,
     /// Team memberships, `(team, user)`.
     pub team_members: BTreeSet<(u32, u32)>,
+    /// Outbox events.
+    pub events: Vec<Row>,
+    /// Jobs.
+    pub jobs: Vec<Row>,
+    /// `(kind, tenant)` of every job enqueued: the tenants that may have
+    /// waiting jobs of a kind (a superset: the model never learns what a
+    /// claim took).
+    pub job_tenants: BTreeSet<(u8, u32)>,
+    /// Jobs of each kind enqueued since its last claim, less what claims
+    /// may have taken since (a guide: claims mostly go where jobs wait).
+    pub waiting: BTreeMap<u8, u32>,
+    /// Claims: the kind of each that succeeded where jobs were waiting
+    /// (so probably took some).
+    pub claims: Vec<Option<u8>>,
+    /// The last claim that probably took jobs, until a worker call on it
+    /// succeeds.
+    pub unsettled: Option<u32>,
     /// The index of the step being observed.
     pub step: usize,
 }

@@ -8,8 +8,10 @@ use super::audit::AuditOp;
 use super::credentials::CredentialOp;
 use super::env::{Env, Outcome};
 use super::generate::Gen;
+use super::jobs::JobOp;
 use super::members::MemberOp;
 use super::model::Model;
+use super::outbox::OutboxOp;
 use super::privacy::PrivacyOp;
 use super::projects::ProjectOp;
 use super::rbac::RbacOp;
@@ -48,6 +50,13 @@ pub enum Kind {
     Entry,
     /// A consent entry (`c2`).
     Consent,
+    /// An outbox event (`ev4`).
+    Event,
+    /// A job of the queue (`j1`).
+    Job,
+    /// A claim of jobs: names the leases it handed out (`claim0`); never
+    /// bound to an id.
+    Claim,
 }
 
 impl Kind {
@@ -67,6 +76,9 @@ impl Kind {
             Self::Key => "key",
             Self::Entry => "ae",
             Self::Consent => "c",
+            Self::Event => "ev",
+            Self::Job => "j",
+            Self::Claim => "claim",
         }
     }
 }
@@ -300,6 +312,10 @@ modules! {
     Audit(AuditOp),
     /// Data policies, retention, consents, erasure.
     Privacy(PrivacyOp),
+    /// Domain events: publish, read and commit by cursor, follow, purge.
+    Outbox(OutboxOp),
+    /// The job queue: enqueue, read, claim and settle, cancel, purge.
+    Jobs(JobOp),
 }
 
 // ---------------------------------------------------------------------------

@@ -9,8 +9,10 @@
 
 use super::audit::{AuditOp, Filter};
 use super::credentials::CredentialOp;
+use super::jobs::JobOp;
 use super::members::MemberOp;
 use super::ops::{Kind, Op, Ref, Step, Who, PLATFORM};
+use super::outbox::{At, OutboxOp};
 use super::privacy::PrivacyOp;
 use super::projects::ProjectOp;
 use super::rbac::RbacOp;
@@ -70,6 +72,8 @@ fn collect_refs(text: &str, out: &mut BTreeSet<Ref>) {
         ("Key", Kind::Key),
         ("Entry", Kind::Entry),
         ("Consent", Kind::Consent),
+        ("Event", Kind::Event),
+        ("Job", Kind::Job),
     ];
     let mut rest = text;
     while let Some(pos) = rest.find("Ref { kind: ") {
@@ -87,6 +91,22 @@ fn collect_refs(text: &str, out: &mut BTreeSet<Ref>) {
             out.insert(Ref::new(kind, idx));
         }
     }
+}
+
+/// The events after each consumer's cursor, and the cursors.
+fn outbox_reads() -> Vec<Op> {
+    (0..2)
+        .flat_map(|consumer| {
+            [
+                Op::Outbox(OutboxOp::ReadEvents {
+                    consumer,
+                    after: At::Committed,
+                    limit: 3,
+                }),
+                Op::Outbox(OutboxOp::ConsumerCursor { consumer }),
+            ]
+        })
+        .collect()
 }
 
 /// What every actor lists.
@@ -119,7 +139,10 @@ fn lists(by: &Who, tenant: Option<Ref>, projects: &[Ref], users: &[Ref]) -> Vec<
         }),
         Op::Audit(AuditOp::VerifyChain),
         Op::Privacy(PrivacyOp::ListDataPolicies),
-    ] {
+    ]
+    .into_iter()
+    .chain(outbox_reads())
+    {
         out.push(read(op));
     }
     for p in CHECKED {
@@ -148,11 +171,12 @@ fn lists(by: &Who, tenant: Option<Ref>, projects: &[Ref], users: &[Ref]) -> Vec<
 pub fn view_steps(steps: &[Step]) -> Vec<Step> {
     let all = names(steps);
     let of = |kind: Kind| -> Vec<Ref> { all.iter().filter(|r| r.kind == kind).copied().collect() };
-    let (tenants, users, teams, projects) = (
+    let (tenants, users, teams, projects, jobs) = (
         of(Kind::Tenant),
         of(Kind::User),
         of(Kind::Team),
         of(Kind::Project),
+        of(Kind::Job),
     );
     // (tenant, user) of every user that acted in a tenant or made one.
     let mut members: BTreeSet<(Ref, Ref)> = BTreeSet::new();
@@ -198,6 +222,9 @@ pub fn view_steps(steps: &[Step]) -> Vec<Step> {
             })));
             out.push(read(Op::Privacy(PrivacyOp::ConsentHistory { user: *u })));
         }
+        for job in &jobs {
+            out.push(read(Op::Jobs(JobOp::GetJob { job: *job })));
+        }
     }
     for k in &keys {
         out.extend(lists(&Who::Key(*k), None, &projects, &users));
@@ -226,5 +253,12 @@ pub fn view_steps(steps: &[Step]) -> Vec<Step> {
         pages: 3,
     })));
     out.push(read(Op::Audit(AuditOp::VerifyChain)));
+    // Every tenant's events, as the system without a tenant reads them.
+    let all = |op: Op| Step {
+        by: Who::System(None),
+        idem: None,
+        op,
+    };
+    out.extend(outbox_reads().into_iter().map(all));
     out
 }

@@ -12,6 +12,7 @@ use insightpulse_core::jobs::{
     stored_error, CancelFilter, ClaimRequest, Enqueued, Failure, Job, JobKind, JobRepo, JobState,
     JobWaker, KeyMode, Lease, NewJob,
 };
+use insightpulse_core::values::canonical_json;
 use insightpulse_core::{
     Context, Entity, Error, JobId, PermissionCode, Principal, Result, TenantId,
 };
@@ -71,13 +72,15 @@ pub(crate) fn enqueue_in(
         return Err(Error::not_found(Entity::Tenant));
     }
     let run_at = job.run_at.unwrap_or(now);
+    // As `jsonb` stores it (integral floats of 1e16 and over as integers, -0 as 0).
+    let payload = canonical_json(job.payload.clone());
     if let Some((key, mode)) = &job.key {
         let mut rows = st.jobs.jobs.of_tenant_mut(tenant);
         let existing = rows.find(|j| same_key(j, &job.kind, key));
         match (mode, existing) {
             (KeyMode::Dedupe, Some(j)) => return Ok(Enqueued::Deduplicated(j.id)),
             (_, Some(j)) if j.state == JobState::Pending => {
-                j.payload = job.payload.clone();
+                j.payload = payload;
                 j.priority = job.priority;
                 j.max_attempts = job.max_attempts;
                 if *mode == KeyMode::Replace {
@@ -101,7 +104,7 @@ pub(crate) fn enqueue_in(
             id,
             tenant_id: tenant,
             kind: job.kind.clone(),
-            payload: job.payload.clone(),
+            payload,
             key: job.key.as_ref().map(|(k, _)| k.clone()),
             priority: job.priority,
             state: JobState::Pending,
