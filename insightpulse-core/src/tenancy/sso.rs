@@ -199,8 +199,8 @@ pub trait SsoRepo: Send + Sync {
         subject: &str,
         user: UserId,
     ) -> Result<Identity>;
-    /// The user linked to a subject. `InvalidState` when the provider is
-    /// disabled.
+    /// The user linked to a subject. Needs `sso.manage` (or the system, at
+    /// login). `InvalidState` when the provider is disabled.
     async fn find_user_by_identity(
         &self,
         ctx: &Context,

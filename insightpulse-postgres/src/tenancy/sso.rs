@@ -266,6 +266,7 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.find_user_by_identity", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
+            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
             if !provider(&mut tx, tenant, provider_id).await?.enabled {
                 return Err(Error::invalid_state(
                     Entity::SsoProvider,

@@ -5,7 +5,9 @@ use crate::conformance::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
 use insightpulse_core::tenancy::{NewSsoProvider, SsoConfig};
-use insightpulse_core::{Clock, Entity, Error, PermissionCode, Requirement, SsoProviderId};
+use insightpulse_core::{
+    Clock, Context, Entity, Error, PermissionCode, Requirement, SsoProviderId,
+};
 
 /// SSO providers: configuration validated before anything is written, names
 /// unique per tenant, managed with `sso.manage`.
@@ -353,6 +355,32 @@ pub async fn identities_link_subjects_to_members(h: Harness) {
             .await
             .unwrap(),
         None
+    );
+    // Who is behind a subject is for `sso.manage` (and the system, at
+    // login): a Viewer is refused, an outsider finds no provider.
+    assert_err!(
+        r.sso
+            .find_user_by_identity(&vctx, provider.id, "sub-123")
+            .await,
+        Error::PermissionDenied { .. }
+    );
+    assert_eq!(
+        r.sso
+            .find_user_by_identity(&system().in_tenant(acme.id), provider.id, "sub-123")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(bob.id)
+    );
+    assert_err!(
+        r.sso
+            .find_user_by_identity(
+                &Context::user(stranger.id).in_tenant(acme.id),
+                provider.id,
+                "sub-123"
+            )
+            .await,
+        Error::NotFound { .. }
     );
     assert_err!(
         r.sso

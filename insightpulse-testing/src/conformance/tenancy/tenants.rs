@@ -720,6 +720,15 @@ pub async fn json_numbers_come_back_as_the_database_keeps_them(h: Harness) {
         r.tenants.get_tenant(&actx, acme.id).await.unwrap().settings,
         kept
     );
+    // Sent again, the same settings are no change: the diff compares what
+    // is kept, not how it was written.
+    let again = TenantUpdate {
+        settings: Some(sent.clone()),
+        ..Default::default()
+    };
+    r.tenants.update_tenant(&actx, again).await.unwrap();
+    let trail = audit_trail(r, acme.id).await;
+    assert_eq!(trail.last().unwrap().diff, serde_json::json!({}));
 
     let event = AuditEvent::new("report.exported", "report", None::<String>, sent).unwrap();
     r.audit.record_event(&actx, event).await.unwrap();
@@ -728,8 +737,8 @@ pub async fn json_numbers_come_back_as_the_database_keeps_them(h: Harness) {
     assert_eq!(
         chain_verdict(r, acme.id).await,
         ChainVerdict::Intact {
-            entries: 3,
-            head_seq: 3
+            entries: 4,
+            head_seq: 4
         }
     );
 }

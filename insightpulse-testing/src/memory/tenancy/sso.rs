@@ -198,6 +198,7 @@ impl SsoRepo for MemoryBackend {
         self.run(ctx, "SsoRepo.find_user_by_identity", || {
             let st = self.lock();
             let t = st.row_tenant(ctx, Entity::SsoProvider)?;
+            st.require(ctx, t, PermissionCode::SSO_MANAGE, None)?;
             if !st.tenancy.provider(t, provider)?.enabled {
                 return Err(Error::invalid_state(
                     Entity::SsoProvider,

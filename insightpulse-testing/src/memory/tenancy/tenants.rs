@@ -163,7 +163,10 @@ impl TenantRepo for MemoryBackend {
             if let Some(tz) = &update.timezone {
                 diff = diff.change("timezone", &tenant.timezone, tz);
             }
-            if let Some(settings) = &update.settings {
+            // Compared as PostgreSQL's jsonb column would hold them, so
+            // `1e16` against a stored `10000000000000000` is no change.
+            let settings = update.settings.map(canonical_json);
+            if let Some(settings) = &settings {
                 diff = diff.change("settings", &tenant.settings, settings);
             }
             // Written even when nothing differs: the update was made.
@@ -174,9 +177,8 @@ impl TenantRepo for MemoryBackend {
             if let Some(tz) = update.timezone {
                 tenant.timezone = tz;
             }
-            if let Some(settings) = update.settings {
-                // What PostgreSQL's jsonb column would hand back.
-                tenant.settings = canonical_json(settings);
+            if let Some(settings) = settings {
+                tenant.settings = settings;
             }
             tenant.updated_at = now;
             let updated = tenant.clone();
