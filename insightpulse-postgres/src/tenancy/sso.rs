@@ -266,7 +266,8 @@ impl SsoRepo for PgBackend {
         traced!(ctx, "SsoRepo.find_user_by_identity", {
             let tenant = ctx.require_tenant()?;
             let mut tx = self.begin(ctx).await?;
-            require(&mut tx, ctx, tenant, Some(PermissionCode::SSO_MANAGE), None).await?;
+            let code = Some(PermissionCode::SSO_MANAGE);
+            require_row(&mut tx, ctx, tenant, code, Entity::SsoProvider).await?;
             if !provider(&mut tx, tenant, provider_id).await?.enabled {
                 return Err(Error::invalid_state(
                     Entity::SsoProvider,
