@@ -295,8 +295,12 @@ impl JobRepo for PgBackend {
                 return Ok(JobPage::of(Vec::new(), q.limit));
             }
             // The tenant's jobs come from the primary key's tenant prefix
-            // and are sorted for the page (no index orders them by
-            // creation: one would cost every claim and completion a write).
+            // and are sorted for the page. No index orders them by creation:
+            // one would add an entry to every claim, completion and failure
+            // (none of them is a HOT update) for an operator's call.
+            // Measured, 100,000 jobs of one tenant on a loaded machine:
+            // ~120 ms a page unfiltered, ~50 ms for its dead jobs; with
+            // (tenant_id, created_at DESC, id DESC) 3–30 ms.
             let rows = tx
                 .query(&format!(
                     "SELECT {JOB_COLS} FROM jobs

@@ -701,6 +701,80 @@ mod tests {
     }
 
     #[test]
+    fn labels_read_back_as_given() {
+        let kind = JobKind::parse("webhook.deliver").unwrap();
+        assert_eq!(kind.as_str(), "webhook.deliver");
+        assert_eq!(kind.to_string(), "webhook.deliver");
+        assert_eq!("webhook.deliver".parse::<JobKind>().unwrap(), kind);
+        assert_eq!(JobKey::parse("doc 7").unwrap().as_str(), "doc 7");
+        let id = JobId::new();
+        for e in [
+            Enqueued::Created(id),
+            Enqueued::Replaced(id),
+            Enqueued::Deduplicated(id),
+        ] {
+            assert_eq!(e.id(), id);
+        }
+    }
+
+    #[test]
+    fn the_last_attempt_is_the_one_that_reaches_max_attempts() {
+        let job = |attempts| a_job(JobState::Running, attempts, 3);
+        assert!(!job(2).is_last_attempt());
+        assert!(job(3).is_last_attempt());
+        // Past it (a retried job at the attempts' limit), still the last.
+        assert!(job(4).is_last_attempt());
+        let j = job(2);
+        assert_eq!(
+            j.lease(),
+            Lease {
+                tenant_id: j.tenant_id,
+                id: j.id,
+                attempt: 2
+            }
+        );
+    }
+
+    #[test]
+    fn claims_name_their_worker_and_cancellations_need_one_field() {
+        let claim = ClaimRequest::new(JobKind::parse("k").unwrap(), "w", 10, Duration::seconds(30));
+        let with_worker = |worker: String| ClaimRequest {
+            worker,
+            ..claim.clone()
+        };
+        assert!(with_worker("w".repeat(200)).validate().is_ok());
+        for bad in [String::new(), "w".repeat(201), "a\0b".to_owned()] {
+            assert!(
+                matches!(
+                    with_worker(bad.clone()).validate(),
+                    Err(Error::Validation {
+                        field: "worker",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        let kind = Some(JobKind::parse("k").unwrap());
+        for one in [
+            CancelFilter {
+                kind,
+                ..Default::default()
+            },
+            CancelFilter {
+                tenant: Some(TenantId::new()),
+                ..Default::default()
+            },
+            CancelFilter {
+                key: Some(JobKey::parse("x").unwrap()),
+                ..Default::default()
+            },
+        ] {
+            assert!(one.validate().is_ok(), "{one:?}");
+        }
+    }
+
+    #[test]
     fn leases_are_positive_and_at_most_a_day() {
         assert!(validate_lease(Duration::milliseconds(1)).is_ok());
         assert!(validate_lease(Duration::days(1)).is_ok());

@@ -483,12 +483,15 @@ mod tests {
         }
     }
 
+    /// What a mock was called with, call by call.
+    type Calls<T> = Arc<Mutex<Vec<T>>>;
+
     /// Renewals answer `answer`; each call's instant and arguments are
     /// recorded.
-    type Calls = Arc<Mutex<Vec<(Instant, Vec<Lease>, chrono::Duration)>>>;
-
-    fn repo(answer: fn() -> crate::error::Result<u64>) -> (MockJobRepo, Calls) {
-        let calls: Calls = Arc::default();
+    fn repo(
+        answer: fn() -> crate::error::Result<u64>,
+    ) -> (MockJobRepo, Calls<(Instant, Vec<Lease>, chrono::Duration)>) {
+        let calls: Calls<_> = Arc::default();
         let mut repo = MockJobRepo::new();
         let seen = calls.clone();
         repo.expect_extend_leases()
@@ -511,6 +514,63 @@ mod tests {
             claimed_at: Instant::now(),
             timeout,
         }
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_written_in_batches_of_at_most_a_thousand() {
+        // 1,500 outcomes waiting, alternately a failure and a success.
+        let (outcomes, inbox) = mpsc::unbounded_channel();
+        let job = job();
+        for i in 0..1500 {
+            let lease = Lease {
+                attempt: i,
+                ..job.lease()
+            };
+            let _ = outcomes.send(if i % 2 == 0 {
+                Outcome::Failed(Failure {
+                    lease,
+                    error: "boom".into(),
+                    retry_in: chrono::Duration::zero(),
+                })
+            } else {
+                Outcome::Done(lease)
+            });
+        }
+        drop(outcomes);
+        let batches: Calls<(&str, Vec<u32>)> = Arc::default();
+        let mut repo = MockJobRepo::new();
+        let seen = batches.clone();
+        repo.expect_complete_jobs().returning(move |_, leases| {
+            let attempts = leases.iter().map(|l| l.attempt).collect();
+            seen.lock().unwrap().push(("done", attempts));
+            Ok(leases.len() as u64)
+        });
+        let seen = batches.clone();
+        repo.expect_fail_jobs().returning(move |_, failures| {
+            let attempts = failures.iter().map(|f| f.lease.attempt).collect();
+            seen.lock().unwrap().push(("failed", attempts));
+            Err(Error::validation("x", "down"))
+        });
+        let counters = Arc::new(Counters::default());
+        write_outcomes(Arc::new(repo), inbox, counters.clone()).await;
+
+        let batches = batches.lock().unwrap().clone();
+        let sizes: Vec<(&str, usize)> = batches.iter().map(|(k, b)| (*k, b.len())).collect();
+        assert_eq!(
+            sizes,
+            [
+                ("done", 500),
+                ("failed", 500),
+                ("done", 250),
+                ("failed", 250)
+            ]
+        );
+        let mut all: Vec<u32> = batches.into_iter().flat_map(|(_, b)| b).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..1500).collect::<Vec<_>>());
+        let stats = counters.snapshot();
+        // Written successes count; a failed write is an error, not a failure.
+        assert_eq!((stats.succeeded, stats.failed, stats.errors), (750, 0, 2));
     }
 
     #[tokio::test]
