@@ -20,7 +20,7 @@
 //! caller's transaction, a cancellation and a purge durably.
 
 use crate::error::{db, not_found};
-use crate::guard::require_row;
+use crate::guard::{may_list, require_row};
 use crate::privacy::{Batch, Retention};
 use crate::rows::{parse, row};
 use crate::uow::traced;
@@ -29,8 +29,8 @@ use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use insightpulse_core::jobs::{
-    CancelFilter, ClaimRequest, Enqueued, Failure, Job, JobKey, JobKind, JobRepo, JobWaker, Lease,
-    NewJob,
+    retried, validate_lease, CancelFilter, ClaimRequest, Enqueued, Failure, Job, JobKey, JobKind,
+    JobPage, JobQuery, JobRepo, JobWaker, Lease, NewJob,
 };
 use insightpulse_core::{Context, Entity, Error, JobId, PermissionCode, Result, TenantId};
 use sqlx::pool::PoolConnection;
@@ -335,6 +335,46 @@ impl JobRepo for PgBackend {
         })
     }
 
+    async fn list_jobs(&self, ctx: &Context, q: &JobQuery) -> Result<JobPage> {
+        traced!(ctx, "JobRepo.list_jobs", {
+            let t = ctx.require_tenant()?;
+            q.validate()?;
+            let mut tx = self.begin(ctx).await?;
+            if !may_list(&mut tx, ctx, t, PermissionCode::JOB_READ).await? {
+                return Ok(JobPage::of(Vec::new(), q.limit));
+            }
+            // The tenant's jobs come from the primary key's tenant prefix
+            // and are sorted for the page. No index orders them by creation:
+            // one would add an entry to every claim, completion and failure
+            // (none of them is a HOT update) for an operator's call.
+            // Measured, 100,000 jobs of one tenant on a loaded machine:
+            // ~120 ms a page unfiltered, ~50 ms for its dead jobs; with
+            // (tenant_id, created_at DESC, id DESC) 3–30 ms.
+            let rows = tx
+                .query(&format!(
+                    "SELECT {JOB_COLS} FROM jobs
+                      WHERE tenant_id = $1
+                        AND ($2::job_state IS NULL OR state = $2::job_state)
+                        AND ($3::text IS NULL OR kind = $3)
+                        AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5))
+                      ORDER BY created_at DESC, id DESC
+                      LIMIT $6"
+                ))
+                .bind(t.0)
+                .bind(q.state.map(|s| s.as_str()))
+                .bind(q.kind.as_ref().map(|k| k.as_str()))
+                .bind(q.after.map(|c| c.created_at()))
+                .bind(q.after.map(|c| c.id.0))
+                .bind(i64::from(q.limit) + 1)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            let jobs = rows.iter().map(job_of).collect::<Result<Vec<_>>>()?;
+            Ok(JobPage::of(jobs, q.limit))
+        })
+    }
+
     async fn claim_jobs(&self, ctx: &Context, req: &ClaimRequest) -> Result<Vec<Job>> {
         traced!(ctx, "JobRepo.claim_jobs", {
             ctx.require_system()?;
@@ -425,6 +465,39 @@ impl JobRepo for PgBackend {
         })
     }
 
+    async fn extend_leases(
+        &self,
+        ctx: &Context,
+        leases: &[Lease],
+        lease: chrono::Duration,
+    ) -> Result<u64> {
+        traced!(ctx, "JobRepo.extend_leases", {
+            ctx.require_system()?;
+            validate_lease(lease)?;
+            if leases.is_empty() {
+                return Ok(0);
+            }
+            let now = self.clock.now();
+            let (until, now) = (ts(now + lease), ts(now));
+            self.count_trip(
+                ctx,
+                false,
+                &format!(
+                    "WITH u AS (
+                       UPDATE jobs j SET lease_until = greatest(j.lease_until, {until}),
+                                         updated_at = {now}
+                         FROM unnest({}) AS l(tenant_id, id, attempt)
+                        WHERE j.tenant_id = l.tenant_id AND j.id = l.id AND j.attempts = l.attempt
+                          AND j.state = 'running'
+                       RETURNING 1)
+                     SELECT count(*) FROM u",
+                    lease_arrays(leases.iter().copied())
+                ),
+            )
+            .await
+        })
+    }
+
     async fn release_jobs(&self, ctx: &Context, leases: &[Lease]) -> Result<u64> {
         traced!(ctx, "JobRepo.release_jobs", {
             ctx.require_system()?;
@@ -480,6 +553,62 @@ impl JobRepo for PgBackend {
                 ),
             )
             .await
+        })
+    }
+
+    async fn retry_job(&self, ctx: &Context, id: JobId) -> Result<Job> {
+        traced!(ctx, "JobRepo.retry_job", {
+            ctx.require_system()?;
+            let t = ctx.require_tenant()?;
+            let now = self.clock.now();
+            let mut tx = self.begin(ctx).await?;
+            let row = tx
+                .query(&format!(
+                    "SELECT {JOB_COLS} FROM jobs WHERE tenant_id = $1 AND id = $2 FOR UPDATE"
+                ))
+                .bind(t.0)
+                .bind(id.0)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(not_found(Entity::Job))?;
+            let current = job_of(&row)?;
+            // What changes is core's rule, applied here as memory applies it.
+            let Some(job) = retried(&current, now) else {
+                tx.commit().await.map_err(db)?;
+                return Ok(current);
+            };
+            let row = tx
+                .query(&format!(
+                    "UPDATE jobs j
+                        SET state = 'pending', run_at = $3, max_attempts = $4,
+                            finished_at = NULL, lease_until = NULL, locked_by = NULL,
+                            updated_at = $5,
+                            job_key = CASE WHEN EXISTS (
+                                          SELECT 1 FROM jobs o
+                                           WHERE o.tenant_id = j.tenant_id AND o.kind = j.kind
+                                             AND o.job_key = j.job_key AND o.id <> j.id
+                                             AND o.state IN ('pending', 'running'))
+                                      THEN NULL ELSE j.job_key END
+                      WHERE j.tenant_id = $1 AND j.id = $2
+                      RETURNING {JOB_COLS}"
+                ))
+                .bind(t.0)
+                .bind(id.0)
+                .bind(job.run_at)
+                .bind(i32::try_from(job.max_attempts).unwrap_or(i32::MAX))
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+            let job = job_of(&row)?;
+            // Wakes the kind's workers on commit, sent with the COMMIT.
+            tx.queue(format!(
+                "SELECT pg_notify({}, {})",
+                quote_literal(CHANNEL),
+                quote_literal(job.kind.as_str())
+            ));
+            tx.commit().await.map_err(db)?;
+            Ok(job)
         })
     }
 

@@ -7,12 +7,17 @@
 //! - **At least once.** A claimed job is held under a lease with a
 //!   deadline; a worker that dies loses it when the deadline passes and the
 //!   next claim takes the job again (graphile-worker keeps such jobs locked
-//!   for four hours; here it is the lease, seconds to minutes). Handlers
-//!   must therefore be idempotent. A lease is one claim: completing through
-//!   an expired lease whose job was claimed again changes nothing.
+//!   for four hours; here it is the lease, seconds to minutes). A worker
+//!   alive renews the lease of a long handler ([`JobRepo::extend_leases`]),
+//!   so a lease only has to outlast a crash's detection, not the longest
+//!   handler. Handlers must be idempotent. A lease is one claim:
+//!   completing or renewing through an expired lease whose job was claimed
+//!   again changes nothing.
 //! - **Attempts end.** Each claim counts an attempt; a failure waits
 //!   per [`RetryPolicy`] (exponential, jittered); after `max_attempts` the
-//!   job is `dead` and stays for inspection until purged.
+//!   job is `dead` and stays for inspection ([`JobRepo::list_jobs`]) until
+//!   purged, or until an operator runs it again ([`JobRepo::retry_job`],
+//!   its attempts kept: see [`retried`]).
 //! - **Tenants are isolated and treated fairly.** A job is a row of its
 //!   tenant (RLS forced); a claim gives every tenant with ready jobs an
 //!   equal share of the batch, so one tenant's 10,000 jobs do not starve
@@ -23,10 +28,10 @@
 //!   row and its job commit or roll back together; workers are woken by
 //!   `NOTIFY` on commit.
 //! - **Who may do what.** Workers act as the system. A user or API key of
-//!   a tenant may read its tenant's jobs with `job.read`; it enqueues only
-//!   through a module's own (permission-checked) call, inside that call's
-//!   transaction; claiming, completing, cancelling and purging are the
-//!   system's.
+//!   a tenant may read and list its tenant's jobs with `job.read`; it
+//!   enqueues only through a module's own (permission-checked) call,
+//!   inside that call's transaction; claiming, renewing, completing,
+//!   cancelling, retrying and purging are the system's.
 //!
 //! Job keys ([`KeyMode`]) replace or deduplicate a waiting job of the same
 //! tenant, kind and key.

@@ -23,6 +23,14 @@ pub trait JobRepo: Send + Sync {
     /// in the tenant; `NotFound` for another tenant's job.
     async fn get_job(&self, ctx: &Context, id: JobId) -> Result<Job>;
 
+    /// A page of the context's tenant's jobs matching `q`, newest first
+    /// (`created_at`, then id, descending), for operators and admin
+    /// screens. The system, or a holder of `job.read` in the tenant
+    /// (`PermissionDenied` for a member without it); a tenant the caller
+    /// cannot see lists as empty, as RLS shows it. Errors: `Validation`
+    /// for a bad limit or no tenant.
+    async fn list_jobs(&self, ctx: &Context, q: &JobQuery) -> Result<JobPage>;
+
     /// Claims up to `req.limit` ready jobs of `req.kind` (pending with
     /// `run_at` due, lowest priority first within a tenant), fairly between
     /// tenants (each tenant with ready jobs gets an equal share of the batch
@@ -41,6 +49,19 @@ pub trait JobRepo: Send + Sync {
     /// System only.
     async fn fail_jobs(&self, ctx: &Context, failures: &[Failure]) -> Result<u64>;
 
+    /// Renews leases a worker still holds (a handler that runs long):
+    /// each current lease's deadline becomes `now + lease`, never earlier
+    /// than it was. Returns how many leases were current; a stale one —
+    /// expired and claimed again by another worker, or finished — is not
+    /// extended. System only. Errors: `Validation` (`lease`) unless
+    /// positive and at most a day.
+    async fn extend_leases(
+        &self,
+        ctx: &Context,
+        leases: &[Lease],
+        lease: chrono::Duration,
+    ) -> Result<u64>;
+
     /// Gives claimed jobs back unrun (a worker shutting down): `pending`
     /// now, the attempt not counted. Returns how many leases were current.
     /// System only.
@@ -50,6 +71,15 @@ pub trait JobRepo: Send + Sync {
     /// filter; running jobs finish. Returns how many. System only. Errors:
     /// `Validation` for an empty filter.
     async fn cancel_jobs(&self, ctx: &Context, filter: &CancelFilter) -> Result<u64>;
+
+    /// Runs a job of the context's tenant again now, as an operator's
+    /// "retry" on a dead or cancelled job (and "run now" on a waiting one):
+    /// see [`retried`] for exactly what changes; a running or completed job
+    /// is left as it is. The job keeps its key unless another waiting or
+    /// running job of its kind now holds it. Wakes the kind's workers.
+    /// Returns the job as it now is. System only, like
+    /// [`Self::cancel_jobs`]; `NotFound` for a job not in the tenant.
+    async fn retry_job(&self, ctx: &Context, id: JobId) -> Result<Job>;
 
     /// Deletes up to `limit` finished jobs (completed, dead, cancelled) that
     /// finished before `cutoff`; returns how many. System only.

@@ -114,6 +114,9 @@ mod tests {
             let r = p.random_delay(attempt);
             assert!(r <= cap && r >= Duration::zero());
         }
+        // Without jitter the random delay is the cap itself.
+        let steady = RetryPolicy { jitter: 0.0, ..p };
+        assert_eq!(steady.random_delay(3), p.base * 4);
         // Out-of-range inputs are clamped, never negative or above the cap.
         let wild = RetryPolicy {
             base: Duration::seconds(-5),

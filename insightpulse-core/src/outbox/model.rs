@@ -238,6 +238,61 @@ mod tests {
     }
 
     #[test]
+    fn payloads_up_to_256_kib_are_accepted() {
+        assert!(validate_payload(&json!("x".repeat(250 * 1024))).is_ok());
+        assert!(validate_payload(&json!("x".repeat(257 * 1024))).is_err());
+    }
+
+    #[test]
+    fn cursors_handed_in_have_non_negative_parts() {
+        for ok in [
+            EventCursor::START,
+            EventCursor::new(0, 3),
+            EventCursor::new(7, 0),
+        ] {
+            assert!(validate_cursor(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            EventCursor::new(-1, 0),
+            EventCursor::new(0, -1),
+            EventCursor::new(-2, -2),
+        ] {
+            assert!(matches!(
+                validate_cursor(bad),
+                Err(Error::Validation {
+                    field: "cursor",
+                    ..
+                })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_read_covers_the_contexts_tenant_or_for_the_system_every_tenant() {
+        let t = TenantId::new();
+        let user = Context::user(crate::ids::UserId::new());
+        assert_eq!(
+            ReadScope::of(&user.clone().in_tenant(t)).unwrap(),
+            ReadScope::Tenant(t)
+        );
+        assert!(matches!(
+            ReadScope::of(&user),
+            Err(Error::Validation {
+                field: "context",
+                ..
+            })
+        ));
+        let system = Context::system("test");
+        assert_eq!(ReadScope::of(&system).unwrap(), ReadScope::AllTenants);
+        assert_eq!(
+            ReadScope::of(&system.in_tenant(t)).unwrap(),
+            ReadScope::Tenant(t)
+        );
+        assert_eq!(ReadScope::Tenant(t).cursor_key(), t);
+        assert_eq!(ReadScope::AllTenants.cursor_key(), PLATFORM_TENANT);
+    }
+
+    #[test]
     fn limits_are_1_to_1000() {
         assert!(validate_limit(0).is_err());
         assert!(validate_limit(1).is_ok());

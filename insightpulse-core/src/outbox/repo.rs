@@ -164,3 +164,92 @@ where
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+    use crate::ids::TenantId;
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    fn event(xact: i64) -> Event {
+        Event {
+            id: EventId::new(),
+            tenant_id: TenantId::new(),
+            event_type: EventType::parse("thing.happened").unwrap(),
+            payload: serde_json::json!({ "xact": xact }),
+            published_at: Utc::now(),
+            position: EventCursor::new(xact, 1),
+        }
+    }
+
+    type Events = Arc<Mutex<Vec<Event>>>;
+
+    /// A backend's read over `events`: what lies after the cursor (yielding
+    /// to the runtime first, as a real read would), each read counted.
+    fn reader(
+        events: Events,
+        reads: Arc<AtomicUsize>,
+    ) -> impl FnMut(EventCursor) -> futures_util::future::BoxFuture<'static, Result<Vec<Event>>>
+           + Send
+           + 'static {
+        move |after: EventCursor| {
+            reads.fetch_add(1, Ordering::Relaxed);
+            let batch: Vec<Event> = events
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.position > after)
+                .cloned()
+                .collect();
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                Ok(batch)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_subscription_yields_what_it_reads_then_sleeps_until_woken() {
+        let (events, reads): (Events, Arc<AtomicUsize>) =
+            (Arc::new(Mutex::new(vec![event(1)])), Arc::default());
+        let read = reader(events.clone(), reads.clone());
+        let (wake, woken) = watch::channel(0);
+        let mut stream = follow(woken, EventCursor::START, read);
+        let first = tokio::time::timeout(POLL_FALLBACK * 3, stream.next())
+            .await
+            .expect("the readable event")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.position, EventCursor::new(1, 1));
+        // Nothing new: it waits for a wake-up instead of reading on.
+        let idle = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
+        assert!(idle.is_err());
+        assert!(reads.load(Ordering::Relaxed) <= 3, "{reads:?}");
+        events.lock().unwrap().push(event(2));
+        wake.send_modify(|n| *n += 1);
+        // Woken well before the poll fallback.
+        let second = tokio::time::timeout(POLL_FALLBACK / 2, stream.next())
+            .await
+            .expect("woken")
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.position, EventCursor::new(2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_subscription_ends_after_an_error() {
+        let (wake, woken) = watch::channel(0);
+        let mut stream = follow(woken, EventCursor::START, |_| {
+            std::future::ready(Err(Error::validation("x", "down")))
+        });
+        assert!(matches!(
+            stream.next().await,
+            Some(Err(Error::Validation { .. }))
+        ));
+        assert!(stream.next().await.is_none());
+        drop(wake);
+    }
+}

@@ -453,6 +453,15 @@ mod tests {
     }
 
     #[test]
+    fn key_ids_print_as_given() {
+        let id = KeyId::new("kek-2025.1").unwrap();
+        assert_eq!(
+            (id.to_string(), id.as_str()),
+            ("kek-2025.1".to_owned(), "kek-2025.1")
+        );
+    }
+
+    #[test]
     fn test_rings_derive_or_draw_their_keys() {
         let ring = TestKeyRing::deterministic(&["k2", "k1"]).with_current("k1");
         assert_eq!(ring.current().id().as_str(), "k1");

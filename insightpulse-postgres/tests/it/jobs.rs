@@ -328,3 +328,58 @@ async fn per_tenant_limits_hold_under_concurrent_claimers(pool: PgPool) {
     assert_eq!(running.len(), 4);
     assert!(running.iter().all(|(_, n)| *n == 2), "{running:?}");
 }
+
+/// Retrying a job wakes an idle worker of its kind through `NOTIFY`, long
+/// before its poll: the retried job runs at once.
+#[sqlx::test(migrations = false)]
+async fn retry_wakes_an_idle_worker(pool: PgPool) {
+    let (backend, _clock) = backend(pool.clone()).await;
+    let repos = backend.repos();
+    let owner = user(&repos, "owner@acme.io").await;
+    let (acme, _) = tenant(&repos, owner.id, "acme").await;
+    let ctx = Context::system("test").in_tenant(acme.id);
+    let id = repos
+        .jobs
+        .enqueue_job(&ctx, NewJob::new(kind(), json!({})))
+        .await
+        .unwrap()
+        .id();
+    let filter = insightpulse_core::jobs::CancelFilter {
+        tenant: Some(acme.id),
+        ..Default::default()
+    };
+    assert_eq!(repos.jobs.cancel_jobs(&ctx, &filter).await.unwrap(), 1);
+    let rec = Arc::new(Recorder::default());
+    let worker = Worker::spawn(
+        repos.jobs.clone(),
+        Arc::new(backend.job_waker().await.unwrap()),
+        WorkerConfig {
+            poll_interval: std::time::Duration::from_secs(60),
+            ..config("idle")
+        },
+        Arc::new(Handler {
+            rec: rec.clone(),
+            hang: false,
+        }),
+    );
+    // Let it find nothing to claim and go to sleep.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        repos.jobs.get_job(&ctx, id).await.unwrap().state,
+        JobState::Cancelled
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        repos.jobs.retry_job(&ctx, id).await.unwrap().state,
+        JobState::Pending
+    );
+    while repos.jobs.get_job(&ctx, id).await.unwrap().state != JobState::Completed {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never woken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    worker.shutdown().await;
+    assert_eq!(rec.runs.lock().unwrap()[&id], 1);
+}

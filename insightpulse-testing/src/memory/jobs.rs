@@ -9,8 +9,8 @@ use super::{MemoryBackend, State, TenantRows, TenantTable};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use insightpulse_core::jobs::{
-    stored_error, CancelFilter, ClaimRequest, Enqueued, Failure, Job, JobKind, JobRepo, JobState,
-    JobWaker, KeyMode, Lease, NewJob,
+    retried, stored_error, validate_lease, CancelFilter, ClaimRequest, Enqueued, Failure, Job,
+    JobKind, JobPage, JobQuery, JobRepo, JobState, JobWaker, KeyMode, Lease, NewJob,
 };
 use insightpulse_core::values::canonical_json;
 use insightpulse_core::{
@@ -257,6 +257,23 @@ impl JobRepo for MemoryBackend {
         })
     }
 
+    async fn list_jobs(&self, ctx: &Context, q: &JobQuery) -> Result<JobPage> {
+        self.run(ctx, "JobRepo.list_jobs", || {
+            let t = ctx.require_tenant()?;
+            q.validate()?;
+            let st = self.lock();
+            // Like every list: a tenant the principal cannot see is empty.
+            if !st.tenant_visible(ctx, t) {
+                return Ok(JobPage::of(Vec::new(), q.limit));
+            }
+            st.require(ctx, t, PermissionCode::JOB_READ, None)?;
+            let mut rows: Vec<&Job> = st.jobs.jobs.of_tenant(t).filter(|j| q.matches(j)).collect();
+            rows.sort_by_key(|j| std::cmp::Reverse((j.created_at.timestamp_micros(), j.id)));
+            let rows = rows.into_iter().take(q.limit as usize + 1).cloned();
+            Ok(JobPage::of(rows.collect(), q.limit))
+        })
+    }
+
     async fn claim_jobs(&self, ctx: &Context, req: &ClaimRequest) -> Result<Vec<Job>> {
         self.run(ctx, "JobRepo.claim_jobs", || {
             ctx.require_system()?;
@@ -309,6 +326,28 @@ impl JobRepo for MemoryBackend {
         })
     }
 
+    async fn extend_leases(
+        &self,
+        ctx: &Context,
+        leases: &[Lease],
+        lease: chrono::Duration,
+    ) -> Result<u64> {
+        self.run(ctx, "JobRepo.extend_leases", || {
+            ctx.require_system()?;
+            validate_lease(lease)?;
+            let until = self.now() + lease;
+            let mut st = self.lock();
+            let mut n = 0;
+            for l in leases {
+                if let Some(j) = st.jobs.leased(l) {
+                    j.lease_until = j.lease_until.max(Some(until));
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
     async fn release_jobs(&self, ctx: &Context, leases: &[Lease]) -> Result<u64> {
         self.run(ctx, "JobRepo.release_jobs", || {
             ctx.require_system()?;
@@ -351,6 +390,37 @@ impl JobRepo for MemoryBackend {
                 }
             }
             Ok(n)
+        })
+    }
+
+    async fn retry_job(&self, ctx: &Context, id: JobId) -> Result<Job> {
+        self.run(ctx, "JobRepo.retry_job", || {
+            ctx.require_system()?;
+            let now = self.now();
+            let mut st = self.lock();
+            let t = st.row_tenant(ctx, Entity::Job)?;
+            let current = st
+                .jobs
+                .jobs
+                .get(&(t, id))
+                .cloned()
+                .ok_or_else(|| Error::not_found(Entity::Job))?;
+            let Some(mut job) = retried(&current, now) else {
+                return Ok(current);
+            };
+            if let Some(k) = &job.key {
+                let taken = st
+                    .jobs
+                    .jobs
+                    .of_tenant(t)
+                    .any(|o| o.id != id && same_key(o, &job.kind, k));
+                if taken {
+                    job.key = None;
+                }
+            }
+            st.jobs.jobs.insert((t, id), job.clone());
+            st.jobs.notify.notify_waiters();
+            Ok(job)
         })
     }
 

@@ -2,10 +2,10 @@
 //! and per-tenant limits.
 
 use super::*;
-use crate::conformance::Harness;
+use crate::conformance::{assert_err, Harness};
 use crate::fixtures::*;
 use chrono::Duration;
-use insightpulse_core::jobs::{Failure, JobState, NewJob};
+use insightpulse_core::jobs::{Failure, JobState, Lease, NewJob};
 use insightpulse_core::{Clock, JobId};
 use std::collections::HashSet;
 
@@ -303,4 +303,96 @@ pub async fn per_tenant_limits_cap_running_jobs(h: Harness) {
     assert_eq!(more[0].tenant_id, a.id);
     // Without the limit the rest is claimable.
     assert_eq!(claim(r, &claim_of("k", 10)).await.len(), 5);
+}
+
+/// Renewing a lease pushes its deadline to `now + lease` (never back), so
+/// the job is not claimed again while it holds; once the lease expired and
+/// the job was claimed again, the old lease renews nothing; a finished
+/// job's lease neither. Renewing is the system's; the length is checked.
+pub async fn extend_leases_renews_current_leases_only(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, owner) = tenant_with_owner(r, "acme").await;
+    let id = enqueue(r, acme.id, "k", n(1)).await;
+    let first = claim(r, &claim_of("k", 1)).await.remove(0);
+    let extend = |lease, by| {
+        let r = r.clone();
+        async move { r.jobs.extend_leases(&system(), &[lease], by).await.unwrap() }
+    };
+    h.clock.advance(Duration::seconds(20));
+    assert_eq!(extend(first.lease(), Duration::seconds(30)).await, 1);
+    let renewed = job(r, acme.id, id).await;
+    assert_eq!(
+        renewed.lease_until,
+        Some(h.clock.now() + Duration::seconds(30))
+    );
+    assert_eq!((renewed.state, renewed.attempts), (JobState::Running, 1));
+    // Past the first deadline: still held.
+    h.clock.advance(Duration::seconds(20));
+    assert!(claim(r, &claim_of("k", 1)).await.is_empty());
+    // A shorter renewal does not shorten it.
+    assert_eq!(extend(first.lease(), Duration::seconds(1)).await, 1);
+    assert_eq!(job(r, acme.id, id).await.lease_until, renewed.lease_until);
+    assert_eq!(
+        r.jobs
+            .extend_leases(&system(), &[], Duration::seconds(30))
+            .await
+            .unwrap(),
+        0
+    );
+
+    h.clock.advance(Duration::seconds(11));
+    let second = claim(r, &claim_of("k", 1)).await.remove(0);
+    assert_eq!((second.id, second.attempts), (id, 2));
+    assert_eq!(extend(first.lease(), Duration::minutes(10)).await, 0);
+    assert_eq!(job(r, acme.id, id).await.lease_until, second.lease_until);
+    let wrong_tenant = Lease {
+        tenant_id: TenantId::new(),
+        ..second.lease()
+    };
+    assert_eq!(
+        r.jobs
+            .extend_leases(
+                &system(),
+                &[first.lease(), second.lease(), wrong_tenant],
+                Duration::minutes(10)
+            )
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        job(r, acme.id, id).await.lease_until,
+        Some(h.clock.now() + Duration::minutes(10))
+    );
+
+    for bad in [
+        Duration::zero(),
+        Duration::seconds(-1),
+        Duration::days(1) + Duration::seconds(1),
+    ] {
+        assert_err!(
+            r.jobs
+                .extend_leases(&system(), &[second.lease()], bad)
+                .await,
+            insightpulse_core::Error::Validation { field: "lease", .. }
+        );
+    }
+    assert_err!(
+        r.jobs
+            .extend_leases(&owner, &[second.lease()], Duration::seconds(30))
+            .await,
+        insightpulse_core::Error::PermissionDenied {
+            required: insightpulse_core::Requirement::System
+        }
+    );
+    assert_eq!(
+        r.jobs
+            .complete_jobs(&system(), &[second.lease()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(extend(second.lease(), Duration::seconds(30)).await, 0);
+    let done = job(r, acme.id, id).await;
+    assert_eq!((done.state, done.lease_until), (JobState::Completed, None));
 }

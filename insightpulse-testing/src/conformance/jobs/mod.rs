@@ -1,18 +1,21 @@
 //! Conformance cases of the job queue (platform): enqueueing and keys,
 //! visibility, claims under leases, retries and the dead state, fairness
-//! and per-tenant limits, cancellation and retention, and the worker
-//! runtime over each backend.
+//! and per-tenant limits, lease renewal, cancellation and retention,
+//! operators' listing and retrying, and the worker runtime over each
+//! backend.
 //!
 //! Rule guarded here: both backends run the same queue — what one claims,
 //! retries, buries, cancels or purges, the other does too. Cases assert
 //! what the contract promises (e.g. "the small tenant's job is in the
 //! batch"), never an order the contract leaves open.
 
+pub mod admin;
 pub mod claims;
 pub mod queue;
 pub mod retention;
 pub mod worker;
 
+pub use admin::*;
 pub use claims::*;
 pub use queue::*;
 pub use retention::*;
@@ -114,6 +117,12 @@ macro_rules! __conformance_cases_jobs {
             the_worker_runs_retries_and_buries,
             shutdown_gives_unfinished_jobs_back,
             finished_jobs_expire_by_the_tenants_policy,
+            extend_leases_renews_current_leases_only,
+            a_long_handler_keeps_its_job_by_renewing,
+            list_jobs_pages_newest_first_with_job_read,
+            retry_job_runs_a_dead_or_cancelled_job_again,
+            retry_job_keeps_a_free_key_only,
+            retry_job_is_the_systems,
         ]);
     };
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use insightpulse_core::jobs::{
     Job, JobHandler, JobKind, JobState, JobWaker, NewJob, RetryPolicy, Worker, WorkerConfig,
 };
-use insightpulse_core::JobId;
+use insightpulse_core::{Clock, JobId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,4 +150,95 @@ pub async fn shutdown_gives_unfinished_jobs_back(h: Harness) {
     let back = job(r, acme.id, hung).await;
     assert_eq!((back.state, back.attempts), (JobState::Pending, 0));
     assert_eq!(state(r, acme.id, quick).await, JobState::Completed);
+}
+
+/// Holds every job until released, counting runs per job.
+#[derive(Debug)]
+struct HoldingHandler {
+    runs: Mutex<HashMap<JobId, u32>>,
+    released: tokio::sync::watch::Receiver<bool>,
+}
+
+#[async_trait]
+impl JobHandler for HoldingHandler {
+    async fn handle(&self, job: &Job) -> Result<(), String> {
+        *self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(job.id)
+            .or_default() += 1;
+        let mut released = self.released.clone();
+        released.wait_for(|r| *r).await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// Waits (up to 10 s) until `f` holds of the job.
+async fn until_job(r: &Repos, t: TenantId, id: JobId, f: impl Fn(&Job) -> bool) -> Job {
+    for _ in 0..1000 {
+        let j = job(r, t, id).await;
+        if f(&j) {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the job never got there: {:?}", job(r, t, id).await);
+}
+
+/// A handler that outlives its lease keeps its job: its worker renews the
+/// lease from half-way on, so neither a second worker nor a claim takes
+/// the job once the first deadline has passed, and the job runs once.
+pub async fn a_long_handler_keeps_its_job_by_renewing(h: Harness) {
+    let r = &h.repos;
+    let (acme, _, _) = tenant_with_owner(r, "acme").await;
+    let id = enqueue(r, acme.id, "k", n(1)).await;
+    let (release, released) = tokio::sync::watch::channel(false);
+    let handler = Arc::new(HoldingHandler {
+        runs: Mutex::default(),
+        released,
+    });
+    // Renewals every second (of real time, the worker's) leave a second
+    // for each round trip on a loaded machine.
+    let config = WorkerConfig {
+        lease: chrono::Duration::seconds(2),
+        ..quick_config("k", "w1")
+    };
+    let first = Worker::spawn(
+        r.jobs.clone(),
+        Arc::new(PollingWaker),
+        config.clone(),
+        handler.clone(),
+    );
+    let claimed = until_job(r, acme.id, id, |j| j.state == JobState::Running).await;
+    let deadline = claimed.lease_until.unwrap();
+
+    // Past half the lease on the backend's clock: the next renewal moves
+    // the deadline.
+    h.clock.advance(chrono::Duration::milliseconds(1500));
+    let renewed = until_job(r, acme.id, id, |j| j.lease_until > Some(deadline)).await;
+    // Past the first deadline: a second worker and a claim find nothing.
+    h.clock.advance(chrono::Duration::seconds(1));
+    assert!(h.clock.now() > deadline);
+    let second = Worker::spawn(
+        r.jobs.clone(),
+        Arc::new(PollingWaker),
+        WorkerConfig {
+            worker_id: "w2".into(),
+            ..config
+        },
+        handler.clone(),
+    );
+    until_job(r, acme.id, id, |j| j.lease_until > renewed.lease_until).await;
+    assert!(claim(r, &claim_of("k", 1)).await.is_empty());
+
+    release.send(true).unwrap();
+    until_finished(r, acme.id, &[id]).await;
+    let (first, second) = (first.shutdown().await, second.shutdown().await);
+    let done = job(r, acme.id, id).await;
+    assert_eq!((done.state, done.attempts), (JobState::Completed, 1));
+    assert_eq!(handler.runs.lock().unwrap()[&id], 1);
+    assert!(first.renewed >= 2, "{first:?}");
+    assert_eq!((first.succeeded, first.failed), (1, 0));
+    assert_eq!(second.claimed, 0);
 }
