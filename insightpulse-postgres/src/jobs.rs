@@ -254,7 +254,9 @@ impl PgBackend {
     /// A wake-up for this backend's workers: one `LISTEN` connection, held
     /// until the waker is dropped.
     pub async fn job_waker(&self) -> Result<PgJobWaker> {
-        let mut listener = PgListener::connect_with(&self.pool).await.map_err(db)?;
+        let mut listener = PgListener::connect_with(self.listener_pool())
+            .await
+            .map_err(db)?;
         listener.listen(CHANNEL).await.map_err(db)?;
         let kinds: Arc<Mutex<HashMap<String, Arc<Notify>>>> = Arc::default();
         let notified = kinds.clone();

@@ -146,6 +146,9 @@ pub struct PgBackend {
     /// The outbox's shared `LISTEN` connection (started on demand).
     pub(crate) wakeups: outbox::Wakeups,
     pub(crate) pooler: PoolerMode,
+    /// Where `LISTEN` connects, when not through `pool` (see
+    /// [`PgBackend::with_listener`]).
+    pub(crate) listener: Option<PgPool>,
     #[cfg(feature = "bench-unaudited")]
     pub(crate) unaudited: bool,
 }
@@ -167,6 +170,7 @@ impl PgBackend {
             password_cost: PasswordCost::Standard,
             wakeups: outbox::Wakeups::default(),
             pooler: PoolerMode::Session,
+            listener: None,
             #[cfg(feature = "bench-unaudited")]
             unaudited: false,
         }
@@ -213,6 +217,37 @@ impl PgBackend {
     pub fn with_pooler_mode(mut self, mode: PoolerMode) -> Self {
         self.pooler = mode;
         self
+    }
+
+    /// Opens the `LISTEN` connections (the job queue's wake-ups, the
+    /// outbox's subscriptions) with `options` instead of through the pool:
+    /// behind a transaction-mode pooler, give them a direct URL, since a
+    /// listener needs a session of its own (through the pooler, its
+    /// notifications may be lost and subscriptions fall back to polling).
+    /// Connects lazily, at the first listener.
+    ///
+    /// ```no_run
+    /// # async fn demo(hasher: insightpulse_core::tenancy::tokens::TokenHasher) -> insightpulse_core::Result<()> {
+    /// use insightpulse_postgres::{PgBackend, PoolerMode};
+    /// let pooled = PgBackend::connect_options("postgres://app@pgbouncer:6432/app")?;
+    /// let direct = PgBackend::connect_options("postgres://app@db:5432/app")?;
+    /// let backend = PgBackend::connect_with(pooled, hasher)
+    ///     .await?
+    ///     .with_pooler_mode(PoolerMode::Transaction)
+    ///     .with_listener(direct);
+    /// # let _ = backend; Ok(()) }
+    /// ```
+    pub fn with_listener(mut self, options: PgConnectOptions) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_lazy_with(options);
+        self.listener = Some(pool);
+        self
+    }
+
+    /// The pool `LISTEN` connections come from.
+    pub(crate) fn listener_pool(&self) -> &PgPool {
+        self.listener.as_ref().unwrap_or(&self.pool)
     }
 
     /// The mode set by [`PgBackend::with_pooler_mode`].

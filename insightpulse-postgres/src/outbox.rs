@@ -504,7 +504,7 @@ impl OutboxRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             require_reader(&mut tx, ctx, scope).await?;
             tx.commit().await.map_err(db)?;
-            let wake = self.wakeups.subscribe(&self.pool).await?;
+            let wake = self.wakeups.subscribe(self.listener_pool()).await?;
             let (this, ctx) = (self.clone(), ctx.clone());
             Ok(follow(wake, from, move |after| {
                 let (this, ctx) = (this.clone(), ctx.clone());

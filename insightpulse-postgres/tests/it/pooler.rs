@@ -15,6 +15,7 @@
 
 use crate::{tenant, user};
 use insightpulse_core::audit::AuditQuery;
+use insightpulse_core::jobs::{JobKind, JobWaker, NewJob};
 use insightpulse_core::projects::NewProject;
 use insightpulse_core::tenancy::passwords::PasswordCost;
 use insightpulse_core::tenancy::tokens::TokenHasher;
@@ -413,4 +414,54 @@ async fn pgbouncer_118_in_the_default_mode_goes_wrong(_: PgPoolOptions, connect:
         "{} calls all right",
         t.calls
     );
+}
+
+/// Behind a transaction-mode pooler, `LISTEN` runs on the direct connection
+/// given to [`PgBackend::with_listener`]: a job enqueued through the pooler
+/// wakes a waiting worker at once, not after its poll timeout.
+#[sqlx::test(migrations = false)]
+async fn behind_the_pooler_listeners_take_their_direct_connection(
+    _: PgPoolOptions,
+    connect: PgConnectOptions,
+) {
+    let Some(url) = pooler_url("INSIGHTPULSE_PGBOUNCER_118_URL") else {
+        return;
+    };
+    let pool = PgPoolOptions::new()
+        .connect_with(connect.clone())
+        .await
+        .unwrap();
+    let (direct, _) = crate::backend(pool.clone()).await;
+    let database = connect.get_database().unwrap();
+    let pooled_options = PgBackend::connect_options(&url).unwrap().database(database);
+    let pooled = PgBackend::connect_with(pooled_options, TokenHasher::insecure_development())
+        .await
+        .unwrap()
+        .with_pooler_mode(PoolerMode::Transaction)
+        .with_listener(connect.clone());
+    let alice = user(&direct.repos(), "alice@acme.io").await;
+    let (acme, _) = tenant(&direct.repos(), alice.id, "acme").await;
+
+    let kind = JobKind::parse("report.render").unwrap();
+    let waker = pooled.job_waker().await.unwrap();
+    let started = std::time::Instant::now();
+    let waiting = {
+        let kind = kind.clone();
+        async move { waker.wait(&kind, std::time::Duration::from_secs(10)).await }
+    };
+    let enqueue = async {
+        // Let the wait register before the notification is sent.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let sys = Context::system("test").in_tenant(acme.id);
+        let job = NewJob::new(kind.clone(), serde_json::json!({}));
+        pooled.repos().jobs.enqueue_job(&sys, job).await.unwrap();
+    };
+    tokio::join!(waiting, enqueue);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(5),
+        "woken after {waited:?}: the notification never came"
+    );
+    pooled.pool().close().await;
+    release_server_connections(&pool).await;
 }
