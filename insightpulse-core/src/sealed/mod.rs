@@ -41,6 +41,28 @@
 //! assert!(sealed::open(&ring, &elsewhere, &value).is_err());
 //! # Ok::<(), insightpulse_core::Error>(())
 //! ```
+//!
+//! An opened value cannot reach an audit diff, a log line or a tracing
+//! field by accident: none of its types is `Serialize` or `Display`, and
+//! their `Debug` (what `?field` records) prints `[REDACTED]` (a test
+//! checks every type's output). An audit diff takes only what serializes:
+//!
+//! ```
+//! # let ring = insightpulse_core::sealed::TestKeyRing::random(&["k1"]);
+//! # let ctx = insightpulse_core::sealed::SealContext::new(insightpulse_core::TenantId::new(), "t", uuid::Uuid::new_v4(), 1);
+//! # let value = insightpulse_core::sealed::seal(&ring, &ctx, b"whsec_abc").unwrap();
+//! let opened = insightpulse_core::sealed::open_string(&ring, &ctx, &value).unwrap();
+//! let diff = insightpulse_core::audit::Diff::new().set("rotated", true);
+//! # let _ = (opened, diff);
+//! ```
+//!
+//! ```compile_fail
+//! # let ring = insightpulse_core::sealed::TestKeyRing::random(&["k1"]);
+//! # let ctx = insightpulse_core::sealed::SealContext::new(insightpulse_core::TenantId::new(), "t", uuid::Uuid::new_v4(), 1);
+//! # let value = insightpulse_core::sealed::seal(&ring, &ctx, b"whsec_abc").unwrap();
+//! let opened = insightpulse_core::sealed::open_string(&ring, &ctx, &value).unwrap();
+//! let diff = insightpulse_core::audit::Diff::new().set("secret", opened); // no Serialize
+//! ```
 
 mod context;
 mod envelope;
