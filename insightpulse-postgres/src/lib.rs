@@ -285,6 +285,16 @@ impl PgBackend {
         &self.pool
     }
 
+    /// Closes the pool and the listeners' connections (see
+    /// [`PgBackend::with_listener`]), waiting for calls in flight: for a
+    /// host's graceful shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        if let Some(listener) = &self.listener {
+            listener.close().await;
+        }
+    }
+
     /// Every repository of this backend.
     pub fn repos(&self) -> Repos {
         let this = Arc::new(self.clone());

@@ -445,10 +445,7 @@ async fn behind_the_pooler_listeners_take_their_direct_connection(
     let kind = JobKind::parse("report.render").unwrap();
     let waker = pooled.job_waker().await.unwrap();
     let started = std::time::Instant::now();
-    let waiting = {
-        let kind = kind.clone();
-        async move { waker.wait(&kind, std::time::Duration::from_secs(10)).await }
-    };
+    let waiting = waker.wait(&kind, std::time::Duration::from_secs(10));
     let enqueue = async {
         // Let the wait register before the notification is sent.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -462,6 +459,7 @@ async fn behind_the_pooler_listeners_take_their_direct_connection(
         waited < std::time::Duration::from_secs(5),
         "woken after {waited:?}: the notification never came"
     );
-    pooled.pool().close().await;
+    drop(waker);
+    pooled.close().await;
     release_server_connections(&pool).await;
 }
