@@ -41,7 +41,7 @@ pub struct NewUser {
 pub trait UserRepo: Send + Sync {
     /// Registers a user without a password or tenant (provisioning, e.g.
     /// an SSO just-in-time login). System principals only; a user signing
-    /// themselves up goes through [`AuthRepo::sign_up`].
+    /// themselves up goes through [`AuthRepo::sign_up`](super::AuthRepo::sign_up).
     /// Errors: `Conflict` on a taken email.
     async fn create_user(&self, ctx: &Context, new: NewUser) -> Result<User>;
 
