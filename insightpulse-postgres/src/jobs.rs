@@ -240,6 +240,22 @@ impl PgBackend {
         }
     }
 
+    /// Updates, with `set`, the jobs still held by `leases` (running, and in
+    /// the attempt that claimed them); returns how many were.
+    async fn update_held(&self, ctx: &Context, leases: &[Lease], set: &str) -> Result<u64> {
+        let sql = format!(
+            "WITH u AS (
+               UPDATE jobs j SET {set}
+                 FROM unnest({}) AS l(tenant_id, id, attempt)
+                WHERE j.tenant_id = l.tenant_id AND j.id = l.id AND j.attempts = l.attempt
+                  AND j.state = 'running'
+               RETURNING 1)
+             SELECT count(*) FROM u",
+            lease_arrays(leases.iter().copied())
+        );
+        self.count_trip(ctx, false, &sql).await
+    }
+
     /// The count a `WITH u AS (… RETURNING 1) SELECT count(*) FROM u` gives.
     async fn count_trip(&self, ctx: &Context, durable: bool, statement: &str) -> Result<u64> {
         let rows = self.one_trip(ctx, durable, statement).await?;
@@ -404,22 +420,8 @@ impl JobRepo for PgBackend {
                 return Ok(0);
             }
             let now = ts(self.clock.now());
-            self.count_trip(
-                ctx,
-                false,
-                &format!(
-                    "WITH u AS (
-                       UPDATE jobs j SET state = 'completed', finished_at = {now}, updated_at = {now},
-                                         lease_until = NULL
-                         FROM unnest({}) AS l(tenant_id, id, attempt)
-                        WHERE j.tenant_id = l.tenant_id AND j.id = l.id AND j.attempts = l.attempt
-                          AND j.state = 'running'
-                       RETURNING 1)
-                     SELECT count(*) FROM u",
-                    lease_arrays(leases.iter().copied())
-                ),
-            )
-            .await
+            self.update_held(ctx, leases, &format!("state = 'completed', finished_at = {now}, updated_at = {now}, lease_until = NULL"))
+                .await
         })
     }
 
@@ -481,22 +483,8 @@ impl JobRepo for PgBackend {
             }
             let now = self.clock.now();
             let (until, now) = (ts(now + lease), ts(now));
-            self.count_trip(
-                ctx,
-                false,
-                &format!(
-                    "WITH u AS (
-                       UPDATE jobs j SET lease_until = greatest(j.lease_until, {until}),
-                                         updated_at = {now}
-                         FROM unnest({}) AS l(tenant_id, id, attempt)
-                        WHERE j.tenant_id = l.tenant_id AND j.id = l.id AND j.attempts = l.attempt
-                          AND j.state = 'running'
-                       RETURNING 1)
-                     SELECT count(*) FROM u",
-                    lease_arrays(leases.iter().copied())
-                ),
-            )
-            .await
+            let set = format!("lease_until = greatest(j.lease_until, {until}), updated_at = {now}");
+            self.update_held(ctx, leases, &set).await
         })
     }
 
@@ -507,23 +495,8 @@ impl JobRepo for PgBackend {
                 return Ok(0);
             }
             let now = ts(self.clock.now());
-            self.count_trip(
-                ctx,
-                false,
-                &format!(
-                    "WITH u AS (
-                       UPDATE jobs j SET state = 'pending', attempts = j.attempts - 1,
-                                         run_at = {now}, lease_until = NULL, locked_by = NULL,
-                                         updated_at = {now}
-                         FROM unnest({}) AS l(tenant_id, id, attempt)
-                        WHERE j.tenant_id = l.tenant_id AND j.id = l.id AND j.attempts = l.attempt
-                          AND j.state = 'running'
-                       RETURNING 1)
-                     SELECT count(*) FROM u",
-                    lease_arrays(leases.iter().copied())
-                ),
-            )
-            .await
+            self.update_held(ctx, leases, &format!("state = 'pending', attempts = j.attempts - 1, run_at = {now}, lease_until = NULL, locked_by = NULL, updated_at = {now}"))
+                .await
         })
     }
 
