@@ -383,3 +383,157 @@ async fn retry_wakes_an_idle_worker(pool: PgPool) {
     worker.shutdown().await;
     assert_eq!(rec.runs.lock().unwrap()[&id], 1);
 }
+
+/// A worker call cut off mid-flight (its future dropped while the database
+/// still runs it) never hands its connection, inside a transaction acting
+/// as the system, to the next borrower: the connection is closed, and a
+/// finished call's connection goes back to the pool.
+#[sqlx::test(migrations = false)]
+async fn a_worker_call_cut_off_mid_flight_closes_its_connection(pool: PgPool) {
+    let (backend, _clock) = backend(pool.clone()).await;
+    let repos = backend.repos();
+    let owner = user(&repos, "owner@acme.io").await;
+    let (acme, _) = tenant(&repos, owner.id, "acme").await;
+    let sys = Context::system("test").in_tenant(acme.id);
+    repos
+        .jobs
+        .enqueue_job(&sys, NewJob::new(kind(), json!({})))
+        .await
+        .unwrap();
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let jobs = insightpulse_postgres::PgBackend::from_pool(
+        one.clone(),
+        insightpulse_core::tenancy::tokens::TokenHasher::insecure_development(),
+    )
+    .repos()
+    .jobs;
+    let pid = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let system = Context::system("test");
+    let claimed = jobs
+        .claim_jobs(
+            &system,
+            &ClaimRequest::new(kind(), "w", 1, Duration::seconds(60)),
+        )
+        .await
+        .unwrap();
+    let first = pid(one.clone()).await;
+    assert_eq!(
+        jobs.release_jobs(&system, &[claimed[0].lease()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        pid(one.clone()).await,
+        first,
+        "a finished call keeps its connection"
+    );
+
+    // Another session locks the job: the completion waits on it, and is cut off.
+    let held = jobs
+        .claim_jobs(
+            &system,
+            &ClaimRequest::new(kind(), "w", 1, Duration::seconds(60)),
+        )
+        .await
+        .unwrap();
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM insightpulse.jobs FOR UPDATE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        jobs.complete_jobs(&system, &[held[0].lease()]),
+    )
+    .await;
+    assert!(
+        cut.is_err(),
+        "the completion should have waited on the lock"
+    );
+    locker.commit().await.unwrap();
+    assert_ne!(
+        pid(one.clone()).await,
+        first,
+        "the cut-off connection was reused"
+    );
+}
+
+/// A waker holds one connection for its `LISTEN` while it lives, and gives
+/// it back when dropped.
+#[sqlx::test(migrations = false)]
+async fn a_dropped_waker_gives_its_connection_back(pool: PgPool) {
+    backend(pool.clone()).await;
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(std::time::Duration::from_millis(500))
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap();
+    let backend = insightpulse_postgres::PgBackend::from_pool(
+        one.clone(),
+        insightpulse_core::tenancy::tokens::TokenHasher::insecure_development(),
+    );
+    let waker = backend.job_waker().await.unwrap();
+    assert!(
+        one.acquire().await.is_err(),
+        "the listener holds the only connection"
+    );
+    drop(waker);
+    let mut back = None;
+    for _ in 0..20 {
+        if let Ok(conn) = one.acquire().await {
+            back = Some(conn);
+            break;
+        }
+    }
+    assert!(back.is_some(), "the dropped waker kept its connection");
+}
+
+/// An idle worker's wait lasts its timeout unless a job of its own kind is
+/// enqueued: another kind's enqueue does not end it, its own kind's does.
+#[sqlx::test(migrations = false)]
+async fn the_waker_waits_for_its_own_kind(pool: PgPool) {
+    use insightpulse_core::jobs::JobWaker;
+    use std::time::{Duration as StdDuration, Instant};
+    let (backend, _clock) = backend(pool.clone()).await;
+    let repos = backend.repos();
+    let owner = user(&repos, "owner@acme.io").await;
+    let (acme, _) = tenant(&repos, owner.id, "acme").await;
+    let ctx = Context::system("test").in_tenant(acme.id);
+    let waker = Arc::new(backend.job_waker().await.unwrap());
+    let started = Instant::now();
+    waker.wait(&kind(), StdDuration::from_millis(300)).await;
+    assert!(started.elapsed() >= StdDuration::from_millis(300));
+
+    let w = waker.clone();
+    let waiting = tokio::spawn(async move {
+        let started = Instant::now();
+        w.wait(&kind(), StdDuration::from_secs(10)).await;
+        started.elapsed()
+    });
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    let other = NewJob::new(JobKind::parse("other").unwrap(), json!({}));
+    repos.jobs.enqueue_job(&ctx, other).await.unwrap();
+    tokio::time::sleep(StdDuration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "woken by another kind");
+    repos
+        .jobs
+        .enqueue_job(&ctx, NewJob::new(kind(), json!({})))
+        .await
+        .unwrap();
+    let waited = tokio::time::timeout(StdDuration::from_secs(5), waiting)
+        .await
+        .expect("woken by its kind")
+        .unwrap();
+    assert!(waited >= StdDuration::from_millis(500), "{waited:?}");
+}

@@ -472,3 +472,30 @@ impl State {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// An idle worker sleeps until a job is enqueued, or until its timeout:
+    /// the waker neither returns early nor misses the enqueue.
+    #[tokio::test]
+    async fn the_waker_sleeps_until_an_enqueue_or_its_timeout() {
+        let waker = MemoryBackend::new().job_waker();
+        let kind = JobKind::parse("k").unwrap();
+        let started = Instant::now();
+        waker.wait(&kind, Duration::from_millis(100)).await;
+        assert!(started.elapsed() >= Duration::from_millis(100));
+
+        let notify = waker.notify.clone();
+        let started = Instant::now();
+        let woken = tokio::spawn(async move { waker.wait(&kind, Duration::from_secs(10)).await });
+        // (Until it has begun to wait: a wake-up before that is not kept.)
+        while !woken.is_finished() && started.elapsed() < Duration::from_secs(5) {
+            notify.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

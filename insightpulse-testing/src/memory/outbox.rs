@@ -256,3 +256,43 @@ impl State {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::tenant_with_owner;
+
+    /// Each publish is its own transaction holding one event: positions
+    /// count both parts from 1, as the module docs say.
+    #[tokio::test]
+    async fn each_publish_is_a_transaction_of_one_event() {
+        let backend = MemoryBackend::new();
+        let repos = backend.repos();
+        let (_, _, ctx) = tenant_with_owner(&repos, "acme").await;
+        let ty = EventType::parse("doc.saved").unwrap();
+        for _ in 0..3 {
+            repos
+                .outbox
+                .publish_event(&ctx, &ty, &serde_json::json!({}))
+                .await
+                .unwrap();
+        }
+        let consumer = ConsumerName::parse("c").unwrap();
+        let positions: Vec<EventCursor> = repos
+            .outbox
+            .read_events(&ctx, &consumer, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(
+            positions,
+            [
+                EventCursor::new(1, 1),
+                EventCursor::new(2, 2),
+                EventCursor::new(3, 3)
+            ]
+        );
+    }
+}

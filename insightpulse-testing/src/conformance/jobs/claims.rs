@@ -105,12 +105,12 @@ pub async fn an_expired_lease_is_claimed_again(h: Harness) {
     let (acme, _, _) = tenant_with_owner(r, "acme").await;
     let id = enqueue(r, acme.id, "k", n(1)).await;
     let first = claim(r, &claim_of("k", 1)).await.remove(0);
-    h.clock.advance(Duration::seconds(29));
+    h.clock.advance(Duration::seconds(30));
     assert!(
         claim(r, &claim_of("k", 1)).await.is_empty(),
-        "the lease still holds"
+        "the lease still holds at its deadline"
     );
-    h.clock.advance(Duration::seconds(2));
+    h.clock.advance(Duration::microseconds(1));
     let second = claim(r, &claim_of("k", 1)).await;
     assert_eq!(second.len(), 1);
     let second = second.into_iter().next().unwrap();
@@ -264,6 +264,33 @@ pub async fn a_big_backlog_does_not_starve_a_small_tenant(h: Harness) {
         let leases: Vec<_> = batch.iter().map(|j| j.lease()).collect();
         r.jobs.release_jobs(&system(), &leases).await.unwrap();
     }
+}
+
+/// A batch is shared only among tenants with waiting jobs of its kind:
+/// another tenant's running or finished jobs of the kind, or its waiting
+/// jobs of another kind, take no share of it.
+pub async fn shares_go_only_to_tenants_waiting_on_the_kind(h: Harness) {
+    let r = &h.repos;
+    let (a, _, _) = tenant_with_owner(r, "alpha").await;
+    let (b, _, _) = tenant_with_owner(r, "beta").await;
+    let (c, _, _) = tenant_with_owner(r, "gamma").await;
+    enqueue(r, b.id, "k", n(0)).await;
+    enqueue(r, c.id, "k", n(0)).await;
+    let held = claim(r, &claim_of("k", 10)).await;
+    assert_eq!(held.len(), 2);
+    r.jobs
+        .complete_jobs(&system(), &[held[0].lease()])
+        .await
+        .unwrap();
+    for t in [b.id, c.id] {
+        enqueue(r, t, "other", n(0)).await;
+    }
+    let mut waiting = HashSet::new();
+    for i in 0..10 {
+        waiting.insert(enqueue(r, a.id, "k", n(i)).await);
+    }
+    let batch = claim(r, &claim_of("k", 10)).await;
+    assert_eq!(batch.iter().map(|j| j.id).collect::<HashSet<_>>(), waiting);
 }
 
 /// A per-tenant limit caps each tenant's running jobs of the kind; a

@@ -114,6 +114,7 @@ macro_rules! __conformance_cases_jobs {
             released_jobs_come_back_unrun,
             a_big_backlog_does_not_starve_a_small_tenant,
             per_tenant_limits_cap_running_jobs,
+            shares_go_only_to_tenants_waiting_on_the_kind,
             the_worker_runs_retries_and_buries,
             shutdown_gives_unfinished_jobs_back,
             finished_jobs_expire_by_the_tenants_policy,

@@ -10,7 +10,7 @@ use insightpulse_core::privacy::{
 use insightpulse_core::Clock;
 
 /// A `jobs` policy deletes its tenant's jobs that finished before the
-/// cutoff; jobs that finished later, and jobs still pending, stay.
+/// cutoff; jobs that finished at it or later, and jobs still pending, stay.
 pub async fn finished_jobs_expire_by_the_tenants_policy(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
@@ -22,7 +22,15 @@ pub async fn finished_jobs_expire_by_the_tenants_policy(h: Harness) {
         .await
         .unwrap();
     let pending = enqueue(r, acme.id, "later", n(2)).await;
-    h.clock.advance(Duration::days(2));
+    h.clock.advance(Duration::days(1));
+    // Finished exactly at the cutoff: not before it, so kept.
+    let at_cutoff = enqueue(r, acme.id, "mail", n(4)).await;
+    let claimed = claim(r, &claim_of("mail", 1)).await;
+    r.jobs
+        .complete_jobs(&system(), &[claimed[0].lease()])
+        .await
+        .unwrap();
+    h.clock.advance(Duration::days(1));
     let recent = enqueue(r, acme.id, "mail", n(3)).await;
     let claimed = claim(r, &claim_of("mail", 1)).await;
     r.jobs
@@ -64,4 +72,5 @@ pub async fn finished_jobs_expire_by_the_tenants_policy(h: Harness) {
     );
     assert_eq!(state(r, acme.id, pending).await, JobState::Pending);
     assert_eq!(state(r, acme.id, recent).await, JobState::Completed);
+    assert_eq!(state(r, acme.id, at_cutoff).await, JobState::Completed);
 }

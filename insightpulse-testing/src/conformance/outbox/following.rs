@@ -88,7 +88,7 @@ async fn purges(
 }
 
 /// Only the system purges; events published before the cutoff go (of the
-/// context's tenant, or of all without one) and later ones stay; each
+/// context's tenant, or of all without one) and the others stay; each
 /// purge is audited in the trail of each tenant it deleted events of.
 pub async fn purge_removes_old_events_and_is_system_only(h: Harness) {
     let r = &h.repos;
@@ -134,4 +134,11 @@ pub async fn purge_removes_old_events_and_is_system_only(h: Harness) {
         ids(&read(r, &system(), "x", None, 100).await),
         [recent_a, recent_b]
     );
+    // Published at the cutoff itself, not before it: kept.
+    let published = h.clock.now();
+    assert_eq!(
+        r.outbox.purge_events(&system(), published).await.unwrap(),
+        0
+    );
+    assert_eq!(read(r, &system(), "x", None, 100).await.len(), 2);
 }

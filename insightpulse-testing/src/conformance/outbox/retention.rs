@@ -8,8 +8,8 @@ use insightpulse_core::privacy::{
 use insightpulse_core::Clock;
 
 /// A `domain_events` policy deletes its tenant's events published before
-/// the cutoff, oldest first, in audited batches; newer events and other
-/// tenants' events stay.
+/// the cutoff, oldest first, in audited batches; events published at the
+/// cutoff or later and other tenants' events stay.
 pub async fn domain_events_expire_by_the_tenants_policy(h: Harness) {
     let r = &h.repos;
     let (acme, _, actx) = tenant_with_owner(r, "acme").await;
@@ -18,7 +18,10 @@ pub async fn domain_events_expire_by_the_tenants_policy(h: Harness) {
         publish(r, &actx, "doc.saved", i).await;
     }
     let theirs = publish(r, &bctx, "doc.saved", 9).await;
-    h.clock.advance(Duration::days(2));
+    h.clock.advance(Duration::days(1));
+    // Published exactly at the cutoff: not before it, so kept.
+    let at_cutoff = publish(r, &actx, "doc.saved", 4).await;
+    h.clock.advance(Duration::days(1));
     let fresh = publish(r, &actx, "doc.saved", 3).await;
     r.privacy
         .set_data_policy(
@@ -50,7 +53,10 @@ pub async fn domain_events_expire_by_the_tenants_policy(h: Harness) {
         }]
     );
     let start = Some(EventCursor::START);
-    assert_eq!(ids(&read(r, &actx, "after", start, 100).await), [fresh]);
+    assert_eq!(
+        ids(&read(r, &actx, "after", start, 100).await),
+        [at_cutoff, fresh]
+    );
     assert_eq!(ids(&read(r, &bctx, "after", start, 100).await), [theirs]);
     // One audited batch per two events.
     let batches: Vec<i64> = audit_trail(r, acme.id)
