@@ -95,6 +95,7 @@ const KEY_USES: &[(PermissionCode, &str, &str)] = &[
     (PermissionCode::EVENT_READ, "Outbox", "read_events"),
     (PermissionCode::EVENT_READ, "Outbox", "commit_cursor"),
     (PermissionCode::JOB_READ, "Jobs", "get_job"),
+    (PermissionCode::JOB_READ, "Jobs", "list_jobs"),
 ];
 
 /// How often each module is picked (out of the sum), and the clock.

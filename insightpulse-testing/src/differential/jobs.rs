@@ -33,7 +33,8 @@ use super::model::{acting_tenant, made, rows, Model, Row};
 use super::ops::{Kind, ModuleOp, Ref, Who};
 use async_trait::async_trait;
 use insightpulse_core::jobs::{
-    CancelFilter, ClaimRequest, Failure, JobKey, JobKind, KeyMode, Lease, NewJob, RetryPolicy,
+    CancelFilter, ClaimRequest, Failure, JobKey, JobKind, JobPage, JobQuery, JobState, KeyMode,
+    Lease, NewJob, RetryPolicy,
 };
 use insightpulse_core::{Context, Repos, Result, TenantId};
 use std::fmt;
@@ -103,6 +104,23 @@ pub enum JobOp {
         claim: Ref,
         pick: Pick,
     },
+    /// Renews the picked leases by `LEASES[lease]`.
+    ExtendLeases {
+        claim: Ref,
+        pick: Pick,
+        lease: u8,
+    },
+    /// Up to `pages` pages of the tenant's jobs, each following the last
+    /// page's cursor.
+    ListJobs {
+        state: Option<u8>,
+        kind: Option<u8>,
+        limit: u8,
+        pages: u8,
+    },
+    RetryJob {
+        job: Ref,
+    },
     CancelJobs {
         kind: Option<u8>,
         tenant: Option<Ref>,
@@ -132,6 +150,15 @@ const LEASES: &[i64] = &[30, 600, 3_600, 0, 2 * 86_400];
 const WORKERS: &[&str] = &["w1", "w2", ""];
 /// Failure messages: 1 is over the 2,000 stored characters, 2 holds a NUL.
 const ERRORS: &[&str] = &["boom", "", "nul\u{0}byte"];
+const STATES: [JobState; 5] = [
+    JobState::Pending,
+    JobState::Running,
+    JobState::Completed,
+    JobState::Dead,
+    JobState::Cancelled,
+];
+/// Page sizes of `list_jobs`; the last two are out of bounds.
+const PAGE_LIMITS: &[u32] = &[1, 2, 50, 0, 1_001];
 
 fn error_text(i: u8) -> String {
     match i % 3 {
@@ -234,6 +261,24 @@ impl fmt::Display for JobOp {
                 error_text(*error).chars().count()
             ),
             ReleaseJobs { claim, pick } => write!(f, "release_jobs {claim} ({pick})"),
+            ExtendLeases { claim, pick, lease } => write!(
+                f,
+                "extend_leases {claim} ({pick}) lease={}s",
+                LEASES[*lease as usize % LEASES.len()]
+            ),
+            ListJobs {
+                state,
+                kind: k,
+                limit,
+                pages,
+            } => write!(
+                f,
+                "list_jobs state={:?} kind={:?} limit={} pages={pages}",
+                state.map(|s| STATES[s as usize % STATES.len()].as_str()),
+                k.map(|k| kind(&k)),
+                PAGE_LIMITS[*limit as usize % PAGE_LIMITS.len()]
+            ),
+            RetryJob { job } => write!(f, "retry_job {job}"),
             CancelJobs {
                 kind: k,
                 tenant,
@@ -262,9 +307,12 @@ const METHODS: &[&str] = &[
     "release_jobs",
     "cancel_jobs",
     "purge_jobs",
+    "extend_leases",
+    "list_jobs",
+    "retry_job",
 ];
 
-const WEIGHTS: &[u32] = &[12, 5, 8, 4, 4, 2, 2, 2];
+const WEIGHTS: &[u32] = &[12, 5, 8, 4, 4, 2, 2, 2, 3, 3, 3];
 
 /// The caller of a worker call: mostly the system without a tenant, as
 /// workers run.
@@ -348,12 +396,15 @@ impl ModuleOp for JobOp {
             ReleaseJobs { .. } => 5,
             CancelJobs { .. } => 6,
             PurgeJobs { .. } => 7,
+            ExtendLeases { .. } => 8,
+            ListJobs { .. } => 9,
+            RetryJob { .. } => 10,
         };
         METHODS[i]
     }
 
     fn is_read(&self) -> bool {
-        matches!(self, Self::GetJob { .. })
+        matches!(self, Self::GetJob { .. } | Self::ListJobs { .. })
     }
 
     fn methods() -> &'static [&'static str] {
@@ -365,13 +416,15 @@ impl ModuleOp for JobOp {
         let t = g.tenant();
         let method = g.next_method(METHODS, WEIGHTS, |g, m| match m {
             "enqueue_job" | "cancel_jobs" | "purge_jobs" => None,
-            "complete_jobs" | "fail_jobs" | "release_jobs"
+            "complete_jobs" | "fail_jobs" | "release_jobs" | "extend_leases"
                 if !g.model.claims.iter().any(Option::is_some) =>
             {
                 Some("claim_jobs")
             }
             "claim_jobs" if g.model.waiting.values().all(|n| *n == 0) => Some("enqueue_job"),
-            "get_job" if g.live_in(&rows(&g.model.jobs), t) == 0 => Some("enqueue_job"),
+            "get_job" | "list_jobs" | "retry_job" if g.live_in(&rows(&g.model.jobs), t) == 0 => {
+                Some("enqueue_job")
+            }
             _ => None,
         })?;
         let kind = |g: &mut Gen| if g.chance(0.03) { 2 } else { g.small(2) };
@@ -434,6 +487,34 @@ impl ModuleOp for JobOp {
                 };
                 return Some((who, GetJob { job }));
             }
+            "list_jobs" => {
+                let op = ListJobs {
+                    state: g.maybe(0.4, |g| g.small(5)),
+                    kind: g.maybe(0.3, kind),
+                    limit: if g.chance(0.05) {
+                        3 + g.small(2)
+                    } else {
+                        g.small(3)
+                    },
+                    pages: 1 + g.small(3),
+                };
+                let who = if g.chance(0.3) {
+                    Who::System(Some(t))
+                } else {
+                    g.actor(t)
+                };
+                return Some((who, op));
+            }
+            "retry_job" => {
+                let job = g.row_in(Kind::Job, &rows(&g.model.jobs), t);
+                // An operator's action through the system; members are refused.
+                let who = if g.chance(0.8) {
+                    Who::System(Some(t))
+                } else {
+                    g.actor(t)
+                };
+                return Some((who, RetryJob { job }));
+            }
             "claim_jobs" => {
                 let claim = g.fresh(Kind::Claim, g.model.claims.len());
                 g.model.claims.push(None);
@@ -489,6 +570,15 @@ impl ModuleOp for JobOp {
             "release_jobs" => ReleaseJobs {
                 claim: claim(g),
                 pick: pick(g),
+            },
+            "extend_leases" => ExtendLeases {
+                claim: claim(g),
+                pick: pick(g),
+                lease: if g.chance(0.05) {
+                    3 + g.small(2)
+                } else {
+                    g.small(3)
+                },
             },
             "cancel_jobs" => {
                 let tenant = g.maybe(0.5, |g| if g.chance(0.9) { t } else { g.tenant() });
@@ -660,6 +750,26 @@ impl ModuleOp for JobOp {
                 let r = jobs.release_jobs(ctx, &leases).await;
                 env.outcome(r)
             }
+            ExtendLeases { claim, pick, lease } => {
+                let leases = leases(env, *claim, *pick);
+                let lease = chrono::Duration::seconds(LEASES[*lease as usize % LEASES.len()]);
+                let r = jobs.extend_leases(ctx, &leases, lease).await;
+                env.outcome(r)
+            }
+            ListJobs {
+                state,
+                kind: k,
+                limit,
+                pages,
+            } => {
+                let r = list_pages(ctx, repos, *state, *k, *limit, *pages).await;
+                env.outcome(r)
+            }
+            RetryJob { job } => {
+                let id = env.id(*job);
+                let r = jobs.retry_job(ctx, id).await;
+                env.outcome(r)
+            }
             CancelJobs {
                 kind: k,
                 tenant,
@@ -685,4 +795,29 @@ impl ModuleOp for JobOp {
             }
         }
     }
+}
+
+/// Up to `pages` pages of `list_jobs`, each after the last one's cursor
+/// (fewer when one has no next page).
+async fn list_pages(
+    ctx: &Context,
+    repos: &Repos,
+    state: Option<u8>,
+    k: Option<u8>,
+    limit: u8,
+    pages: u8,
+) -> Result<Vec<JobPage>> {
+    let mut q = JobQuery::new().limit(PAGE_LIMITS[limit as usize % PAGE_LIMITS.len()]);
+    q.state = state.map(|s| STATES[s as usize % STATES.len()]);
+    q.kind = k.map(kind).transpose()?;
+    let mut out = Vec::new();
+    for _ in 0..pages {
+        let page = repos.jobs.list_jobs(ctx, &q).await?;
+        q.after = page.next;
+        out.push(page);
+        if q.after.is_none() {
+            break;
+        }
+    }
+    Ok(out)
 }

@@ -139,6 +139,12 @@ fn lists(by: &Who, tenant: Option<Ref>, projects: &[Ref], users: &[Ref]) -> Vec<
         }),
         Op::Audit(AuditOp::VerifyChain),
         Op::Privacy(PrivacyOp::ListDataPolicies),
+        Op::Jobs(JobOp::ListJobs {
+            state: None,
+            kind: None,
+            limit: 1,
+            pages: 3,
+        }),
     ]
     .into_iter()
     .chain(outbox_reads())
