@@ -1,6 +1,8 @@
 //! Database errors become domain errors here, and only here, keyed on
 //! SQLSTATE and the violated constraint's name — never on PostgreSQL's
-//! message or detail text, which holds the offending values:
+//! detail text, which holds the offending values (nor on its message,
+//! except for the constraint's name where Citus leaves only that, see
+//! [`relayed_constraint`]):
 //!
 //! | SQLSTATE | meaning | becomes |
 //! |---|---|---|
@@ -73,13 +75,39 @@ fn state_rule(constraint: &str) -> Option<(Entity, StateRule)> {
         .map(|&(_, entity, rule)| (entity, rule))
 }
 
+/// A constraint's name as the SDK declared it: on Citus, the constraint
+/// of a shard carries the shard's id (`teams_tenant_slug_key_102074`). No
+/// name the SDK declares ends in `_<digits>` (tested).
+fn declared(constraint: &str) -> &str {
+    match constraint.rsplit_once('_') {
+        Some((name, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => constraint,
+    }
+}
+
+/// The constraint a message names (`… violates unique constraint
+/// "teams_tenant_slug_key_102074"`): a Citus coordinator relays a worker's
+/// error without the constraint field. Only the quoted name is read (the
+/// values are in the detail); a server whose `lc_messages` is not English
+/// names none, and the error stays `Backend`.
+fn relayed_constraint(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("constraint \"")?;
+    rest.split_once('"').map(|(name, _)| name)
+}
+
 /// Maps any sqlx error to the SDK's error.
 pub(crate) fn db(e: sqlx::Error) -> Error {
     let sqlx::Error::Database(dbe) = &e else {
         return Error::backend(e);
     };
     let code = dbe.code().unwrap_or_default().into_owned();
-    let constraint = dbe.constraint().unwrap_or_default();
+    let constraint = declared(
+        dbe.constraint()
+            .or_else(|| relayed_constraint(dbe.message()))
+            .unwrap_or_default(),
+    );
     match code.as_str() {
         "23505" => match unique(constraint) {
             Some((entity, field)) => Error::conflict(entity, field),
@@ -210,8 +238,50 @@ mod tests {
         });
         for name in names {
             assert!(seen.insert(name), "{name} is declared twice");
+            // Citus's shard suffix is stripped: the name must not look like one.
+            assert_eq!(declared(name), name, "{name} ends like a shard's id");
         }
         assert!(seen.len() > 20, "every module's table is consulted");
+    }
+
+    /// On Citus a shard's constraint carries the shard's id.
+    #[test]
+    fn shard_suffixes_are_stripped() {
+        assert_eq!(
+            declared("teams_tenant_slug_key_102074"),
+            "teams_tenant_slug_key"
+        );
+        assert_eq!(declared("users_email_key"), "users_email_key");
+        assert_eq!(declared("tenants_slug_key_"), "tenants_slug_key_");
+        assert_eq!(declared("x_1a"), "x_1a");
+        assert_eq!(declared(""), "");
+        assert_eq!(
+            referenced_entity(declared("org_memberships_user_id_fkey_102065")),
+            Some(Entity::User)
+        );
+    }
+
+    /// What a Citus coordinator relays names the constraint in its message.
+    #[test]
+    fn relayed_messages_name_their_constraint() {
+        for (message, name) in [
+            (
+                r#"duplicate key value violates unique constraint "users_email_key_102104""#,
+                Some("users_email_key_102104"),
+            ),
+            (
+                r#"insert or update on table "org_memberships_102067" violates foreign key constraint "org_memberships_user_id_fkey_102067""#,
+                Some("org_memberships_user_id_fkey_102067"),
+            ),
+            (
+                r#"new row for relation "teams_102070" violates check constraint "teams_name_check_102070""#,
+                Some("teams_name_check_102070"),
+            ),
+            ("permission denied for table teams", None),
+            (r#"violates unique constraint "unterminated"#, None),
+        ] {
+            assert_eq!(relayed_constraint(message), name, "{message}");
+        }
     }
 
     /// Every foreign key of the schema that maps to an entity maps to the

@@ -24,7 +24,7 @@ use crate::guard::{may_list, require_row};
 use crate::privacy::{Batch, Retention};
 use crate::rows::{parse, row};
 use crate::uow::traced;
-use crate::uow::{quote_literal, role_and_claims, Tx, SEARCH_PATH};
+use crate::uow::{act_as, quote_literal, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -208,17 +208,14 @@ impl PgBackend {
     /// A worker call (`durable` false) commits asynchronously (see the
     /// module docs).
     async fn one_trip(&self, ctx: &Context, durable: bool, statement: &str) -> Result<Vec<PgRow>> {
-        let (role, claims) = role_and_claims(ctx);
-        let commit = if durable {
-            ""
+        let settings: &[(&str, &str)] = if durable {
+            &[]
         } else {
-            "SET LOCAL synchronous_commit = off;"
+            &[("synchronous_commit", "off")]
         };
         let sql = format!(
-            "BEGIN; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
-             SET LOCAL search_path TO {SEARCH_PATH}; SET LOCAL TimeZone = 'UTC'; {commit}
-             {statement}; COMMIT",
-            quote_literal(&claims)
+            "BEGIN; {}; {statement}; COMMIT",
+            act_as(self.cluster().await?, ctx, settings)
         );
         let mut guard = Guard {
             conn: self.pool.acquire().await.map_err(db)?,

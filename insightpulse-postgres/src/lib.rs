@@ -149,6 +149,8 @@ pub struct PgBackend {
     /// Where `LISTEN` connects, when not through `pool` (see
     /// [`PgBackend::with_listener`]).
     pub(crate) listener: Option<PgPool>,
+    /// PostgreSQL or Citus (see [`PgBackend::cluster`]).
+    pub(crate) cluster: Arc<tokio::sync::OnceCell<uow::Cluster>>,
     #[cfg(feature = "bench-unaudited")]
     pub(crate) unaudited: bool,
 }
@@ -171,6 +173,7 @@ impl PgBackend {
             wakeups: outbox::Wakeups::default(),
             pooler: PoolerMode::Session,
             listener: None,
+            cluster: Arc::default(),
             #[cfg(feature = "bench-unaudited")]
             unaudited: false,
         }

@@ -144,20 +144,65 @@ pub async fn run(pool: &PgPool) -> Result<Vec<i64>, MigrateError> {
         })
     })
     .await?;
+    let citus: bool = STATEMENTS
+        .query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database(None))?;
     let mut applied = Vec::new();
     loop {
         let next = locked(conn, None, |c| Box::pin(next_pending(c))).await?;
         let Some(m) = next else {
-            return Ok(applied);
+            break;
         };
-        if locked(conn, Some(m.version), |c| Box::pin(apply(c, m))).await? {
+        if locked(conn, Some(m.version), |c| Box::pin(apply(c, m, citus))).await? {
             applied.push(m.version);
         }
     }
+    if citus {
+        distribute(conn, !applied.is_empty()).await?;
+    }
+    Ok(applied)
 }
 
-/// Applies `m` and records it, unless another migrator did first.
-async fn apply(c: &mut PgConnection, m: Migration) -> Result<bool, MigrateError> {
+/// On Citus: distributes the tables the migrations created, in the three
+/// steps of migration 0012 (each its own transaction), and brings the
+/// workers' functions up to date when a migration may have changed them.
+async fn distribute(conn: &mut PgConnection, migrated: bool) -> Result<(), MigrateError> {
+    let distributed: i32 = locked(conn, None, |c| {
+        Box::pin(async move {
+            STATEMENTS
+                .query_scalar("SELECT insightpulse.citus_distribute()")
+                .fetch_one(&mut *c)
+                .await
+                .map_err(database(None))
+        })
+    })
+    .await?;
+    if distributed > 0 || migrated {
+        for step in [
+            "SELECT insightpulse.citus_sync_workers()",
+            "SELECT insightpulse.citus_restore()",
+        ] {
+            locked(conn, None, |c| {
+                Box::pin(async move {
+                    c.execute(step).await.map_err(database(None))?;
+                    Ok(())
+                })
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `m` and records it, unless another migrator did first. On Citus
+/// with DDL propagation off: the migrations before 0012 predate Citus (its
+/// deparser loses the search path they set), and [`distribute`] then takes
+/// what they created to the workers.
+async fn apply(c: &mut PgConnection, m: Migration, citus: bool) -> Result<bool, MigrateError> {
     let failed = database(Some(m.version));
     let done: bool = STATEMENTS
         .query_scalar("SELECT EXISTS (SELECT 1 FROM insightpulse._migrations WHERE version = $1)")
@@ -169,6 +214,11 @@ async fn apply(c: &mut PgConnection, m: Migration) -> Result<bool, MigrateError>
         return Ok(false);
     }
     let started = Instant::now();
+    if citus {
+        c.execute("SET LOCAL citus.enable_ddl_propagation = off")
+            .await
+            .map_err(&failed)?;
+    }
     c.execute(m.sql).await.map_err(&failed)?;
     STATEMENTS
         .query(

@@ -204,12 +204,15 @@ impl PgBackend {
         let actor = Actor::of(ctx);
         let row: ConsentRow = tx
             .query_as(sql!(
-                "INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
+                "WITH r AS (INSERT INTO consents (tenant_id, user_id, purpose, policy_version, source, granted,
                                    recorded_at, actor_kind, actor_user_id, actor_api_key_id,
                                    actor_reason)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8::audit_actor_kind, $9, $10, $11)
              RETURNING ",
-                ConsentRow::COLUMNS
+                ConsentRow::FIELDS,
+                ") SELECT ",
+                ConsentRow::COLUMNS,
+                " FROM r"
             ))
             .bind(t.0)
             .bind(change.user.0)
@@ -317,14 +320,17 @@ impl PrivacyRepo for PgBackend {
             let rules = serde_json::to_value(policy.action.rules()).map_err(Error::backend)?;
             let row: PolicyRow = tx
                 .query_as(sql!(
-                    "INSERT INTO data_policies (tenant_id, category, retention_days, action,
+                    "WITH r AS (INSERT INTO data_policies (tenant_id, category, retention_days, action,
                                             anonymization, created_at, updated_at)
                  VALUES ($1, $2::data_category, $3, $4::retention_action, $5, $6, $6)
                  ON CONFLICT (tenant_id, category) DO UPDATE
                     SET retention_days = EXCLUDED.retention_days, action = EXCLUDED.action,
                         anonymization = EXCLUDED.anonymization, updated_at = EXCLUDED.updated_at
                  RETURNING ",
-                    PolicyRow::COLUMNS
+                    PolicyRow::FIELDS,
+                    ") SELECT ",
+                    PolicyRow::COLUMNS,
+                    " FROM r"
                 ))
                 .bind(t.0)
                 .bind(policy.category.as_str())

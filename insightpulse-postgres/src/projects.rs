@@ -370,9 +370,12 @@ impl ProjectRepo for PgBackend {
             }
             let row: EnvRow = tx
                 .query_as(sql!(
-                    "INSERT INTO environments (tenant_id, id, project_id, kind, created_at)
-                 VALUES ($1, $2, $3, $4::environment_kind, $5) RETURNING ",
-                    EnvRow::COLUMNS
+                    "WITH r AS (INSERT INTO environments (tenant_id, id, project_id, kind, created_at)
+                                VALUES ($1, $2, $3, $4::environment_kind, $5) RETURNING ",
+                    EnvRow::FIELDS,
+                    ") SELECT ",
+                    EnvRow::COLUMNS,
+                    " FROM r"
                 ))
                 .bind(tenant.0)
                 .bind(env_id.0)

@@ -22,6 +22,12 @@ use insightpulse_core::{Entity, Error, Result, TenantId};
 /// unqualified, so a statement that joins another table with the same
 /// column names reads its own rows through a subquery instead.
 ///
+/// A write that returns a row whose `COLUMNS` compute a field from a
+/// stored column of the same name (`kind::text AS kind`) returns the stored
+/// `FIELDS` from a CTE and selects `COLUMNS` from that: `WITH r AS (INSERT
+/// … RETURNING FIELDS) SELECT COLUMNS FROM r`, since Citus accepts no
+/// function in `RETURNING` unless it is immutable (an enum's text is not).
+///
 /// A statement that reads a row plus a few more columns flattens the row
 /// into a local struct (`#[sqlx(flatten)] row: Row, extra: T`) and
 /// selects `COLUMNS` and the extras. A statement that reads a value or two
@@ -56,6 +62,11 @@ macro_rules! row {
             /// The select list of this row: every field, in order.
             pub(crate) const COLUMNS: &'static str =
                 $crate::rows::comma_separated(concat!($( $crate::rows::row!(@column $field $($sql)?), ", ", )+));
+            /// The field names alone: the stored columns a write returns
+            /// when `COLUMNS` computes some of them (see [`row!`]).
+            #[allow(dead_code)]
+            pub(crate) const FIELDS: &'static str =
+                $crate::rows::comma_separated(concat!($( stringify!($field), ", ", )+));
         }
     };
     (@column $field:ident) => { stringify!($field) };

@@ -207,28 +207,99 @@ pub fn role_and_claims(ctx: &Context) -> (&'static str, String) {
     }
 }
 
-/// The statement that opens a unit of work for `ctx`.
+/// The kind of database a backend talks to, which decides how a unit of
+/// work opens (detected once per backend, see [`PgBackend::cluster`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cluster {
+    /// One PostgreSQL server: the settings by `set_config`, and the
+    /// caller's tenants and grants derived by the first policy that needs
+    /// them (migration 0008).
+    Postgres,
+    /// A Citus coordinator: the settings by `SET LOCAL` (which Citus passes
+    /// on to the workers, where the policies run), and the caller's tenants
+    /// and grants derived as the unit of work opens, before the role is
+    /// taken (`insightpulse_auth.derive`, migration 0012).
+    Citus,
+}
+
+/// The statement that opens a unit of work for `ctx` on PostgreSQL.
 pub fn begin_statement(ctx: &Context) -> String {
-    open_statement("BEGIN", ctx, &[])
+    begin_statement_on(Cluster::Postgres, ctx)
+}
+
+/// The statement that opens a unit of work for `ctx` on `cluster`.
+pub fn begin_statement_on(cluster: Cluster, ctx: &Context) -> String {
+    open_statement(cluster, "BEGIN", ctx, &[])
 }
 
 /// `begin`, then the role, the claims and `settings`, all transaction-local.
-fn open_statement(begin: &str, ctx: &Context, settings: &[(&str, &str)]) -> String {
-    let (role, claims) = role_and_claims(ctx);
-    let mut sql = format!(
-        "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true), \
-         set_config('{TENANT_SETTING}', '{}', true), set_config('search_path', '{SEARCH_PATH}', true)",
-        quote_literal(&claims),
-        acting_tenant(ctx)
-    );
-    for (name, value) in settings {
-        sql.push_str(&format!(
-            ", set_config({}, {}, true)",
-            quote_literal(name),
-            quote_literal(value)
-        ));
+fn open_statement(
+    cluster: Cluster,
+    begin: &str,
+    ctx: &Context,
+    settings: &[(&str, &str)],
+) -> String {
+    match cluster {
+        Cluster::Postgres => {
+            let (role, claims) = role_and_claims(ctx);
+            let mut sql = format!(
+                "{begin}; SELECT set_config('role', '{role}', true), set_config('request.jwt.claims', {}, true), \
+                 set_config('{TENANT_SETTING}', '{}', true), set_config('search_path', '{SEARCH_PATH}', true)",
+                quote_literal(&claims),
+                acting_tenant(ctx)
+            );
+            for (name, value) in settings {
+                sql.push_str(&format!(
+                    ", set_config({}, {}, true)",
+                    quote_literal(name),
+                    quote_literal(value)
+                ));
+            }
+            sql
+        }
+        Cluster::Citus => format!("{begin}; {}", citus_act_as(ctx, settings)),
     }
-    sql
+}
+
+/// The statements that make an open transaction act as `ctx` (its role,
+/// claims and acting tenant, the search path, UTC) with `settings`, all
+/// transaction-local and returning no row: for the messages that open,
+/// run and commit a unit of work in one trip.
+pub(crate) fn act_as(cluster: Cluster, ctx: &Context, settings: &[(&str, &str)]) -> String {
+    match cluster {
+        Cluster::Postgres => {
+            let (role, claims) = role_and_claims(ctx);
+            let mut sql = format!(
+                "SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {}; SET LOCAL {TENANT_SETTING} = '{}'; \
+                 SET LOCAL search_path TO {SEARCH_PATH}; SET LOCAL TimeZone = 'UTC'",
+                quote_literal(&claims),
+                acting_tenant(ctx)
+            );
+            for (name, value) in settings {
+                sql.push_str(&format!("; SET LOCAL {name} = {}", quote_literal(value)));
+            }
+            sql
+        }
+        Cluster::Citus => citus_act_as(ctx, settings),
+    }
+}
+
+/// On Citus, one call does it all (`insightpulse_auth.act_as`, migration
+/// 0012): the settings the workers need as `SET LOCAL`s (which Citus 13.2
+/// cannot take from a message of several statements), the caller's tenants
+/// and grants derived, the role taken.
+fn citus_act_as(ctx: &Context, settings: &[(&str, &str)]) -> String {
+    let (role, claims) = role_and_claims(ctx);
+    let settings: serde_json::Map<String, serde_json::Value> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::Value::from(*v)))
+        .collect();
+    format!(
+        "CALL insightpulse_auth.act_as({}, '{}', '{role}', {})",
+        quote_literal(&claims),
+        acting_tenant(ctx),
+        quote_literal(&serde_json::Value::Object(settings).to_string())
+    )
 }
 
 /// A SQL string literal for `s` (doubling quotes; `E''` form when `s` holds
@@ -284,14 +355,41 @@ impl Drop for CloseUnlessFinished {
 impl PgBackend {
     /// Opens a unit of work for `ctx`: one round trip.
     pub(crate) async fn begin(&self, ctx: &Context) -> Result<Tx> {
-        Tx::open(self, begin_statement(ctx)).await
+        Tx::open(self, begin_statement_on(self.cluster().await?, ctx)).await
+    }
+
+    /// Whether the database is PostgreSQL or a Citus coordinator (asked
+    /// once, at the first unit of work).
+    pub async fn cluster(&self) -> Result<Cluster> {
+        self.cluster
+            .get_or_try_init(|| async {
+                let citus: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')",
+                )
+                .persistent(false)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(if citus {
+                    Cluster::Citus
+                } else {
+                    Cluster::Postgres
+                })
+            })
+            .await
+            .copied()
     }
 
     /// Opens a read-only unit of work whose statements all see one snapshot
     /// (a long read, such as a chain verification, stays consistent while
     /// writers go on).
     pub(crate) async fn begin_snapshot(&self, ctx: &Context) -> Result<Tx> {
-        let begin = open_statement("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ctx, &[]);
+        let begin = open_statement(
+            self.cluster().await?,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            ctx,
+            &[],
+        );
         Tx::open(self, begin).await
     }
 
@@ -303,7 +401,14 @@ impl PgBackend {
     /// ordered index scans and stops after the page (measured on the audit
     /// report: 889 buffers and 14 ms → 75 buffers and 2 ms).
     pub(crate) async fn begin_generic_plans(&self, ctx: &Context) -> Result<Tx> {
-        let begin = open_statement("BEGIN", ctx, &[("plan_cache_mode", "force_generic_plan")]);
+        // Citus plans a generic plan of a query this complex only by
+        // asking every shard ("could not create distributed plan"): there
+        // the custom plan routes it to the tenant's shard.
+        let settings: &[(&str, &str)] = match self.cluster().await? {
+            Cluster::Postgres => &[("plan_cache_mode", "force_generic_plan")],
+            Cluster::Citus => &[],
+        };
+        let begin = open_statement(self.cluster().await?, "BEGIN", ctx, settings);
         Tx::open(self, begin).await
     }
 
@@ -322,7 +427,6 @@ impl PgBackend {
     where
         T: for<'r> FromRow<'r, PgRow>,
     {
-        let (role, claims) = role_and_claims(ctx);
         let named = self.pooler.named_statements();
         let statement = if named {
             format!("EXECUTE {}({})", stmt.server_name(), args.join(", "))
@@ -330,11 +434,8 @@ impl PgBackend {
             stmt.inlined(args)
         };
         let sql = format!(
-            "BEGIN READ ONLY; SET LOCAL ROLE {role}; SET LOCAL request.jwt.claims = {};
-             SET LOCAL {TENANT_SETTING} = '{}'; SET LOCAL search_path TO {SEARCH_PATH};
-             SET LOCAL TimeZone = 'UTC'; {statement}; COMMIT",
-            quote_literal(&claims),
-            acting_tenant(ctx),
+            "BEGIN READ ONLY; {}; {statement}; COMMIT",
+            act_as(self.cluster().await?, ctx, &[])
         );
         let mut guard = CloseUnlessFinished {
             conn: self.pool.acquire().await.map_err(db)?,

@@ -183,6 +183,13 @@ impl TryFrom<SealedJson> for Sealed {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_split_takes_exactly_what_is_there() {
+        assert_eq!(split(b"abc", 3).unwrap(), (&b"abc"[..], &b""[..]));
+        assert_eq!(split(b"abc", 1).unwrap(), (&b"a"[..], &b"bc"[..]));
+        assert!(split(b"abc", 4).is_err());
+    }
+
     fn sample() -> Sealed {
         Sealed {
             kek_id: KeyId::new("k1").unwrap(),

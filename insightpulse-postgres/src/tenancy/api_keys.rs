@@ -2,6 +2,7 @@
 //! are stored; `authenticated` cannot even read the hash column.
 
 use super::rbac::stored_codes;
+use super::token_lookup;
 use crate::error::{corrupt, db, not_found};
 use crate::guard::{first_missing, may_list, require};
 use crate::rows::{parse, row, sql, tenant_rows};
@@ -167,10 +168,13 @@ impl ApiKeyRepo for PgBackend {
             };
             let token = tokens::issue(TokenKind::ApiKey, &self.hasher);
             let row: Row = tx.query_as(sql!(
-                "INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scope, project_id, environment_id,
+                "WITH r AS (INSERT INTO api_keys (tenant_id, name, prefix, key_hash, scope, project_id, environment_id,
                                        permissions, created_by, expires_at, created_at)
                  VALUES ($1, $2, $3, $4, $5::api_key_scope, $6, $7, $8, $9, $10, $11) RETURNING ",
-                Row::COLUMNS
+                Row::FIELDS,
+                ") SELECT ",
+                Row::COLUMNS,
+                " FROM r"
             ))
             .bind(tenant.0)
             .bind(new.name.as_str())
@@ -187,6 +191,7 @@ impl ApiKeyRepo for PgBackend {
             .await
             .map_err(db)?;
             let key: ApiKey = row.try_into()?;
+            tx.queue(token_lookup(&token.prefix, tenant));
             let diff = Diff::new()
                 .set("name", &key.name)
                 .set("prefix", &key.prefix)
@@ -282,9 +287,12 @@ impl ApiKeyRepo for PgBackend {
             .await?;
             let row: Row = tx
                 .query_as(sql!(
-                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
-                  WHERE tenant_id = $1 AND id = $2 RETURNING ",
-                    Row::COLUMNS
+                    "WITH r AS (UPDATE api_keys SET revoked_at = coalesce(revoked_at, $3)
+                                 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                    Row::FIELDS,
+                    ") SELECT ",
+                    Row::COLUMNS,
+                    " FROM r"
                 ))
                 .bind(tenant.0)
                 .bind(id.0)

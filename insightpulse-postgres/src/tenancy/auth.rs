@@ -16,7 +16,7 @@ use crate::error::db;
 use crate::idempotency::claim_in;
 use crate::rows::sql;
 use crate::uow::traced;
-use crate::uow::{quote_literal, Prepared};
+use crate::uow::{quote_literal, Cluster, Prepared};
 use crate::PgBackend;
 use async_trait::async_trait;
 use insightpulse_core::audit::{Actor, AuditEvent, Diff};
@@ -39,6 +39,18 @@ const KEYS_BY_PREFIX: Prepared = Prepared {
         "SELECT ",
         KeyRow::COLUMNS,
         ", key_hash FROM api_keys WHERE prefix = $1"
+    ),
+};
+
+/// The same on Citus: the tenant from the token lookups first, then its
+/// shard alone (`insightpulse.api_keys_by_prefix`, migration 0012).
+const KEYS_BY_PREFIX_ON_CITUS: Prepared = Prepared {
+    name: "insightpulse_keys_by_prefix_on_citus",
+    params: "(text)",
+    sql: sql!(
+        "SELECT ",
+        KeyRow::COLUMNS,
+        ", key_hash FROM api_keys_by_prefix($1) api_keys"
     ),
 };
 
@@ -256,8 +268,12 @@ impl AuthRepo for PgBackend {
             let reject = |reason| Error::unauthenticated(Credential::ApiKey, reason);
             let prefix = tokens::prefix_of(TokenKind::ApiKey, presented).map_err(reject)?;
             let now = self.clock.now();
+            let by_prefix = match self.cluster().await? {
+                Cluster::Postgres => &KEYS_BY_PREFIX,
+                Cluster::Citus => &KEYS_BY_PREFIX_ON_CITUS,
+            };
             let candidates: Vec<Candidate> = self
-                .read_once(&system, &KEYS_BY_PREFIX, &[quote_literal(prefix)])
+                .read_once(&system, by_prefix, &[quote_literal(prefix)])
                 .await?;
             let key = candidates
                 .into_iter()

@@ -4,6 +4,7 @@
 //! member yet, so no tenant policy could let them in; the token is the
 //! credential, checked here before anything is written.
 
+use super::token_lookup;
 use crate::error::{db, not_found};
 use crate::guard::{first_missing, is_owner, may_list, require};
 use crate::privacy::{Batch, Retention};
@@ -316,9 +317,12 @@ impl PgBackend {
             .await?;
         let row: MemberRow = tx
             .query_as(sql!(
-                "UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
-              WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
-                MemberRow::COLUMNS
+                "WITH r AS (UPDATE org_memberships SET status = $3::membership_status, updated_at = $4
+                             WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
+                MemberRow::FIELDS,
+                ") SELECT ",
+                MemberRow::COLUMNS,
+                " FROM r"
             ))
             .bind(tenant.0)
             .bind(user.0)
@@ -432,6 +436,7 @@ impl MemberRepo for PgBackend {
             .await
             .map_err(db)?;
             let invitation: Invitation = row.try_into()?;
+            tx.queue(token_lookup(&token.prefix, tenant));
             let diff = Diff::new()
                 .set("role_id", invitation.role_id)
                 .set("expires_at", invitation.expires_at);
@@ -523,13 +528,22 @@ impl MemberRepo for PgBackend {
                 invitation: InvitationRow,
                 token_hash: Vec<u8>,
             }
+            // The token's tenant first, then its row, locked, in that
+            // tenant's shard alone (see migration 0012).
+            let tenant_of: Option<Uuid> = tx
+                .query_scalar("SELECT tenant_id FROM token_lookups WHERE prefix = $1")
+                .bind(prefix)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
             let candidates: Vec<Candidate> = tx
                 .query_as(sql!(
                     "SELECT ",
                     InvitationRow::COLUMNS,
-                    ", token_hash FROM invitations WHERE token_prefix = $1 FOR UPDATE"
+                    ", token_hash FROM invitations WHERE tenant_id = $2 AND token_prefix = $1 FOR UPDATE"
                 ))
                 .bind(prefix)
+                .bind(tenant_of)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
@@ -557,9 +571,12 @@ impl MemberRepo for PgBackend {
                 return Err(Error::denied(Requirement::InvitedUser));
             }
             let row: MemberRow = tx.query_as(sql!(
-                "INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
-                 VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING ",
-                MemberRow::COLUMNS
+                "WITH r AS (INSERT INTO org_memberships (tenant_id, user_id, is_owner, status, invited_by, created_at, updated_at)
+                            VALUES ($1, $2, false, 'active', $3, $4, $4) RETURNING ",
+                MemberRow::FIELDS,
+                ") SELECT ",
+                MemberRow::COLUMNS,
+                " FROM r"
             ))
             .bind(inv.tenant_id)
             .bind(user.0)
@@ -662,9 +679,12 @@ impl MemberRepo for PgBackend {
             self.audit(&mut tx, ctx, tenant, event);
             let row: MemberRow = tx
                 .query_as(sql!(
-                    "UPDATE org_memberships SET is_owner = $3, updated_at = $4
-                  WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
-                    MemberRow::COLUMNS
+                    "WITH r AS (UPDATE org_memberships SET is_owner = $3, updated_at = $4
+                                 WHERE tenant_id = $1 AND user_id = $2 RETURNING ",
+                    MemberRow::FIELDS,
+                    ") SELECT ",
+                    MemberRow::COLUMNS,
+                    " FROM r"
                 ))
                 .bind(tenant.0)
                 .bind(user.0)

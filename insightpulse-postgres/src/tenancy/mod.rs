@@ -52,6 +52,17 @@ pub(crate) const CONSTRAINTS: Constraints = Constraints {
     )],
 };
 
+/// The statement that records which tenant a token's lookup `prefix`
+/// belongs to (queued with the API key or invitation that issues it; see
+/// migration 0012's `token_lookups`).
+fn token_lookup(prefix: &str, tenant: TenantId) -> String {
+    format!(
+        "INSERT INTO token_lookups (prefix, tenant_id) VALUES ({}, '{}')",
+        crate::uow::quote_literal(prefix),
+        tenant.0
+    )
+}
+
 /// What erasing a user removed from tenancy.
 pub(crate) struct Erased {
     /// The tenants the user was a member of, in id order.

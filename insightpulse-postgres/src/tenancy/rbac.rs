@@ -139,18 +139,25 @@ async fn role(tx: &mut Tx, tenant: TenantId, id: RoleId) -> Result<RoleRow> {
     .map_err(not_found(Entity::Role))
 }
 
-async fn replace_permissions(tx: &mut Tx, role: Uuid, codes: &[&str]) -> Result<()> {
+/// Replaces the permissions of `tenant`'s role `role` with `codes`.
+async fn replace_permissions(
+    tx: &mut Tx,
+    tenant: TenantId,
+    role: Uuid,
+    codes: &[&str],
+) -> Result<()> {
     tx.query("DELETE FROM role_permissions WHERE role_id = $1")
         .bind(role)
         .execute(&mut **tx)
         .await
         .map_err(db)?;
     tx.query(
-        "INSERT INTO role_permissions (role_id, permission_id)
-         SELECT $1, p.id FROM permissions p WHERE p.code = ANY ($2)",
+        "INSERT INTO role_permissions (role_id, tenant_id, permission_id)
+         SELECT $1, $3, p.id FROM permissions p WHERE p.code = ANY ($2)",
     )
     .bind(role)
     .bind(codes)
+    .bind(tenant.0)
     .execute(&mut **tx)
     .await
     .map_err(db)?;
@@ -296,7 +303,7 @@ impl RbacRepo for PgBackend {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-            replace_permissions(&mut tx, id, &codes).await?;
+            replace_permissions(&mut tx, tenant, id, &codes).await?;
             let created: Role = role(&mut tx, tenant, RoleId(id)).await?.try_into()?;
             let diff = Diff::new()
                 .set("name", &created.name)
@@ -328,7 +335,7 @@ impl RbacRepo for PgBackend {
             )
             .await?;
             let old: Role = own_role(&mut tx, tenant, id).await?.try_into()?;
-            replace_permissions(&mut tx, id.0, &codes).await?;
+            replace_permissions(&mut tx, tenant, id.0, &codes).await?;
             tx.query("UPDATE roles SET updated_at = $2 WHERE id = $1")
                 .bind(id.0)
                 .bind(self.clock.now())

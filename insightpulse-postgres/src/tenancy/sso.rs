@@ -176,20 +176,26 @@ impl SsoRepo for PgBackend {
             let mut tx = self.begin(ctx).await?;
             let code = Some(PermissionCode::SSO_MANAGE);
             require_row(&mut tx, ctx, tenant, code, Entity::SsoProvider).await?;
-            let old = provider(&mut tx, tenant, id).await?;
+            let old: SsoProvider = provider(&mut tx, tenant, id).await?.try_into()?;
+            // The new values whole, the old ones where the caller changes
+            // nothing (Citus takes no cast to an enum inside a coalesce).
+            let json = match json {
+                Some(json) => json,
+                None => config_json(&old.config)?,
+            };
+            let kind = config.as_ref().unwrap_or(&old.config).kind();
             let row: ProviderRow = tx
                 .query_as(sql!(
                     "UPDATE sso_providers
-                    SET config = coalesce($3, config), kind = coalesce($4::sso_kind, kind),
-                        enabled = coalesce($5, enabled), updated_at = $6
+                    SET config = $3, kind = $4::sso_kind, enabled = $5, updated_at = $6
                   WHERE tenant_id = $1 AND id = $2 RETURNING ",
                     ProviderRow::COLUMNS
                 ))
                 .bind(tenant.0)
                 .bind(id.0)
                 .bind(json)
-                .bind(config.as_ref().map(SsoConfig::kind))
-                .bind(enabled)
+                .bind(kind)
+                .bind(enabled.unwrap_or(old.enabled))
                 .bind(self.clock.now())
                 .fetch_one(&mut *tx)
                 .await

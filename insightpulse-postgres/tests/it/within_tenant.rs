@@ -61,10 +61,12 @@ const RULES: &[Rule] = &[
     // (with a position of its choosing) is refused to everyone.
     Rule { table: "outbox_events", read: Need::Perm("event.read"), insert: Need::Nobody, update: Need::Nobody, delete: Need::Nobody, set: "seq = seq", victims: "" },
     Rule { table: "projects", read: Need::Member, insert: Need::Perm("project.create"), update: Need::Perm("project.update"), delete: Need::Perm("project.delete"), set: "name = name", victims: "" },
+    Rule { table: "role_permissions", read: Need::Member, insert: Need::Perm("role.manage"), update: Need::Nobody, delete: Need::Perm("role.manage"), set: "permission_id = permission_id", victims: "" },
     Rule { table: "roles", read: Need::Member, insert: Need::Perm("role.manage"), update: Need::Perm("role.manage"), delete: Need::Perm("role.manage"), set: "name = name", victims: "" },
     Rule { table: "sso_providers", read: Need::Perm("sso.manage"), insert: Need::Perm("sso.manage"), update: Need::Perm("sso.manage"), delete: Need::Perm("sso.manage"), set: "enabled = enabled", victims: "" },
     Rule { table: "team_members", read: Need::Member, insert: Need::Perm("team.manage"), update: Need::Perm("team.manage"), delete: Need::Perm("team.manage"), set: "user_id = user_id", victims: "" },
     Rule { table: "teams", read: Need::Member, insert: Need::Perm("team.manage"), update: Need::Perm("team.manage"), delete: Need::Perm("team.manage"), set: "name = name", victims: "" },
+    Rule { table: "token_lookups", read: Need::Nobody, insert: Need::Member, update: Need::Nobody, delete: Need::Nobody, set: "prefix = prefix", victims: "" },
     Rule { table: "user_identities", read: Need::OwnOr("sso.manage"), insert: Need::Perm("sso.manage"), update: Need::Perm("sso.manage"), delete: Need::Perm("sso.manage"), set: "subject = subject", victims: "" },
     Rule { table: "user_roles", read: Need::Member, insert: Need::Perm("role.assign"), update: Need::Nobody, delete: Need::Perm("role.assign"), set: "role_id = role_id", victims: "" },
 ];
