@@ -27,6 +27,27 @@ struct Recorder {
     running: Mutex<HashSet<JobId>>,
     overlaps: Mutex<Vec<JobId>>,
     runs: Mutex<HashMap<JobId, u32>>,
+    /// Handlers hanging now (a killed worker's end with it).
+    hanging: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a hanging handler while it lives.
+struct Hanging(Arc<Recorder>);
+
+impl Hanging {
+    fn new(rec: Arc<Recorder>) -> Self {
+        rec.hanging
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(rec)
+    }
+}
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        self.0
+            .hanging
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 struct Handler {
@@ -42,6 +63,7 @@ impl JobHandler for Handler {
         }
         *self.rec.runs.lock().unwrap().entry(job.id).or_default() += 1;
         if self.hang {
+            let _hanging = Hanging::new(self.rec.clone());
             std::future::pending::<()>().await;
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -125,6 +147,24 @@ async fn workers_survive_a_crash_without_losing_or_sharing_jobs(pool: PgPool) {
     crashing.kill();
     let crashed: Vec<JobId> = crashed_rec.runs.lock().unwrap().keys().copied().collect();
     assert_eq!(crashed.len(), 3, "the crashing worker held its jobs");
+    // Killed, its handlers are gone with it (nothing of it runs on).
+    for _ in 0..200 {
+        if crashed_rec
+            .hanging
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        crashed_rec
+            .hanging
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a killed worker's handlers end"
+    );
     // Its leases run out.
     clock.advance(Duration::seconds(61));
 
