@@ -41,15 +41,31 @@ SET search_path TO insightpulse, pg_temp;
 -- again after such a write when the same unit of work reads on.
 -- A procedure: CALL returns no row, so it sits in a read's message without
 -- adding one to the result.
+--
+-- A user acting in a tenant gets that tenant alone (when a member there):
+-- one probe of the membership's primary key, on that tenant's shard, where
+-- all of a user's tenants would need every shard (memberships are
+-- distributed by tenant, not by user). Acting in no tenant (listing one's
+-- tenants), every active membership counts, as on PostgreSQL.
 CREATE PROCEDURE insightpulse_auth.derive()
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = insightpulse, pg_temp
 AS $$
 DECLARE
-    k text := insightpulse_auth.acting_key();
-    t uuid[] := insightpulse_auth.load_tenants();
-    g text[] := insightpulse_auth.load_grants();
+    k      text := insightpulse_auth.acting_key();
+    c      jsonb := insightpulse_auth.claims();
+    acting uuid := nullif(current_setting('insightpulse.tenant_id', true), '')::uuid;
+    t      uuid[];
+    g      text[];
 BEGIN
+    IF acting IS NOT NULL AND NOT c ? 'api_key_id' THEN
+        t := ARRAY(SELECT m.tenant_id FROM org_memberships m
+                    WHERE m.tenant_id = acting AND m.user_id = (c ->> 'sub')::uuid
+                      AND m.status = 'active');
+    ELSE
+        t := insightpulse_auth.load_tenants();
+    END IF;
+    g := insightpulse_auth.load_grants();
     EXECUTE format('SET LOCAL insightpulse.tenant_ids = %L; SET LOCAL insightpulse.tenants_for = %L; '
                    'SET LOCAL insightpulse.grants = %L; SET LOCAL insightpulse.grants_for = %L',
                    t::text, k, g::text, k);
