@@ -347,7 +347,7 @@ async fn hot_reads_route_to_one_shard() {
 /// A) reads, changes, deletes and forges rows of B, and touches none.
 #[tokio::test]
 async fn no_tenant_reaches_another_tenants_rows_on_citus() {
-    use crate::isolation::{attack_on, populate_tenancy};
+    use crate::isolation::{attack_table, populate_tenancy};
     use insightpulse_core::Context;
     use insightpulse_postgres::uow::Cluster;
     let Some(pool) = database().await else {
@@ -375,91 +375,9 @@ async fn no_tenant_reaches_another_tenants_rows_on_citus() {
     ];
     let mut leaks = vec![];
     for table in tables {
-        let of_b: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM insightpulse.{table} WHERE tenant_id = $1"
-        ))
-        .bind(b.0)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        assert!(of_b > 0, "{table}: the fixture must hold rows of B");
-        let b_lit = format!("'{}'::uuid", b.0);
-        let a_lit = format!("'{}'::uuid", a.0);
-        for (what, sql) in [
-            (
-                "read",
-                format!("SELECT 1 FROM {table} WHERE tenant_id = {b_lit}"),
-            ),
-            (
-                "update",
-                format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = {b_lit}"),
-            ),
-            (
-                "delete",
-                format!("DELETE FROM {table} WHERE tenant_id = {b_lit}"),
-            ),
-            (
-                "move own row into B",
-                format!("UPDATE {table} SET tenant_id = {b_lit} WHERE tenant_id = {a_lit}"),
-            ),
-        ] {
-            if let Ok(n) = attack_on(&pool, Cluster::Citus, &attacker, &sql, None).await {
-                if n > 0 {
-                    leaks.push(format!("{table}: {what} touched {n} rows"));
-                }
-            }
-        }
-        // Forge a row of B from one of B's own (fresh keys).
-        let row_b: serde_json::Value = sqlx::query_scalar(&format!(
-            "SELECT to_jsonb(x) FROM insightpulse.{table} x WHERE tenant_id = $1 LIMIT 1"
-        ))
-        .bind(b.0)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        let mut forged = row_b;
-        let obj = forged.as_object_mut().unwrap();
-        for key in ["token_prefix", "prefix", "slug", "name", "subject"] {
-            if obj.contains_key(key) {
-                obj.insert(key.into(), serde_json::json!(format!("forged-{table}")));
-            }
-        }
-        for key in ["id", "seq"] {
-            if let Some(v) = obj.get_mut(key) {
-                *v = if key == "id" {
-                    serde_json::json!(uuid::Uuid::new_v4())
-                } else {
-                    serde_json::json!(1_000_000)
-                };
-            }
-        }
-        if obj.contains_key("user_id") {
-            obj.insert("user_id".into(), serde_json::json!(attacker_id));
-        }
-        // A plain INSERT … VALUES (Citus takes no INSERT … SELECT from a
-        // function), every stored column from the forged record.
-        let columns: Vec<String> = sqlx::query_scalar(
-            "SELECT attname::text FROM pg_attribute
-              WHERE attrelid = ('insightpulse.' || $1)::regclass AND attnum > 0
-                AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-        )
-        .bind(table)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        let values: Vec<String> = columns
-            .iter()
-            .map(|c| format!("(jsonb_populate_record(NULL::{table}, $1)).{c}"))
-            .collect();
-        let sql = format!(
-            "INSERT INTO {table} ({}) VALUES ({})",
-            columns.join(", "),
-            values.join(", ")
+        leaks.extend(
+            attack_table(&pool, Cluster::Citus, &attacker, attacker_id, (a, b), table).await,
         );
-        match attack_on(&pool, Cluster::Citus, &attacker, &sql, Some(&forged)).await {
-            Err(code) if code == "42501" => {}
-            other => leaks.push(format!("{table}: insert into B was not refused: {other:?}")),
-        }
     }
     assert!(leaks.is_empty(), "{leaks:#?}");
 }

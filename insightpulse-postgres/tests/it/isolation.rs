@@ -7,7 +7,7 @@
 //! permission in A — trying to read, change, delete, create and move rows
 //! of tenant B. Every attempt must be refused or touch zero rows.
 
-use crate::{acting_as, acting_as_on, tenant, user};
+use crate::{acting_as_on, tenant, user};
 use chrono::Duration;
 use insightpulse_core::outbox::EventCursor;
 use insightpulse_core::privacy::{
@@ -271,6 +271,126 @@ pub(crate) async fn tenant_tables(pool: &PgPool) -> Vec<(String, bool, bool, i64
     .unwrap()
 }
 
+/// The attack on one tenant table: `attacker` (acting in `a`, user
+/// `attacker_id`) reads, changes, deletes and moves rows of `b` and forges
+/// one there, through `cluster`; returns what got through. Panics unless
+/// the fixture holds a row of `b` and the attacker sees rows of its own
+/// (except in the token lookups, which no one reads at runtime).
+pub(crate) async fn attack_table(
+    pool: &PgPool,
+    cluster: Cluster,
+    attacker: &Context,
+    attacker_id: UserId,
+    (a, b): (TenantId, TenantId),
+    table: &str,
+) -> Vec<String> {
+    let mut leaks = vec![];
+    // Superuser view: the fixture must hold rows of both tenants.
+    let row_b: Option<serde_json::Value> = sqlx::query_scalar(&format!(
+        "SELECT to_jsonb(x) FROM insightpulse.{table} x WHERE tenant_id = $1 LIMIT 1"
+    ))
+    .bind(b.0)
+    .fetch_optional(pool)
+    .await
+    .unwrap();
+    let row_b = row_b.unwrap_or_else(|| panic!("{table}: add a row of this table to `populate`"));
+
+    let mut tx = acting_as_on(pool, cluster, attacker).await;
+    let seen: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+    ))
+    .bind(b.0)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let own: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {table} WHERE tenant_id = $1"
+    ))
+    .bind(a.0)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap_or(0);
+    tx.rollback().await.unwrap();
+    if seen != 0 {
+        leaks.push(format!("{table}: read {seen} rows of B"));
+    }
+    // The attacker really is privileged in its own tenant (an attack by
+    // someone who sees nothing at all would prove little).
+    assert!(
+        own > 0 || table == "token_lookups",
+        "{table}: the attacker should see its own rows"
+    );
+
+    let b_lit = format!("'{}'::uuid", b.0);
+    let a_lit = format!("'{}'::uuid", a.0);
+    for (what, sql) in [
+        (
+            "update",
+            format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = {b_lit}"),
+        ),
+        (
+            "delete",
+            format!("DELETE FROM {table} WHERE tenant_id = {b_lit}"),
+        ),
+        (
+            "move own row into B",
+            format!("UPDATE {table} SET tenant_id = {b_lit} WHERE tenant_id = {a_lit}"),
+        ),
+    ] {
+        if let Ok(n) = attack_on(pool, cluster, attacker, &sql, None).await {
+            if n > 0 {
+                leaks.push(format!("{table}: {what} touched {n} rows"));
+            }
+        }
+    }
+
+    // Create a row in B: a copy of one of B's rows with fresh keys and the
+    // attacker as its user (e.g. "make me an owner of B").
+    let mut forged = row_b;
+    let obj = forged.as_object_mut().unwrap();
+    for key in ["id", "token_prefix", "prefix", "slug", "name", "subject"] {
+        if obj.contains_key(key) {
+            obj.insert(
+                key.into(),
+                serde_json::json!(format!("{}", Uuid::new_v4()).replace('-', "")[..12]),
+            );
+        }
+    }
+    if obj.contains_key("id") {
+        obj.insert("id".into(), serde_json::json!(Uuid::new_v4()));
+    }
+    if obj.contains_key("user_id") {
+        obj.insert("user_id".into(), serde_json::json!(attacker_id));
+    }
+    // A plain INSERT … VALUES of every stored column (Citus takes no
+    // INSERT … SELECT from a function).
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute
+          WHERE attrelid = ('insightpulse.' || $1)::regclass AND attnum > 0
+            AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let values: Vec<String> = columns
+        .iter()
+        .map(|c| format!("(jsonb_populate_record(NULL::{table}, $1)).{c}"))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {table} ({}) VALUES ({})",
+        columns.join(", "),
+        values.join(", ")
+    );
+    match attack_on(pool, cluster, attacker, &sql, Some(&forged)).await {
+        Err(code) if code == "42501" => {}
+        other => leaks.push(format!(
+            "{table}: insert into B was not refused by RLS: {other:?}"
+        )),
+    }
+    leaks
+}
+
 /// Runs one attack statement in its own transaction as `attacker`; returns
 /// the rows it touched, or the SQLSTATE that refused it.
 pub(crate) async fn attack(
@@ -335,93 +455,17 @@ async fn no_tenant_reaches_another_tenants_rows(pool: PgPool) {
             "{table}: RLS enabled={enabled} forced={forced} policies={policies}"
         );
 
-        // Superuser view: the fixture must hold rows of both tenants.
-        let row_b: Option<serde_json::Value> = sqlx::query_scalar(&format!(
-            "SELECT to_jsonb(x) FROM insightpulse.{table} x WHERE tenant_id = $1 LIMIT 1"
-        ))
-        .bind(b.0)
-        .fetch_optional(&pool)
-        .await
-        .unwrap();
-        let row_b =
-            row_b.unwrap_or_else(|| panic!("{table}: add a row of this table to `populate`"));
-
-        let mut tx = acting_as(&pool, &attacker).await;
-        let seen: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
-        ))
-        .bind(b.0)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        let own: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM {table} WHERE tenant_id = $1"
-        ))
-        .bind(a.0)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap_or(0);
-        tx.rollback().await.unwrap();
-        if seen != 0 {
-            leaks.push(format!("{table}: read {seen} rows of B"));
-        }
-        // The attacker really is privileged in its own tenant (an attack
-        // by someone who sees nothing at all would prove little), except
-        // where no one reads at runtime (the token lookups: the system's).
-        assert!(
-            own > 0 || table == "token_lookups",
-            "{table}: the attacker should see its own rows"
+        leaks.extend(
+            attack_table(
+                &pool,
+                Cluster::Postgres,
+                &attacker,
+                attacker_id,
+                (a, b),
+                table,
+            )
+            .await,
         );
-
-        let b_lit = format!("'{}'::uuid", b.0);
-        let a_lit = format!("'{}'::uuid", a.0);
-        for (what, sql) in [
-            (
-                "update",
-                format!("UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = {b_lit}"),
-            ),
-            (
-                "delete",
-                format!("DELETE FROM {table} WHERE tenant_id = {b_lit}"),
-            ),
-            (
-                "move own row into B",
-                format!("UPDATE {table} SET tenant_id = {b_lit} WHERE tenant_id = {a_lit}"),
-            ),
-        ] {
-            if let Ok(n) = attack(&pool, &attacker, &sql, None).await {
-                if n > 0 {
-                    leaks.push(format!("{table}: {what} touched {n} rows"));
-                }
-            }
-        }
-
-        // Create a row in B: a copy of one of B's rows with fresh keys and the
-        // attacker as its user (e.g. "make me an owner of B").
-        let mut forged = row_b.clone();
-        let obj = forged.as_object_mut().unwrap();
-        for key in ["id", "token_prefix", "prefix", "slug", "name", "subject"] {
-            if obj.contains_key(key) {
-                obj.insert(
-                    key.into(),
-                    serde_json::json!(format!("{}", Uuid::new_v4()).replace('-', "")[..12]),
-                );
-            }
-        }
-        if obj.contains_key("id") {
-            obj.insert("id".into(), serde_json::json!(Uuid::new_v4()));
-        }
-        if obj.contains_key("user_id") {
-            obj.insert("user_id".into(), serde_json::json!(attacker_id));
-        }
-        let sql =
-            format!("INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)");
-        match attack(&pool, &attacker, &sql, Some(&forged)).await {
-            Err(code) if code == "42501" => {}
-            other => leaks.push(format!(
-                "{table}: insert into B was not refused by RLS: {other:?}"
-            )),
-        }
     }
 
     // The tenants table itself (keyed by id).
