@@ -42,11 +42,12 @@ SET search_path TO insightpulse, pg_temp;
 -- A procedure: CALL returns no row, so it sits in a read's message without
 -- adding one to the result.
 --
--- A user acting in a tenant gets that tenant alone (when a member there):
--- one probe of the membership's primary key, on that tenant's shard, where
--- all of a user's tenants would need every shard (memberships are
--- distributed by tenant, not by user). Acting in no tenant (listing one's
--- tenants), every active membership counts, as on PostgreSQL.
+-- A user acting in a tenant gets that tenant alone (when a member there),
+-- and its grants there, from one query on that tenant's shard (the rule
+-- of 0008's load_grants for that case), where all of a user's tenants
+-- would need every shard (memberships are distributed by tenant, not by
+-- user). Acting in no tenant (listing one's tenants), and for API keys,
+-- 0008's loaders derive them as on PostgreSQL.
 CREATE PROCEDURE insightpulse_auth.derive()
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = insightpulse, pg_temp
@@ -55,17 +56,31 @@ DECLARE
     k      text := insightpulse_auth.acting_key();
     c      jsonb := insightpulse_auth.claims();
     acting uuid := nullif(current_setting('insightpulse.tenant_id', true), '')::uuid;
-    t      uuid[];
-    g      text[];
+    uid    uuid;
+    owner  boolean;
+    held   text[];
+    t      uuid[] := '{}';
+    g      text[] := '{}';
 BEGIN
     IF acting IS NOT NULL AND NOT c ? 'api_key_id' THEN
-        t := ARRAY(SELECT m.tenant_id FROM org_memberships m
-                    WHERE m.tenant_id = acting AND m.user_id = (c ->> 'sub')::uuid
-                      AND m.status = 'active');
+        uid := (c ->> 'sub')::uuid;
+        SELECT m.is_owner,
+               ARRAY(SELECT DISTINCT acting::text || '/' || coalesce(ur.project_id::text, '*') || '/' || p.code
+                       FROM user_roles ur
+                       JOIN role_permissions rp ON rp.role_id = ur.role_id
+                       JOIN permissions p ON p.id = rp.permission_id
+                      WHERE ur.tenant_id = acting AND ur.user_id = uid)
+          INTO owner, held
+          FROM org_memberships m
+         WHERE m.tenant_id = acting AND m.user_id = uid AND m.status = 'active';
+        IF FOUND THEN
+            t := ARRAY[acting];
+            g := CASE WHEN owner THEN ARRAY[acting::text || '/*/*'] ELSE held END;
+        END IF;
     ELSE
         t := insightpulse_auth.load_tenants();
+        g := insightpulse_auth.load_grants();
     END IF;
-    g := insightpulse_auth.load_grants();
     EXECUTE format('SET LOCAL insightpulse.tenant_ids = %L; SET LOCAL insightpulse.tenants_for = %L; '
                    'SET LOCAL insightpulse.grants = %L; SET LOCAL insightpulse.grants_for = %L',
                    t::text, k, g::text, k);
