@@ -15,14 +15,14 @@
 
 use insightpulse::postgres::PgBackend;
 use insightpulse::tenancy::tokens::TokenHasher;
-use insightpulse::{Context, PermissionCode, ProjectId, Repos, TenantId, UserId};
+use insightpulse::{Context, ProjectId, Repos, TenantId, UserId};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 use std::time::Instant;
 use uuid::Uuid;
 
 mod common;
-use common::{compare_n, report, url_with_db, PER_ROUND, ROUNDS, WARMUP};
+use common::{url_with_db, PER_ROUND, ROUNDS};
 
 const DB: &str = "insightpulse_bench_citus";
 const TENANTS: i64 = 200;
@@ -173,87 +173,24 @@ async fn main() {
     let (postgres, ..) = backend(&on_postgres).await;
     let ctx = Context::user(owner).in_tenant(tenant);
     let dev_ctx = Context::user(dev).in_tenant(tenant);
-    let code = PermissionCode::DASHBOARD_DELETE;
     let project: ProjectId = citus.projects.list_projects(&ctx, false).await.unwrap()[7].id;
     let pg_project: ProjectId = postgres.projects.list_projects(&ctx, false).await.unwrap()[7].id;
-
     println!(
         "\nCitus coordinator (tenant's shard on the worker) vs plain PostgreSQL (1 client connection each, {CALLS} calls each, alternating; \"SDK\" = on Citus, \"raw\" = the same SDK call on PostgreSQL)"
     );
-    let (s, b) = compare_n(
-        WARMUP,
-        CALLS,
-        1,
-        || async {
-            assert_eq!(
-                citus
-                    .projects
-                    .list_projects(&ctx, false)
-                    .await
-                    .unwrap()
-                    .len(),
-                50
-            )
+    common::compare_hot_reads(
+        common::Side {
+            repos: &citus,
+            owner: &ctx,
+            developer: &dev_ctx,
+            project,
         },
-        || async {
-            assert_eq!(
-                postgres
-                    .projects
-                    .list_projects(&ctx, false)
-                    .await
-                    .unwrap()
-                    .len(),
-                50
-            )
+        common::Side {
+            repos: &postgres,
+            owner: &ctx,
+            developer: &dev_ctx,
+            project: pg_project,
         },
     )
     .await;
-    report("list one tenant's 50 projects", &s, &b, None);
-    let (s, b) = compare_n(
-        WARMUP,
-        CALLS,
-        1,
-        || async {
-            citus.projects.get_project(&ctx, project).await.unwrap();
-        },
-        || async {
-            postgres
-                .projects
-                .get_project(&ctx, pg_project)
-                .await
-                .unwrap();
-        },
-    )
-    .await;
-    report("point read of a project by id", &s, &b, None);
-    let (s, b) = compare_n(
-        WARMUP,
-        CALLS,
-        1,
-        || async {
-            assert!(citus
-                .rbac
-                .has_permission(&dev_ctx, code, None)
-                .await
-                .unwrap())
-        },
-        || async {
-            assert!(postgres
-                .rbac
-                .has_permission(&dev_ctx, code, None)
-                .await
-                .unwrap())
-        },
-    )
-    .await;
-    report("permission check (Developer)", &s, &b, None);
-    let (s, b) = compare_n(
-        WARMUP,
-        CALLS,
-        1,
-        || async { assert_eq!(citus.members.list_members(&ctx).await.unwrap().len(), 2) },
-        || async { assert_eq!(postgres.members.list_members(&ctx).await.unwrap().len(), 2) },
-    )
-    .await;
-    report("list members (unit of work)", &s, &b, None);
 }

@@ -17,14 +17,14 @@
 
 use insightpulse::postgres::{PgBackend, PoolerMode};
 use insightpulse::tenancy::tokens::TokenHasher;
-use insightpulse::{Context, PermissionCode, ProjectId, Repos, TenantId, UserId};
+use insightpulse::{Context, ProjectId, Repos, TenantId, UserId};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::time::Instant;
 use uuid::Uuid;
 
 mod common;
-use common::{bench_database, compare_n, report, url_with_db, PER_ROUND, ROUNDS, WARMUP};
+use common::{bench_database, url_with_db, PER_ROUND, ROUNDS};
 
 const DB: &str = "insightpulse_bench_pooler";
 const TENANTS: i64 = 1_000;
@@ -127,7 +127,6 @@ async fn main() {
     setup.close().await;
     let ctx = Context::user(owner).in_tenant(tenant);
     let dev_ctx = Context::user(dev).in_tenant(tenant);
-    let code = PermissionCode::DASHBOARD_DELETE;
 
     let direct = backend(&url, PoolerMode::Session).await;
     let project: ProjectId = direct.projects.list_projects(&ctx, false).await.unwrap()[7].id;
@@ -150,79 +149,12 @@ async fn main() {
         println!(
             "\n{name} vs direct (1 client connection each, {CALLS} calls each, alternating; \"SDK\" = through the pooler, \"raw\" = direct)"
         );
-        let (s, b) = compare_n(
-            WARMUP,
-            CALLS,
-            1,
-            || async {
-                assert_eq!(
-                    through
-                        .projects
-                        .list_projects(&ctx, false)
-                        .await
-                        .unwrap()
-                        .len(),
-                    50
-                )
-            },
-            || async {
-                assert_eq!(
-                    direct
-                        .projects
-                        .list_projects(&ctx, false)
-                        .await
-                        .unwrap()
-                        .len(),
-                    50
-                )
-            },
-        )
-        .await;
-        report("list one tenant's 50 projects", &s, &b, None);
-        let (s, b) = compare_n(
-            WARMUP,
-            CALLS,
-            1,
-            || async {
-                through.projects.get_project(&ctx, project).await.unwrap();
-            },
-            || async {
-                direct.projects.get_project(&ctx, project).await.unwrap();
-            },
-        )
-        .await;
-        report("point read of a project by id", &s, &b, None);
-        let (s, b) = compare_n(
-            WARMUP,
-            CALLS,
-            1,
-            || async {
-                assert!(through
-                    .rbac
-                    .has_permission(&dev_ctx, code, None)
-                    .await
-                    .unwrap())
-            },
-            || async {
-                assert!(direct
-                    .rbac
-                    .has_permission(&dev_ctx, code, None)
-                    .await
-                    .unwrap())
-            },
-        )
-        .await;
-        report("permission check (Developer)", &s, &b, None);
-        // A general unit of work (BEGIN message, two statements, COMMIT):
-        // where unnamed statements cost a parse and a round trip each.
-        let (s, b) = compare_n(
-            WARMUP,
-            CALLS,
-            1,
-            || async { assert_eq!(through.members.list_members(&ctx).await.unwrap().len(), 2) },
-            || async { assert_eq!(direct.members.list_members(&ctx).await.unwrap().len(), 2) },
-        )
-        .await;
-        report("list members (unit of work)", &s, &b, None);
+        let side = |repos| common::Side {
+            repos,
+            owner: &ctx,
+            developer: &dev_ctx,
+            project,
+        };
+        common::compare_hot_reads(side(&through), side(&direct)).await;
     }
 }

@@ -205,3 +205,64 @@ impl Rng {
         (self.next_u64() % n as u64) as usize
     }
 }
+
+/// One side of [`compare_hot_reads`]: a backend, its tenant's owner and
+/// Developer (a member holding the Developer role), and a project of the
+/// tenant.
+pub struct Side<'a> {
+    pub repos: &'a insightpulse::Repos,
+    pub owner: &'a insightpulse::Context,
+    pub developer: &'a insightpulse::Context,
+    pub project: insightpulse::ProjectId,
+}
+
+/// The hot reads on `sdk` against the same on `base`, each alternating call
+/// by call, `ROUNDS × PER_ROUND` calls of each side: the owner lists the
+/// tenant's 50 projects and reads one, the Developer checks a permission it
+/// holds, the owner lists the members (a unit of work of two statements).
+pub async fn compare_hot_reads(sdk: Side<'_>, base: Side<'_>) {
+    let calls = ROUNDS * PER_ROUND;
+    let (s, b) = compare_n(WARMUP, calls, 1, || list(&sdk), || list(&base)).await;
+    report("list one tenant's 50 projects", &s, &b, None);
+    let (s, b) = compare_n(WARMUP, calls, 1, || point(&sdk), || point(&base)).await;
+    report("point read of a project by id", &s, &b, None);
+    let (s, b) = compare_n(WARMUP, calls, 1, || check(&sdk), || check(&base)).await;
+    report("permission check (Developer)", &s, &b, None);
+    let (s, b) = compare_n(WARMUP, calls, 1, || members(&sdk), || members(&base)).await;
+    report("list members (unit of work)", &s, &b, None);
+}
+
+async fn list(s: &Side<'_>) {
+    let projects = s
+        .repos
+        .projects
+        .list_projects(s.owner, false)
+        .await
+        .unwrap();
+    assert_eq!(projects.len(), 50);
+}
+
+async fn point(s: &Side<'_>) {
+    s.repos
+        .projects
+        .get_project(s.owner, s.project)
+        .await
+        .unwrap();
+}
+
+async fn check(s: &Side<'_>) {
+    let code = insightpulse::PermissionCode::DASHBOARD_DELETE;
+    assert!(s
+        .repos
+        .rbac
+        .has_permission(s.developer, code, None)
+        .await
+        .unwrap());
+}
+
+async fn members(s: &Side<'_>) {
+    assert_eq!(
+        s.repos.members.list_members(s.owner).await.unwrap().len(),
+        2
+    );
+}
