@@ -361,6 +361,20 @@ AS $$
 DECLARE
     f regprocedure;
 BEGIN
+    -- On Citus the caller's tenants and grants are always derived as the
+    -- unit of work opens (act_as), so the helpers read the settings alone:
+    -- Citus evaluates every function call of a statement that takes no
+    -- column on the coordinator before it routes the statement, a CASE's
+    -- untaken branch included, so 0008's lazy loader would run (as the
+    -- owner, after the caller's writes, which Citus refuses) in every
+    -- policy that asks. Without the settings they hold nothing: refused.
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+    CREATE OR REPLACE FUNCTION insightpulse_auth.grants() RETURNS text[]
+        LANGUAGE sql STABLE
+    AS $f$ SELECT coalesce(nullif(current_setting('insightpulse.grants', true), '')::text[], '{}') $f$;
+    CREATE OR REPLACE FUNCTION insightpulse_auth.user_tenant_ids() RETURNS uuid[]
+        LANGUAGE sql STABLE
+    AS $f$ SELECT coalesce(nullif(current_setting('insightpulse.tenant_ids', true), '')::uuid[], '{}') $f$;
     -- The runtime roles act on the workers: Citus connects there as the
     -- current role (the pool's login role stays the only one that logs in
     -- to the coordinator; restrict the workers' pg_hba.conf to it).
