@@ -1,9 +1,10 @@
 -- Citus: how the SDK's tables distribute, and what runs on the workers.
 --
--- On plain PostgreSQL this file only creates functions nobody calls; the
--- migrator calls insightpulse.citus_distribute() when the database has the
--- `citus` extension (after every run that applied a migration), and the
--- runtime opens units of work with insightpulse_auth.derive() there.
+-- On plain PostgreSQL this file creates functions nobody calls, plus the
+-- token lookups and role_permissions.tenant_id, which both use. When the
+-- database has the `citus` extension, the migrator runs citus_distribute,
+-- citus_sync_workers and citus_restore after the migrations, and the
+-- runtime opens every unit of work with insightpulse_auth.act_as.
 --
 -- The shape (see the README's "Running on Citus"):
 -- * Tables with a NOT NULL tenant_id are distributed by it, all co-located,
@@ -13,8 +14,8 @@
 --   distributed by scope.
 -- * The global catalogs and the tables read across tenants (tenants,
 --   users, permissions, roles — built-in roles have no tenant —,
---   role_permissions) are reference tables: a copy on every node, so any
---   shard joins them locally.
+--   role_permissions, and the token lookups found by prefix) are reference
+--   tables: a copy on every node, so any shard joins them locally.
 -- * A policy on a distributed table runs on the shard, on the worker, and
 --   Citus accepts no sub-query there and no query of another distributed
 --   table from it. So the caller's tenants and grants are derived once, on
@@ -33,14 +34,12 @@ SET search_path TO insightpulse, pg_temp;
 
 -- The caller's tenants and grants, derived now and kept as `SET LOCAL`
 -- settings beside the markers the helpers of 0008 check, so every policy
--- on every node finds them fresh and never derives on a shard. Call it
--- after the claims and the acting tenant are set and before SET ROLE (as
--- the pool's login role: the derivation reads the membership tables as
--- their owner). A write to the tables grants come from does not reset them
--- on Citus (the forget triggers are dropped there): the SDK calls this
--- again after such a write when the same unit of work reads on.
--- A procedure: CALL returns no row, so it sits in a read's message without
--- adding one to the result.
+-- on every node finds them fresh and never derives on a shard. act_as
+-- calls it after the claims and the acting tenant are set and before the
+-- role is taken. A write to the tables grants come from does not reset
+-- them on Citus (the forget triggers are dropped there): the change counts
+-- from the next unit of work. A procedure: CALL returns no row, so it sits
+-- in a read's message without adding one to the result.
 --
 -- A user acting in a tenant gets that tenant alone (when a member there),
 -- and its grants there, from one query on that tenant's shard (the rule
@@ -161,7 +160,7 @@ AS $$ SELECT ARRAY['insightpulse.token_lookups'::regclass] $$;
 -- The API keys a presented prefix may be (the system's lookup on every
 -- request), in two statements so that Citus routes the second to the
 -- tenant's shard. PostgreSQL reads them in one (insightpulse-postgres's
--- KEYS_BY_PREFIX); the two agree, which a test checks.
+-- KEYS_BY_PREFIX); the API-key conformance cases run on both.
 CREATE FUNCTION insightpulse.api_keys_by_prefix(p_prefix text) RETURNS SETOF api_keys
     LANGUAGE plpgsql STABLE
     SET search_path = insightpulse, pg_temp
