@@ -18,6 +18,11 @@
 //! An applied migration never changes (its checksum is recorded and a
 //! changed file is refused with [`MigrateError::Changed`]): a fix to the
 //! schema is a new file.
+//!
+//! On a Citus coordinator (the `citus` extension is there) the migrations
+//! run with DDL propagation off, and the migrator then distributes what
+//! they created in the three steps of migration 0012 (see the README's
+//! "Running on Citus").
 
 use crate::PoolerMode;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -181,7 +186,14 @@ async fn distribute(conn: &mut PgConnection, migrated: bool) -> Result<(), Migra
         })
     })
     .await?;
-    if distributed > 0 || migrated {
+    // A migrator stopped between the steps left what it took off the
+    // tables in `_citus_restore`: the next one finishes.
+    let unfinished: bool = STATEMENTS
+        .query_scalar("SELECT EXISTS (SELECT 1 FROM insightpulse._citus_restore)")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(database(None))?;
+    if distributed > 0 || migrated || unfinished {
         for step in [
             "SELECT insightpulse.citus_sync_workers()",
             "SELECT insightpulse.citus_restore()",

@@ -381,3 +381,37 @@ async fn no_tenant_reaches_another_tenants_rows_on_citus() {
     }
     assert!(leaks.is_empty(), "{leaks:#?}");
 }
+
+/// A migrator stopped between the steps of the distribution (what it took
+/// off the tables saved, not yet put back) is finished by the next one.
+#[tokio::test]
+async fn an_interrupted_distribution_is_finished_by_the_next_migrator() {
+    let Some(pool) = database().await else {
+        return;
+    };
+    let policy: String = sqlx::query_scalar(
+        "SELECT format('CREATE POLICY teams_select ON insightpulse.teams AS PERMISSIVE FOR SELECT TO authenticated USING (%s)', qual)
+           FROM pg_policies WHERE tablename = 'teams' AND policyname = 'teams_select'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql("DROP POLICY teams_select ON insightpulse.teams")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO insightpulse._citus_restore (kind, def) VALUES ('policy', $1)")
+        .bind(&policy)
+        .execute(&pool)
+        .await
+        .unwrap();
+    insightpulse_postgres::migrate::run(&pool).await.unwrap();
+    let (policies, left): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_policies WHERE tablename = 'teams' AND policyname = 'teams_select'),
+                (SELECT count(*) FROM insightpulse._citus_restore)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((policies, left), (1, 0));
+}
