@@ -404,11 +404,12 @@ impl PgBackend {
         // Citus plans a generic plan of a query this complex only by
         // asking every shard ("could not create distributed plan"): there
         // the custom plan routes it to the tenant's shard.
-        let settings: &[(&str, &str)] = match self.cluster().await? {
+        let cluster = self.cluster().await?;
+        let settings: &[(&str, &str)] = match cluster {
             Cluster::Postgres => &[("plan_cache_mode", "force_generic_plan")],
             Cluster::Citus => &[],
         };
-        let begin = open_statement(self.cluster().await?, "BEGIN", ctx, settings);
+        let begin = open_statement(cluster, "BEGIN", ctx, settings);
         Tx::open(self, begin).await
     }
 
