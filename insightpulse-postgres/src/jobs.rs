@@ -24,7 +24,7 @@ use crate::guard::{may_list, require_row};
 use crate::privacy::{Batch, Retention};
 use crate::rows::{parse, row};
 use crate::uow::traced;
-use crate::uow::{act_as, quote_literal, Tx};
+use crate::uow::{act_as, quote_literal, Cluster, Tx};
 use crate::PgBackend;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -253,7 +253,8 @@ impl PgBackend {
         self.count_trip(ctx, false, &sql).await
     }
 
-    /// The count a `WITH u AS (… RETURNING 1) SELECT count(*) FROM u` gives.
+    /// The count in the one row `statement` returns (`WITH u AS (… RETURNING
+    /// 1) SELECT count(*) FROM u`, or a function's).
     async fn count_trip(&self, ctx: &Context, durable: bool, statement: &str) -> Result<u64> {
         let rows = self.one_trip(ctx, durable, statement).await?;
         let n: i64 = rows
@@ -396,7 +397,11 @@ impl JobRepo for PgBackend {
             req.validate()?;
             let now = self.clock.now();
             let statement = format!(
-                "SELECT {JOB_COLS} FROM insightpulse.claim_jobs({}, {}, {}, {}, {}, {})",
+                "SELECT {JOB_COLS} FROM insightpulse.{}({}, {}, {}, {}, {}, {})",
+                match self.cluster().await? {
+                    Cluster::Postgres => "claim_jobs",
+                    Cluster::Citus => "claim_jobs_citus",
+                },
                 quote_literal(req.kind.as_str()),
                 quote_literal(&req.worker),
                 req.limit,
@@ -551,7 +556,8 @@ impl JobRepo for PgBackend {
             };
             let row = tx
                 .query(&format!(
-                    "UPDATE jobs j
+                    "WITH r AS (
+                     UPDATE jobs j
                         SET state = 'pending', run_at = $3, max_attempts = $4,
                             finished_at = NULL, lease_until = NULL, locked_by = NULL,
                             updated_at = $5,
@@ -562,7 +568,9 @@ impl JobRepo for PgBackend {
                                              AND o.state IN ('pending', 'running'))
                                       THEN NULL ELSE j.job_key END
                       WHERE j.tenant_id = $1 AND j.id = $2
-                      RETURNING {JOB_COLS}"
+                      RETURNING {})
+                     SELECT {JOB_COLS} FROM r",
+                    JobRow::FIELDS
                 ))
                 .bind(t.0)
                 .bind(id.0)
@@ -589,6 +597,13 @@ impl JobRepo for PgBackend {
             ctx.require_system()?;
             if limit == 0 {
                 return Err(Error::validation("limit", "must be positive"));
+            }
+            if self.cluster().await? == Cluster::Citus {
+                let statement = format!(
+                    "SELECT insightpulse.purge_jobs_citus({}, {limit})",
+                    ts(cutoff)
+                );
+                return self.count_trip(ctx, true, &statement).await;
             }
             self.count_trip(
                 ctx,
