@@ -225,8 +225,9 @@ pub async fn harness() -> Option<insightpulse_testing::conformance::Harness> {
 
 /// The migrator distributed every table as designed: the catalogs and the
 /// tables read across tenants whole on every node, every tenant table by
-/// tenant and co-located, the idempotency keys by scope; every policy is
-/// free of sub-queries; nothing was left to restore.
+/// tenant and co-located, the idempotency keys by scope, the outbox left on
+/// the coordinator (migration 0014 says why); every policy of a distributed
+/// table is free of sub-queries; nothing was left to restore.
 #[tokio::test]
 async fn tables_distribute_as_designed() {
     let Some(pool) = database().await else {
@@ -253,9 +254,12 @@ async fn tables_distribute_as_designed() {
         "token_lookups",
         "users",
     ];
+    let on_coordinator = ["outbox_cursors", "outbox_events"];
     let mut by_tenant = std::collections::BTreeSet::new();
     for (table, method, column, colocation) in &rows {
-        if reference.contains(&table.as_str()) {
+        if on_coordinator.contains(&table.as_str()) {
+            assert_eq!(method, "local", "{table} stays on the coordinator");
+        } else if reference.contains(&table.as_str()) {
             assert_eq!(method, "n", "{table} is a reference table");
         } else if table == "idempotency_keys" {
             assert_eq!(
@@ -282,7 +286,7 @@ async fn tables_distribute_as_designed() {
 
     let with_subqueries: Vec<String> = sqlx::query_scalar(
         "SELECT tablename || '.' || policyname FROM pg_policies
-          WHERE schemaname = 'insightpulse'
+          WHERE schemaname = 'insightpulse' AND tablename NOT LIKE 'outbox\\_%'
             AND (coalesce(qual, '') ~* 'select' OR coalesce(with_check, '') ~* 'select')",
     )
     .fetch_all(&pool)
@@ -414,4 +418,64 @@ async fn an_interrupted_distribution_is_finished_by_the_next_migrator() {
     .await
     .unwrap();
     assert_eq!((policies, left), (1, 0));
+}
+
+/// A database whose outbox an earlier migrator distributed (0012 did, and
+/// no event could be published there) gets it back on the coordinator:
+/// local on the coordinator, gone from the worker, its position identity
+/// drawing again.
+#[tokio::test]
+async fn a_distributed_outbox_comes_back_to_the_coordinator() {
+    let Some(pool) = database().await else {
+        return;
+    };
+    // The state before migration 0014, as 0012's distribution left it.
+    sqlx::raw_sql(
+        "SET citus.enable_unsafe_triggers = on;
+         DROP FUNCTION insightpulse.coordinator_tables();
+         DELETE FROM insightpulse._migrations WHERE version = 14;
+         DROP POLICY outbox_events_select ON insightpulse.outbox_events;
+         DROP POLICY outbox_events_insert ON insightpulse.outbox_events;
+         DROP POLICY outbox_cursors_all ON insightpulse.outbox_cursors;
+         SELECT create_distributed_table('insightpulse.outbox_events', 'tenant_id');
+         SELECT create_distributed_table('insightpulse.outbox_cursors', 'tenant_id');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let distributed = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE '%outbox%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(distributed().await, 2);
+
+    let applied = insightpulse_postgres::migrate::run(&pool).await.unwrap();
+    assert_eq!(applied, [14]);
+    assert_eq!(distributed().await, 0);
+    let mut worker = nodes()
+        .unwrap()
+        .worker
+        .database(&pool.connect_options().get_database().unwrap().to_owned())
+        .connect()
+        .await
+        .unwrap();
+    let on_worker: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE 'outbox\\_%' AND relkind = 'r'",
+    )
+    .fetch_one(&mut worker)
+    .await
+    .unwrap();
+    assert_eq!(on_worker, 0);
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO insightpulse.outbox_events (tenant_id, id, event_type, payload, published_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'x.y', '{}', now()) RETURNING seq",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(seq >= 1);
 }

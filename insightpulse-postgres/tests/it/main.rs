@@ -42,7 +42,7 @@ mod conformance_on_citus {
     t::__conformance_cases_idempotency!([#[tokio::test] () => citus!()]);
     t::__conformance_cases_tenancy!([#[cfg_attr(all(), tokio::test, ignore = "2 cases fail on Citus (a definer function under the caller's role; the tenant's jobs)")] () => citus!()]);
     t::__conformance_cases_privacy!([#[cfg_attr(all(), tokio::test, ignore = "retention and erasure fail on Citus")] () => citus!()]);
-    t::__conformance_cases_outbox!([#[cfg_attr(all(), tokio::test, ignore = "cross-tenant reads fail on Citus")] () => citus!()]);
+    t::__conformance_cases_outbox!([#[tokio::test] () => citus!()]);
     t::__conformance_cases_jobs!([#[tokio::test] () => citus!()]);
 }
 
