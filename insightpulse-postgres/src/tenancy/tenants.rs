@@ -150,14 +150,17 @@ impl TenantRepo for PgBackend {
         traced!(ctx, "TenantRepo.list_my_tenants", {
             let user = ctx.require_user()?;
             let mut tx = self.begin(ctx).await?;
-            // The seed's "Get User's Tenants".
+            // The seed's "Get User's Tenants", as a join: Citus runs it on
+            // each shard of the memberships beside its copy of `tenants`,
+            // where `IN (SELECT …)` would need the sub-select's result sent
+            // back to the coordinator under the caller's role.
             let rows: Vec<Row> = tx
                 .query_as(sql!(
                     "SELECT ",
                     Row::COLUMNS,
-                    " FROM tenants
-                      WHERE id IN (SELECT tenant_id FROM org_memberships
-                                    WHERE user_id = $1 AND status = 'active')
+                    " FROM (SELECT t.* FROM tenants t
+                              JOIN org_memberships m ON m.tenant_id = t.id
+                             WHERE m.user_id = $1 AND m.status = 'active') tenants
                       ORDER BY slug COLLATE \"C\""
                 ))
                 .bind(user.0)

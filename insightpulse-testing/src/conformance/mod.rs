@@ -114,4 +114,41 @@ macro_rules! __conformance_module {
             )*
         }
     };
+    // The same, with cases the backend is known to fail: `$known` lists
+    // (case, why); each of those passes only while it still fails.
+    ([#[$attr:meta] $args:tt => $make:expr, known_failures: $known:expr] $module:ident [$($case:ident),* $(,)?]) => {
+        mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[$attr]
+                async fn $case $args {
+                    let h: $crate::conformance::Harness = $make;
+                    let run = $crate::conformance::$module::$case(h);
+                    $crate::conformance::__run_case(stringify!($case), $known, run).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Runs `case`, or, when `known_failures` names it, checks that it still
+/// fails: a known failure that passes fails the test, so the list cannot
+/// outlive the bug. Internal to [`__conformance_module!`].
+#[doc(hidden)]
+pub async fn __run_case(
+    case: &str,
+    known_failures: &[(&str, &str)],
+    run: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    match known_failures.iter().find(|(name, _)| *name == case) {
+        None => run.await,
+        Some((_, why)) => {
+            let outcome = tokio::spawn(run).await;
+            assert!(
+                outcome.is_err(),
+                "{case} passes now: take it off the known failures ({why})"
+            );
+        }
+    }
 }
