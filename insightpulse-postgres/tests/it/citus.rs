@@ -459,7 +459,7 @@ async fn a_distributed_outbox_comes_back_to_the_coordinator() {
     let mut worker = nodes()
         .unwrap()
         .worker
-        .database(&pool.connect_options().get_database().unwrap().to_owned())
+        .database(pool.connect_options().get_database().unwrap())
         .connect()
         .await
         .unwrap();
