@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Makes two PgBouncers in transaction mode available in front of the
-# PostgreSQL of scripts/setup-db.sh (127.0.0.1:5432), idempotently:
+# Makes PgBouncers in transaction mode available, idempotently: two in
+# front of the PostgreSQL of scripts/setup-db.sh (127.0.0.1:5432) and one in
+# front of the Citus coordinator of scripts/setup-citus.sh (127.0.0.1:5433):
 #
 # - 127.0.0.1:6432  PgBouncer 1.18, Debian 12's own `pgbouncer` package: it
 #   does not track prepared statements, so the SDK reaches it with
@@ -9,7 +10,10 @@
 #   package (like pgvector in setup-db.sh: the trixie deb-src line lives in a
 #   throw-away apt configuration used for that one call, so no trixie binary
 #   package can reach the system), with `max_prepared_statements = 200`: the
-#   SDK's default mode works through it.
+#   SDK's default mode works through it;
+# - 127.0.0.1:6434  the same PgBouncer 1.24 in front of the Citus
+#   coordinator (it connects when a client comes, so it may start before
+#   the coordinator does).
 #
 # Both pool at most 2 server connections per database and user (so clients
 # really share them), reach every database (`* = …`, as `#[sqlx::test]`
@@ -21,8 +25,9 @@
 # started with `-d`; a running one is left alone unless its config changed,
 # then restarted. The 1.24 binary is built once and kept in the cache.
 #
-# The tests find them through INSIGHTPULSE_PGBOUNCER_118_URL and
-# INSIGHTPULSE_PGBOUNCER_124_URL, which scripts/test.sh exports.
+# The tests find them through INSIGHTPULSE_PGBOUNCER_118_URL,
+# INSIGHTPULSE_PGBOUNCER_124_URL and INSIGHTPULSE_PGBOUNCER_CITUS_URL, which
+# scripts/test.sh exports.
 set -euo pipefail
 
 SUDO=""
@@ -88,10 +93,10 @@ if ! [ -x "$PGB124_BIN" ] || ! "$PGB124_BIN" --version | grep -q "PgBouncer $PGB
 fi
 
 # --- Running them --------------------------------------------------------------
-# start_pooler NAME BINARY PORT [EXTRA CONFIG LINE...]
+# start_pooler NAME BINARY PORT SERVER_PORT [EXTRA CONFIG LINE...]
 start_pooler() {
-  local name="$1" bin="$2" port="$3"
-  shift 3
+  local name="$1" bin="$2" port="$3" server_port="$4"
+  shift 4
   local dir="$CACHE/$name"
   local ini="$dir/pgbouncer.ini" pid="$dir/pgbouncer.pid"
   $SUDO mkdir -p "$dir"
@@ -100,7 +105,7 @@ start_pooler() {
   wanted="$(cat <<EOF
 ; Written by scripts/setup-pgbouncer.sh; binary: $bin ($("$bin" --version | head -n1))
 [databases]
-* = host=127.0.0.1 port=5432
+* = host=127.0.0.1 port=$server_port
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -146,10 +151,14 @@ EOF
     rm -f "$pid"
     "$bin" -d "$ini"
   fi
-  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p "$port" && break; sleep 0.1; done
-  pg_isready -h 127.0.0.1 -p "$port" >/dev/null
+  # Listening: pg_isready says 0 (accepting) or 1 (rejecting: the server
+  # behind it is not up yet), not 2 (no answer).
+  listening() { local rc=0; pg_isready -q -h 127.0.0.1 -p "$port" || rc=$?; [ "$rc" -le 1 ]; }
+  for _ in $(seq 1 50); do listening && break; sleep 0.1; done
+  listening
   echo "setup-pgbouncer: $name started on 127.0.0.1:$port" >&2
 }
 
-start_pooler pgbouncer-1.18 /usr/sbin/pgbouncer 6432
-start_pooler pgbouncer-1.24 "$PGB124_BIN" 6433 "max_prepared_statements = 200"
+start_pooler pgbouncer-1.18 /usr/sbin/pgbouncer 6432 5432
+start_pooler pgbouncer-1.24 "$PGB124_BIN" 6433 5432 "max_prepared_statements = 200"
+start_pooler pgbouncer-1.24-citus "$PGB124_BIN" 6434 5433 "max_prepared_statements = 200"

@@ -4,7 +4,7 @@
 # PostgreSQL ones against the real database as `authenticated` with RLS on,
 # through two PgBouncers in transaction mode (1.18 and 1.24, see
 # scripts/setup-pgbouncer.sh), and on a Citus coordinator with one worker
-# (scripts/setup-citus.sh).
+# (scripts/setup-citus.sh), directly and through a PgBouncer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-db.sh
@@ -16,5 +16,6 @@ export INSIGHTPULSE_PGBOUNCER_124_URL="${INSIGHTPULSE_PGBOUNCER_124_URL:-postgre
 if [ -f /usr/share/postgresql/15/extension/citus.control ]; then
   export INSIGHTPULSE_CITUS_URL="${INSIGHTPULSE_CITUS_URL:-postgres://postgres@127.0.0.1:5433/postgres}"
   export INSIGHTPULSE_CITUS_WORKER_URL="${INSIGHTPULSE_CITUS_WORKER_URL:-postgres://postgres@127.0.0.1:5434/postgres}"
+  export INSIGHTPULSE_PGBOUNCER_CITUS_URL="${INSIGHTPULSE_PGBOUNCER_CITUS_URL:-postgres://postgres@127.0.0.1:6434/postgres}"
 fi
 cargo test --workspace --all-features --locked "$@"

@@ -269,8 +269,8 @@ async fn fixtures(direct: &Repos) -> Vec<Fixture> {
         .collect()
 }
 
-/// Runs the load through the pooler at `url` in `mode`, against the test's
-/// database, and returns the tallies of every task.
+/// Runs the load through the pooler at `url` in `mode`, against the
+/// database of `connect` (the test's), and returns the tallies of every task.
 async fn run(
     pool: PgPool,
     connect: &PgConnectOptions,
@@ -280,9 +280,7 @@ async fn run(
 ) -> Tally {
     let (direct_backend, clock) = crate::backend(pool.clone()).await;
     let direct = direct_backend.repos();
-    let database = connect
-        .get_database()
-        .expect("sqlx::test names the database");
+    let database = connect.get_database().expect("a test database");
     let options = PgBackend::connect_options(url).unwrap().database(database);
     let pooled_backend = PgBackend::connect_with(options, TokenHasher::insecure_development())
         .await
@@ -394,6 +392,34 @@ async fn pgbouncer_124_in_the_default_mode_answers_like_the_direct_connection(
         t.wrong.len(),
         t.errors.len()
     );
+}
+
+/// PgBouncer 1.24 in front of the Citus coordinator, in both modes: the
+/// unit of work opens with `CALL insightpulse_auth.act_as(…)` there, and
+/// every answer through the pooler must match the direct connection's.
+#[tokio::test]
+async fn pgbouncer_in_front_of_the_citus_coordinator_answers_like_the_direct_connection() {
+    let Some(url) = pooler_url("INSIGHTPULSE_PGBOUNCER_CITUS_URL") else {
+        return;
+    };
+    for (mode, name) in [
+        (PoolerMode::Transaction, "Transaction mode"),
+        (PoolerMode::default(), "Session (default) mode"),
+    ] {
+        let Some(pool) = crate::citus::database().await else {
+            return;
+        };
+        let connect = (*pool.connect_options()).clone();
+        let t = run(pool, &connect, &url, mode, CALLS / 3).await;
+        report(&format!("PgBouncer 1.24 before Citus, {name}"), &t);
+        assert_eq!(t.calls, TASKS * (CALLS / 3));
+        assert!(
+            t.wrong.is_empty() && t.errors.is_empty(),
+            "{} wrong answers, {} errors (the first printed above)",
+            t.wrong.len(),
+            t.errors.len()
+        );
+    }
 }
 
 /// The control: the same comparison catches the failure the mode exists

@@ -152,3 +152,37 @@ pub async fn __run_case(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::__run_case;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const KNOWN: &[(&str, &str)] = &[("broken", "a known bug")];
+
+    /// A case off the list runs (and its failure is the test's); a listed
+    /// case passes while it fails and fails once it passes.
+    #[tokio::test]
+    async fn known_failures_must_keep_failing() {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        __run_case(
+            "fine",
+            KNOWN,
+            async move { flag.store(true, Ordering::SeqCst) },
+        )
+        .await;
+        assert!(ran.load(Ordering::SeqCst));
+
+        __run_case("broken", KNOWN, async { panic!("still broken") }).await;
+
+        let fixed = tokio::spawn(__run_case("broken", KNOWN, async {})).await;
+        assert!(fixed.is_err(), "a listed case that passes must fail");
+        let unlisted = tokio::spawn(__run_case("fine", KNOWN, async { panic!("bug") })).await;
+        assert!(
+            unlisted.is_err(),
+            "an unlisted case's failure is the test's"
+        );
+    }
+}
