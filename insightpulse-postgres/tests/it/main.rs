@@ -31,7 +31,6 @@ mod conformance_on_citus {
     /// caller, under RLS.
     const DEFINER: &str = "a definer function runs as the caller on the workers";
     const KNOWN_FAILURES: &[(&str, &str)] = &[
-        ("api_key_rejections_have_reasons", DEFINER),
         (
             "audit_log_anonymization_erases_old_personal_fields",
             DEFINER,
