@@ -25,11 +25,11 @@ mod conformance {
 /// `KNOWN_FAILURES` must still fail there (the README's "Running on Citus"
 /// says what is left); every other case must pass.
 mod conformance_on_citus {
-    /// A function that reads or erases with its owner's rights (`SECURITY
-    /// DEFINER`) runs its distributed statements on the connection Citus
-    /// opened for the unit of work, where the caller's role is set: as the
-    /// caller, under RLS.
-    const DEFINER: &str = "a definer function runs as the caller on the workers";
+    /// Retention and erasure change the audit trail through functions with
+    /// the owner's rights in the same transaction as the system's own writes
+    /// to the tenant's co-located shards: Citus picks a worker connection by
+    /// the current user and refuses two users' writes to one shard group.
+    const DEFINER: &str = "the owner's and the system's writes on two connections";
     const KNOWN_FAILURES: &[(&str, &str)] = &[
         (
             "audit_log_anonymization_erases_old_personal_fields",
