@@ -21,35 +21,9 @@ mod conformance {
     );
 }
 
-/// The same cases on a Citus coordinator (see `citus`). Those in
-/// `KNOWN_FAILURES` must still fail there (the README's "Running on Citus"
-/// says what is left); every other case must pass.
+/// The same cases on a Citus coordinator (see `citus`): every one must pass
+/// there as on PostgreSQL.
 mod conformance_on_citus {
-    /// Retention and erasure change the audit trail through functions with
-    /// the owner's rights in the same transaction as the system's own writes
-    /// to the tenant's co-located shards: Citus picks a worker connection by
-    /// the current user and refuses two users' writes to one shard group.
-    const DEFINER: &str = "the owner's and the system's writes on two connections";
-    const KNOWN_FAILURES: &[(&str, &str)] = &[
-        (
-            "audit_log_anonymization_erases_old_personal_fields",
-            DEFINER,
-        ),
-        (
-            "audit_log_deletion_purges_the_old_prefix_in_batches",
-            DEFINER,
-        ),
-        ("audit_log_purge_never_purges_its_own_attestations", DEFINER),
-        ("audit_log_purge_stops_at_the_first_recent_entry", DEFINER),
-        ("enforce_retention_is_system_only", DEFINER),
-        ("erase_user_is_self_or_system", DEFINER),
-        ("erase_user_removes_and_pseudonymizes", DEFINER),
-        ("last_active_owner_cannot_be_erased", DEFINER),
-        (
-            "retention_reports_every_policy_and_touches_nothing_else",
-            DEFINER,
-        ),
-    ];
     /// A fresh Citus harness, or the end of the test when no cluster is set.
     macro_rules! citus {
         () => {
@@ -59,15 +33,7 @@ mod conformance_on_citus {
             }
         };
     }
-    use insightpulse_testing as t;
-    t::__conformance_cases_audit!([#[tokio::test] () => citus!()]);
-    t::__conformance_cases_projects!([#[tokio::test] () => citus!()]);
-    t::__conformance_cases_error!([#[tokio::test] () => citus!()]);
-    t::__conformance_cases_idempotency!([#[tokio::test] () => citus!()]);
-    t::__conformance_cases_tenancy!([#[tokio::test] () => citus!(), known_failures: KNOWN_FAILURES]);
-    t::__conformance_cases_privacy!([#[tokio::test] () => citus!(), known_failures: KNOWN_FAILURES]);
-    t::__conformance_cases_outbox!([#[tokio::test] () => citus!()]);
-    t::__conformance_cases_jobs!([#[tokio::test] () => citus!()]);
+    insightpulse_testing::conformance_tests!(#[tokio::test] () => citus!());
 }
 
 use insightpulse_core::tenancy::passwords::PasswordCost;
