@@ -37,15 +37,6 @@ pub(crate) async fn populate(repos: &Repos, slug: &str) -> (TenantId, UserId) {
     (f.tenant, f.owner)
 }
 
-/// [`populate`] for tenancy and projects only (and the audit trail they
-/// write): what runs on Citus so far.
-pub(crate) async fn populate_tenancy(repos: &Repos, slug: &str) -> (TenantId, UserId) {
-    let f = fixture(repos, slug).await;
-    let (project, env) = projects(&f).await;
-    tenancy(&f, project, env).await;
-    (f.tenant, f.owner)
-}
-
 async fn fixture<'a>(repos: &'a Repos, slug: &'a str) -> Fixture<'a> {
     let owner = user(repos, &format!("owner@{slug}.io")).await;
     let member = user(repos, &format!("member@{slug}.io")).await;
