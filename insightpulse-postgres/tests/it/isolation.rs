@@ -353,8 +353,20 @@ pub(crate) async fn attack_table(
     if obj.contains_key("user_id") {
         obj.insert("user_id".into(), serde_json::json!(attacker_id));
     }
-    // A plain INSERT … VALUES of every stored column (Citus takes no
-    // INSERT … SELECT from a function).
+    let sql = insert_row_sql(pool, table).await;
+    match attack_on(pool, cluster, attacker, &sql, Some(&forged)).await {
+        Err(code) if code == "42501" => {}
+        other => leaks.push(format!(
+            "{table}: insert into B was not refused by RLS: {other:?}"
+        )),
+    }
+    leaks
+}
+
+/// An insert into `table` of the row given as JSON in `$1`: a plain
+/// `INSERT … VALUES` of every stored column (Citus takes no `INSERT …
+/// SELECT` from a function).
+pub(crate) async fn insert_row_sql(pool: &PgPool, table: &str) -> String {
     let columns: Vec<String> = sqlx::query_scalar(
         "SELECT attname::text FROM pg_attribute
           WHERE attrelid = ('insightpulse.' || $1)::regclass AND attnum > 0
@@ -368,18 +380,11 @@ pub(crate) async fn attack_table(
         .iter()
         .map(|c| format!("(jsonb_populate_record(NULL::{table}, $1)).{c}"))
         .collect();
-    let sql = format!(
+    format!(
         "INSERT INTO {table} ({}) VALUES ({})",
         columns.join(", "),
         values.join(", ")
-    );
-    match attack_on(pool, cluster, attacker, &sql, Some(&forged)).await {
-        Err(code) if code == "42501" => {}
-        other => leaks.push(format!(
-            "{table}: insert into B was not refused by RLS: {other:?}"
-        )),
-    }
-    leaks
+    )
 }
 
 /// Runs one attack statement in its own transaction as `attacker`; returns

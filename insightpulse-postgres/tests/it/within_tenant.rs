@@ -10,8 +10,9 @@
 //! Every tenant table found in the catalog needs a [`Rule`]: a table added
 //! by a later module fails here until it says who may do what.
 
-use crate::isolation::{attack, populate, tenant_tables};
+use crate::isolation::{attack_on, insert_row_sql, populate, tenant_tables};
 use insightpulse_core::{Context, Repos, TenantId, UserId};
+use insightpulse_postgres::uow::Cluster;
 use insightpulse_testing::fixtures::member_with_role;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -159,17 +160,29 @@ async fn forged_row(pool: &PgPool, table: &str, a: TenantId, actor: UserId) -> s
 
 #[sqlx::test(migrations = false)]
 async fn members_do_in_raw_sql_exactly_what_their_grants_allow(pool: PgPool) {
+    grants_hold_in_raw_sql(&pool, Cluster::Postgres).await;
+}
+
+/// The same through a Citus coordinator.
+#[tokio::test]
+async fn members_do_in_raw_sql_exactly_what_their_grants_allow_on_citus() {
+    if let Some(pool) = crate::citus::database().await {
+        grants_hold_in_raw_sql(&pool, Cluster::Citus).await;
+    }
+}
+
+async fn grants_hold_in_raw_sql(pool: &PgPool, cluster: Cluster) {
     let repos = crate::harness(pool.clone()).await.repos;
     let (a, owner) = populate(&repos, "alpha").await;
     let owner_ctx = Context::user(owner).in_tenant(a);
     let member: Uuid =
         sqlx::query_scalar("SELECT id FROM insightpulse.users WHERE email = 'member@alpha.io'")
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
     let actors = actors(&repos, &owner_ctx).await;
 
-    let tables = tenant_tables(&pool).await;
+    let tables = tenant_tables(pool).await;
     let mut wrong = vec![];
     for (table, ..) in &tables {
         let rule = RULES
@@ -180,7 +193,7 @@ async fn members_do_in_raw_sql_exactly_what_their_grants_allow(pool: PgPool) {
             "SELECT count(*) FROM insightpulse.{table} WHERE tenant_id = $1"
         ))
         .bind(a.0)
-        .fetch_one(&pool)
+        .fetch_one(pool)
         .await
         .unwrap();
         assert!(total > 0, "{table}: add a row of this table to `populate`");
@@ -196,7 +209,7 @@ async fn members_do_in_raw_sql_exactly_what_their_grants_allow(pool: PgPool) {
             ))
             .bind(a.0)
             .bind(actor.id.0)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .unwrap();
             let expected = match rule.read {
@@ -204,7 +217,7 @@ async fn members_do_in_raw_sql_exactly_what_their_grants_allow(pool: PgPool) {
                 Need::OwnOr(_) => own,
                 _ => 0,
             };
-            let mut tx = crate::acting_as(&pool, &actor.ctx).await;
+            let mut tx = crate::acting_as_on(pool, cluster, &actor.ctx).await;
             let seen: i64 = sqlx::query_scalar(&format!(
                 "SELECT count(*) FROM {table} WHERE tenant_id = $1"
             ))
@@ -232,14 +245,12 @@ async fn members_do_in_raw_sql_exactly_what_their_grants_allow(pool: PgPool) {
                 ),
             ];
             for (what, need, sql) in statements {
-                let outcome = attack(&pool, &actor.ctx, &sql, None).await;
+                let outcome = attack_on(pool, cluster, &actor.ctx, &sql, None).await;
                 judge(&mut wrong, table, who, what, actor.may(need), outcome);
             }
-            let forged = forged_row(&pool, table, a, actor.id).await;
-            let sql = format!(
-                "INSERT INTO {table} SELECT * FROM jsonb_populate_record(NULL::{table}, $1)"
-            );
-            let outcome = attack(&pool, &actor.ctx, &sql, Some(&forged)).await;
+            let forged = forged_row(pool, table, a, actor.id).await;
+            let sql = insert_row_sql(pool, table).await;
+            let outcome = attack_on(pool, cluster, &actor.ctx, &sql, Some(&forged)).await;
             judge(
                 &mut wrong,
                 table,
