@@ -30,6 +30,18 @@ async fn concurrent_calls_never_see_each_others_identity(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
+    concurrent_calls_never_see_each_others_identity_in(connect).await;
+}
+
+/// The same through a Citus coordinator.
+#[tokio::test]
+async fn concurrent_calls_never_see_each_others_identity_on_citus() {
+    if let Some(pool) = crate::citus::database().await {
+        concurrent_calls_never_see_each_others_identity_in((*pool.connect_options()).clone()).await;
+    }
+}
+
+async fn concurrent_calls_never_see_each_others_identity_in(connect: PgConnectOptions) {
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .connect_with(connect)
@@ -140,6 +152,21 @@ async fn prepared_reads_apply_the_policies_of_whoever_runs_them(
     _: PgPoolOptions,
     connect: PgConnectOptions,
 ) {
+    prepared_reads_apply_the_policies_of_whoever_runs_them_in(connect).await;
+}
+
+/// The same through a Citus coordinator.
+#[tokio::test]
+async fn prepared_reads_apply_the_policies_of_whoever_runs_them_on_citus() {
+    if let Some(pool) = crate::citus::database().await {
+        prepared_reads_apply_the_policies_of_whoever_runs_them_in(
+            (*pool.connect_options()).clone(),
+        )
+        .await;
+    }
+}
+
+async fn prepared_reads_apply_the_policies_of_whoever_runs_them_in(connect: PgConnectOptions) {
     use insightpulse_core::tenancy::{ApiKeyScope, NewApiKey};
     let pool = PgPoolOptions::new()
         .max_connections(1)
