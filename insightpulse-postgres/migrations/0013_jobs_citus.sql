@@ -1,13 +1,11 @@
--- The job queue's cross-tenant calls on Citus (the migrator creates these
--- everywhere; src/jobs.rs calls them only on a Citus cluster).
+-- The job queue's claim on Citus (the migrator creates it everywhere;
+-- src/jobs.rs calls it only on a Citus cluster).
 --
 -- Why a second form: on Citus `jobs` is distributed by tenant_id, and a
 -- claim reaches across tenants. Citus runs a statement across shards only
 -- without row locks, recursion or joins it cannot push down: the claim of
 -- 0009 (an UPDATE joined to a `FOR UPDATE SKIP LOCKED` sub-select, a
--- recursive walk of the tenants) and the purge (a DELETE joined to a
--- limited sub-select, which Citus would run as an intermediate result the
--- coordinator reads back under the caller's role) cannot be planned.
+-- recursive walk of the tenants) cannot be planned.
 --
 -- Rules (those of 0009, kept statement for statement):
 -- * Cross-shard statements only read, or update by a plain filter; every
@@ -119,32 +117,3 @@ END
 $$;
 REVOKE ALL ON FUNCTION insightpulse.claim_jobs_citus(text, text, integer, integer, timestamptz, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION insightpulse.claim_jobs_citus(text, text, integer, integer, timestamptz, timestamptz) TO service_role;
-
--- Deletes up to p_limit jobs finished before p_cutoff; returns how many.
--- The system only.
-CREATE FUNCTION insightpulse.purge_jobs_citus(p_cutoff timestamptz, p_limit integer)
-    RETURNS bigint
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = insightpulse, pg_temp
-AS $$
-DECLARE
-    v_tenants uuid[] := '{}';
-    v_ids     uuid[] := '{}';
-    v_count   bigint;
-    r         record;
-BEGIN
-    FOR r IN SELECT tenant_id, id FROM jobs
-              WHERE state IN ('completed', 'dead', 'cancelled') AND finished_at < p_cutoff
-              LIMIT p_limit LOOP
-        v_tenants := v_tenants || r.tenant_id;
-        v_ids := v_ids || r.id;
-    END LOOP;
-    DELETE FROM jobs j
-     USING unnest(v_tenants, v_ids) AS d(tenant_id, id)
-     WHERE j.tenant_id = d.tenant_id AND j.id = d.id;
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
-END
-$$;
-REVOKE ALL ON FUNCTION insightpulse.purge_jobs_citus(timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION insightpulse.purge_jobs_citus(timestamptz, integer) TO service_role;

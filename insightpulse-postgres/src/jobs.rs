@@ -253,8 +253,7 @@ impl PgBackend {
         self.count_trip(ctx, false, &sql).await
     }
 
-    /// The count in the one row `statement` returns (`WITH u AS (… RETURNING
-    /// 1) SELECT count(*) FROM u`, or a function's).
+    /// The count a `WITH u AS (… RETURNING 1) SELECT count(*) FROM u` gives.
     async fn count_trip(&self, ctx: &Context, durable: bool, statement: &str) -> Result<u64> {
         let rows = self.one_trip(ctx, durable, statement).await?;
         let n: i64 = rows
@@ -597,13 +596,6 @@ impl JobRepo for PgBackend {
             ctx.require_system()?;
             if limit == 0 {
                 return Err(Error::validation("limit", "must be positive"));
-            }
-            if self.cluster().await? == Cluster::Citus {
-                let statement = format!(
-                    "SELECT insightpulse.purge_jobs_citus({}, {limit})",
-                    ts(cutoff)
-                );
-                return self.count_trip(ctx, true, &statement).await;
             }
             self.count_trip(
                 ctx,
