@@ -15,6 +15,9 @@
 # The tests find the nodes through INSIGHTPULSE_CITUS_URL and
 # INSIGHTPULSE_CITUS_WORKER_URL, which scripts/test.sh exports, and make
 # their own databases (tests/it/citus.rs).
+#
+# `scripts/setup-citus.sh db NAME` (re)creates database NAME on both nodes
+# with the extension and the worker registered, and prints its URL.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 setup="${CITUS_SETUP:-$here/../../shared/tools/citus-setup}"
@@ -30,6 +33,9 @@ if [ ! -f /usr/share/postgresql/15/extension/citus.control ] && ! dpkg -s libkrb
     $SUDO apt-get update -q >/dev/null 2>&1
     $SUDO apt-get install -y -q libkrb5-dev >/dev/null
   }
+fi
+if [ "${1:-}" = db ]; then
+  exec $SUDO "$setup" db "$2"
 fi
 $SUDO "$setup" up
 if [ ! -f /usr/share/postgresql/15/extension/citus.control ]; then

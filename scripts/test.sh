@@ -19,3 +19,9 @@ if [ -f /usr/share/postgresql/15/extension/citus.control ]; then
   export INSIGHTPULSE_PGBOUNCER_CITUS_URL="${INSIGHTPULSE_PGBOUNCER_CITUS_URL:-postgres://postgres@127.0.0.1:6434/postgres}"
 fi
 cargo test --workspace --all-features --locked "$@"
+# The quickstart on the Citus coordinator: a fresh database, which its
+# migrate distributes, then the whole tour.
+if [ -n "${INSIGHTPULSE_CITUS_URL:-}" ] && [ "$#" -eq 0 ]; then
+  DATABASE_URL="$(scripts/setup-citus.sh db insightpulse_quickstart)" \
+    cargo run --quiet --all-features --locked --example quickstart
+fi
