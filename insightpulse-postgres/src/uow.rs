@@ -216,9 +216,10 @@ pub enum Cluster {
     /// them (migration 0008).
     Postgres,
     /// A Citus coordinator: the settings by `SET LOCAL` (which Citus passes
-    /// on to the workers, where the policies run), and the caller's tenants
-    /// and grants derived as the unit of work opens, before the role is
-    /// taken (`insightpulse_auth.derive`, migration 0012).
+    /// on to the workers, where the policies run), the caller's tenants and
+    /// grants derived as the unit of work opens (`insightpulse_auth.derive`,
+    /// migration 0012), then the role taken on the coordinator alone, so
+    /// that Citus reaches the workers as the caller (migration 0015).
     Citus,
 }
 
