@@ -18,7 +18,6 @@ use insightpulse::tenancy::tokens::TokenHasher;
 use insightpulse::{Context, ProjectId, Repos, TenantId, UserId};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
-use std::time::Instant;
 use uuid::Uuid;
 
 mod common;
@@ -33,38 +32,9 @@ fn env_or(var: &str, default: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| default.into())
 }
 
-/// Seeds the data set once (as the superuser, statement by statement: the
-/// same on both), with a Developer member in tenant 42.
+/// Seeds the data set once (the same on both clusters).
 async fn seed(pool: &PgPool) {
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM insightpulse.projects")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    if have >= TENANTS * PROJECTS_PER_TENANT {
-        return;
-    }
-    let t = Instant::now();
-    for sql in [
-        "INSERT INTO insightpulse.users (id, email) SELECT md5('u' || i)::uuid, 'owner' || i || '@bench.io' FROM generate_series(1, $1) i",
-        "INSERT INTO insightpulse.tenants (id, slug, name) SELECT md5('t' || i)::uuid, 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, $1) i",
-        "INSERT INTO insightpulse.org_memberships (tenant_id, user_id, is_owner) SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, true FROM generate_series(1, $1) i",
-        "INSERT INTO insightpulse.projects (tenant_id, slug, name)
-           SELECT md5('t' || i)::uuid, 'project-' || p, 'Project ' || p
-             FROM generate_series(1, $1) i, generate_series(1, 50) p",
-    ] {
-        sqlx::query(sql).bind(TENANTS).execute(pool).await.unwrap();
-    }
-    for sql in [
-        "INSERT INTO insightpulse.users (id, email) VALUES (md5('dev')::uuid, 'dev@bench.io')",
-        "INSERT INTO insightpulse.org_memberships (tenant_id, user_id) VALUES (md5('t42')::uuid, md5('dev')::uuid)",
-        "INSERT INTO insightpulse.user_roles (tenant_id, user_id, role_id)
-           SELECT md5('t42')::uuid, md5('dev')::uuid, r.id FROM insightpulse.roles r
-            WHERE r.tenant_id IS NULL AND r.name = 'Developer' AND r.scope = 'global'",
-        "ANALYZE",
-    ] {
-        sqlx::query(sql).execute(pool).await.unwrap();
-    }
-    println!("seeded in {:.1}s", t.elapsed().as_secs_f64());
+    common::seed_tenants(pool, TENANTS, PROJECTS_PER_TENANT, &[]).await;
 }
 
 /// The bench database on the cluster: created on both nodes with the

@@ -20,7 +20,6 @@ use insightpulse::tenancy::tokens::TokenHasher;
 use insightpulse::{Context, ProjectId, Repos, TenantId, UserId};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use std::time::Instant;
 use uuid::Uuid;
 
 mod common;
@@ -33,49 +32,20 @@ const PROJECTS_PER_TENANT: i64 = 50;
 /// then hits both sides alike).
 const CALLS: usize = ROUNDS * PER_ROUND;
 
-/// Seeds the data set once (as the pool's superuser, in bulk), with a
-/// Developer member in tenant 42 for the permission check.
+/// Seeds the data set once, every owner also holding the Admin role.
 async fn seed(pool: &PgPool) {
-    let have: i64 = sqlx::query_scalar("SELECT count(*) FROM projects")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    if have >= TENANTS * PROJECTS_PER_TENANT {
-        return;
-    }
-    let t = Instant::now();
-    for sql in [
-        "INSERT INTO users (id, email) SELECT md5('u' || i)::uuid, 'owner' || i || '@bench.io' FROM generate_series(1, $1) i",
-        "INSERT INTO tenants (id, slug, name) SELECT md5('t' || i)::uuid, 'tenant-' || i, 'Tenant ' || i FROM generate_series(1, $1) i",
-        "INSERT INTO org_memberships (tenant_id, user_id, is_owner) SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, true FROM generate_series(1, $1) i",
-        "INSERT INTO user_roles (tenant_id, user_id, role_id)
-           SELECT md5('t' || i)::uuid, md5('u' || i)::uuid, (SELECT id FROM roles WHERE tenant_id IS NULL AND name = 'Admin')
-             FROM generate_series(1, $1) i",
-    ] {
-        sqlx::query(sql).bind(TENANTS).execute(pool).await.unwrap();
-    }
-    sqlx::query(
-        "WITH u AS (INSERT INTO users (id, email) VALUES (md5('dev')::uuid, 'dev@bench.io') RETURNING id),
-              m AS (INSERT INTO org_memberships (tenant_id, user_id) SELECT md5('t42')::uuid, id FROM u)
-         INSERT INTO user_roles (tenant_id, user_id, role_id)
-         SELECT md5('t42')::uuid, u.id, r.id FROM u, roles r
-          WHERE r.tenant_id IS NULL AND r.name = 'Developer' AND r.scope = 'global'",
+    common::seed_tenants(
+        pool,
+        TENANTS,
+        PROJECTS_PER_TENANT,
+        &[
+            "INSERT INTO insightpulse.user_roles (tenant_id, user_id, role_id)
+             SELECT md5('t' || i)::uuid, md5('u' || i)::uuid,
+                    (SELECT id FROM insightpulse.roles WHERE tenant_id IS NULL AND name = 'Admin')
+               FROM generate_series(1, $1) i",
+        ],
     )
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO projects (tenant_id, slug, name)
-         SELECT md5('t' || i)::uuid, 'project-' || p, 'Project ' || p
-           FROM generate_series(1, $1) i, generate_series(1, $2) p",
-    )
-    .bind(TENANTS)
-    .bind(PROJECTS_PER_TENANT)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query("ANALYZE").execute(pool).await.unwrap();
-    println!("seeded in {:.1}s", t.elapsed().as_secs_f64());
+    .await;
 }
 
 /// A backend on one client connection to `url`, in `mode`.
